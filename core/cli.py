@@ -1,0 +1,200 @@
+"""Command-line interface: `python -m core [--db PATH] COMMAND [--json]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from core import datasets, models, store
+from core.paths import db_path
+
+
+class CliError(Exception):
+    """An error reported as one line on stderr with exit status 1."""
+
+
+Handler = Callable[[sqlite_utils.Database, argparse.Namespace], Any]
+COMMANDS: dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], Any], str]] = {}
+
+
+def command(name: str, help_text: str, arguments: Callable[[argparse.ArgumentParser], Any] = lambda p: None
+            ) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        COMMANDS[name] = (fn, arguments, help_text)
+        return fn
+    return register
+
+
+def say(args: argparse.Namespace, text: str) -> None:
+    """Progress for humans goes to stderr so --json output stays one object on stdout."""
+    if not args.json:
+        print(text, file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------- commands
+
+@command("init", "create the database, convert the default model, seed the demo project",
+         lambda p: p.add_argument("--no-model", action="store_true", help="skip the model conversion"))
+def cmd_init(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
+    from core import demo, training
+
+    if not args.no_model:
+        models.ensure_default_model(lambda msg: say(args, msg))
+    seeded = demo.seed_demo(db)
+    reconciled = training.reconcile(db)
+    return {"db": str(db_path(args.db)), "model": str(models.default_model_dir()),
+            "demo_seeded": seeded is not None, "runs_marked_interrupted": reconciled,
+            "last_migration": store.last_migration(db)}
+
+
+@command("status", "counts per table, model readiness, last migration")
+def cmd_status(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
+    return {"db": str(db_path(args.db)), "tables": store.table_counts(db),
+            "model_ready": models.is_checkpoint(models.default_model_dir()),
+            "last_migration": store.last_migration(db)}
+
+
+def _models_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--add", metavar="PATH_OR_HUB_ID", help="register a local model directory or hub id")
+
+
+@command("models", "list available base models", _models_args)
+def cmd_models(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
+    if args.add:
+        try:
+            models.add_model(db, args.add, actor="cli")
+        except models.ModelUnavailable as exc:
+            raise CliError(str(exc)) from exc
+    return {"models": [vars(m) | {} for m in map(_model_dict, models.list_models(db))]}
+
+
+def _model_dict(m: models.BaseModel) -> dict[str, Any]:
+    return {"name": m.name, "source": m.source, "location": m.location, "ready": m.ready, "note": m.note}
+
+
+def _import_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", type=Path)
+    p.add_argument("--dataset", required=True, help="dataset name (created if missing)")
+    p.add_argument("--split", choices=["train", "heldout"], default="train")
+    p.add_argument("--author", default="cli")
+    p.add_argument("--max-length", type=int, default=1024)
+
+
+@command("import", "import a JSONL file with a per-line report", _import_args)
+def cmd_import(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
+    from core import templating
+
+    try:
+        data = args.file.read_bytes()
+    except OSError as exc:
+        raise CliError(f"Cannot read {args.file}: {exc.strerror}") from exc
+    dataset = _dataset(db, args.dataset, create=True)
+    report = datasets.import_jsonl(db, dataset, data, source=args.file.name, author=args.author,
+                                   split=args.split, max_length=args.max_length,
+                                   count_tokens=templating.token_counter(models.DEFAULT_MODEL))
+    if not args.json:
+        for problem in report.errors + report.warnings:
+            print(f"{args.file}:{problem.line}: {problem.code}: {problem.message}", file=sys.stderr)
+    result = report.to_dict()
+    result.pop("formats")
+    result["formats"] = report.formats
+    return result
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--version", type=int)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--split", choices=["train", "heldout"])
+    p.add_argument("--current", action="store_true", help="export current examples, not a version")
+
+
+@command("export", "write canonical OpenAI chat JSONL", _export_args)
+def cmd_export(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
+    dataset = _dataset(db, args.dataset)
+    text = datasets.export_jsonl(db, dataset, version=args.version, split=args.split, current=args.current)
+    args.out.write_text(text, encoding="utf-8")
+    return {"out": str(args.out), "examples": text.count("\n")}
+
+
+def _freeze_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--actor", default="cli")
+    p.add_argument("--override-reason", default="", help="admin override of the PII gate")
+
+
+@command("freeze", "make an immutable dataset version", _freeze_args)
+def cmd_freeze(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
+    dataset = _dataset(db, args.dataset)
+    version = datasets.freeze(db, dataset, actor=args.actor, override_reason=args.override_reason,
+                              is_admin=bool(args.override_reason))
+    return vars(version)
+
+
+@command("pii-scan", "scan a dataset for personal data", lambda p: p.add_argument("--dataset", required=True))
+def cmd_pii_scan(db: sqlite_utils.Database, args: argparse.Namespace) -> Any:
+    from core import pii
+
+    dataset = _dataset(db, args.dataset)
+    summary = pii.scan_dataset(db, dataset.id, lambda done, total: say(args, f"scanned {done}/{total}"))
+    findings = [f.to_dict() for f in pii.open_findings(db, dataset.id, status="")]
+    if not args.json:
+        say(args, f"{summary['scanned']} scanned, {summary['skipped_unchanged']} unchanged, "
+                  f"{len(findings)} finding(s)")
+    return findings
+
+
+def _dataset(db: sqlite_utils.Database, name: str, create: bool = False) -> datasets.Dataset:
+    try:
+        return datasets.get_dataset(db, name)
+    except datasets.DatasetError:
+        if create:
+            return datasets.create_dataset(db, name, actor="cli")
+        raise
+
+
+# ----------------------------------------------------------------------------- entry point
+
+def build_parser() -> argparse.ArgumentParser:
+    _load_command_modules()
+    parser = argparse.ArgumentParser(prog="python -m core", description="Tuning Studio command line.")
+    parser.add_argument("--db", help="database path (default: $STUDIO_DB or data/studio.db)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (_fn, arguments, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        p.add_argument("--db", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        arguments(p)
+    return parser
+
+
+def _load_command_modules() -> None:
+    # Commands of later concerns register themselves on import.
+    import core.cli_runs  # noqa: F401
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = COMMANDS[args.command][0]
+    try:
+        db = store.connect(args.db)
+        result = handler(db, args)
+    except (CliError, datasets.DatasetError, models.ModelUnavailable, store.StoreError,
+            ValueError, KeyError) as exc:
+        message = str(exc).strip("'\"")
+        if args.json:
+            print(json.dumps({"error": message}))
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result, default=str))
+    elif result is not None:
+        print(json.dumps(result, indent=2, default=str))
+    return 0

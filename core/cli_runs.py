@@ -1,0 +1,196 @@
+"""CLI commands for runs, generation, rating summaries and bundles (registered into core.cli)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from core import datasets, rating, training
+from core.cli import CliError, _dataset, command, say
+from core.store import insert_row
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", help="dataset name")
+    p.add_argument("--version", type=int, help="frozen version number (default: latest)")
+    p.add_argument("--preset", default=training.DEFAULT_PRESET, choices=sorted(training.PRESETS))
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    p.add_argument("--base-model", default="SmolLM2-135M-Instruct")
+    p.add_argument("--wait", action="store_true", help="stay in the foreground and print progress")
+    p.add_argument("--bundle", type=Path, help="train from a bundle written by train-bundle")
+
+
+@command("train", "queue a background training run (or --wait for it)", _train_args)
+def cmd_train(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
+    if args.bundle:
+        version, config, preset, base = _load_bundle(db, args.bundle)
+    else:
+        if not args.dataset:
+            raise CliError("--dataset or --bundle is required")
+        dataset = _dataset(db, args.dataset)
+        version = datasets.get_version(db, dataset.id, args.version)
+        preset, base = args.preset, args.base_model
+        config = training.PRESETS[preset]
+    overrides = dict(item.split("=", 1) for item in args.set if "=" in item)
+    if len(overrides) != len(args.set):
+        raise CliError("--set takes KEY=VALUE")
+    config = config.with_overrides(overrides)
+    run = training.start_run(db, version, base_model=base, preset=preset, config=config, actor="cli")
+    if args.wait:
+        run = _wait(db, run.id, args)
+    return _run_dict(run)
+
+
+def _wait(db: sqlite_utils.Database, run_id: int, args: argparse.Namespace) -> training.TrainingRun:
+    last_step = -1
+    while True:
+        run = training.get_run(db, run_id)
+        events = training.run_events(db, run_id)
+        if events and events[-1].step != last_step:
+            e = events[-1]
+            last_step = e.step
+            say(args, f"step {e.step}/{run.total_steps or '?'} loss={e.loss} eval_loss={e.eval_loss} "
+                      f"tokens/s={e.tokens_per_s}")
+        if run.finished:
+            return run
+        training.reconcile(db)
+        time.sleep(2)
+
+
+def _run_dict(run: training.TrainingRun) -> dict[str, Any]:
+    return {"run": run.id, "status": run.status, "preset": run.preset, "adapter_path": run.adapter_path,
+            "adapter_sha256": run.adapter_sha256, "metrics": run.metrics, "error": run.error.split("\n")[0]}
+
+
+@command("runs", "list runs", lambda p: p.add_argument("--dataset"))
+def cmd_runs(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
+    training.reconcile(db)
+    dataset_id = _dataset(db, args.dataset).id if args.dataset else None
+    return {"runs": [_run_dict(r) for r in training.list_runs(db, dataset_id)]}
+
+
+def _run_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", type=int, required=True)
+
+
+@command("cancel", "ask a run to stop at the next step", _run_arg)
+def cmd_cancel(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
+    return _run_dict(training.cancel_run(db, args.run, actor="cli"))
+
+
+@command("resume", "continue a stopped run from its last checkpoint", _run_arg)
+def cmd_resume(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
+    return _run_dict(training.resume_run(db, args.run, actor="cli"))
+
+
+def _generate_args(p: argparse.ArgumentParser) -> None:
+    _run_arg(p)
+    p.add_argument("--max-new-tokens", type=int, default=160)
+    p.add_argument("--sample", action="store_true", help="sample with --seed instead of greedy")
+    p.add_argument("--seed", type=int, default=0)
+
+
+@command("generate", "answer held-out prompts with base and tuned model", _generate_args)
+def cmd_generate(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
+    from core import generation
+
+    config = generation.GenerationConfig(max_new_tokens=args.max_new_tokens, do_sample=args.sample, seed=args.seed)
+    job = rating.start_generation(db, args.run, config, actor="cli", launch=False)
+    db.execute("UPDATE generation_jobs SET status = 'running' WHERE id = ?", [job.id])
+    say(args, f"generating {job.total} pairs…")
+    rating.run_generation_job(db, job.id)
+    found = rating.pairs(db, args.run)
+    return {"run": args.run, "pairs": len(found), "identical": sum(p.identical for p in found),
+            "flagged": sum(bool(set(p.flags) - {"identical"}) for p in found)}
+
+
+def _bundle_args(p: argparse.ArgumentParser) -> None:
+    _run_arg(p)
+    p.add_argument("--out", type=Path, required=True)
+
+
+@command("train-bundle", "write a self-contained training bundle for another machine", _bundle_args)
+def cmd_train_bundle(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
+    run = training.get_run(db, args.run)
+    version = datasets.version_by_id(db, run.dataset_version_id)
+    dataset = datasets.get_dataset(db, version.dataset_id)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "heldout"):
+        (out / f"{split}.jsonl").write_text(datasets.export_jsonl(db, dataset, version=version.number, split=split),
+                                            encoding="utf-8")
+    (out / "config.json").write_text(json.dumps({
+        "preset": run.preset, "base_model": run.base_model, "config": json.loads(run.config.to_json()),
+        "dataset": dataset.name, "dataset_version": version.number,
+        "dataset_version_sha256": version.content_hash}, indent=2))
+    (out / "README.md").write_text(BUNDLE_README.format(dataset=dataset.name, number=version.number))
+    return {"out": str(out), "files": sorted(p.name for p in out.iterdir())}
+
+
+BUNDLE_README = """# Tuning Studio training bundle
+
+Dataset '{dataset}', version {number}. Train it on any machine with the studio checked out:
+
+    python -m core --db bundle.db train --bundle . --wait
+
+On several GPUs, the same trainer runs under `accelerate launch`. Bring the adapter back with
+`python -m core import-adapter runs/run-0001/adapter` on the studio machine.
+"""
+
+
+def _load_bundle(db: sqlite_utils.Database, bundle: Path) -> tuple[datasets.DatasetVersion, training.TrainingConfig, str, str]:
+    meta = json.loads((bundle / "config.json").read_text())
+    name = f"{meta['dataset']} (bundle v{meta['dataset_version']})"
+    try:
+        dataset = datasets.get_dataset(db, name)
+    except datasets.DatasetError:
+        dataset = datasets.create_dataset(db, name, actor="cli")
+        for split in ("train", "heldout"):
+            datasets.import_jsonl(db, dataset, (bundle / f"{split}.jsonl").read_bytes(), split=split,
+                                  source=f"bundle/{split}.jsonl", author="cli")
+        from core import pii
+
+        pii.scan_dataset(db, dataset.id)
+    try:
+        version = datasets.get_version(db, dataset.id)
+    except datasets.DatasetError:
+        version = datasets.freeze(db, dataset, actor="cli",
+                                  override_reason="bundle was PII-checked on the studio machine", is_admin=True)
+    config = training.TrainingConfig.from_json(json.dumps(meta["config"]))
+    return version, config, meta["preset"], meta["base_model"]
+
+
+def _import_adapter_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("directory", type=Path)
+    p.add_argument("--version-id", type=int, required=True, help="dataset version it was trained on")
+
+
+@command("import-adapter", "bring an adapter trained elsewhere back, with its lineage", _import_adapter_args)
+def cmd_import_adapter(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
+    from core import generation
+    from core.store import now
+
+    source: Path = args.directory
+    if not (source / "adapter_config.json").exists():
+        raise CliError(f"{source} has no adapter_config.json: not a PEFT adapter directory")
+    adapter_cfg = json.loads((source / "adapter_config.json").read_text())
+    version = datasets.version_by_id(db, args.version_id)
+    run_id = insert_row(db, "runs", {
+        "dataset_version_id": version.id, "base_model": "SmolLM2-135M-Instruct", "preset": "imported",
+        "config_json": training.TrainingConfig().to_json(), "status": "succeeded", "created_by": "cli",
+        "queued_at": now(), "finished_at": now(),
+        "metrics_json": json.dumps({"imported_from": str(source.resolve()),
+                                    "base_model_name_or_path": adapter_cfg.get("base_model_name_or_path")})})
+    target = training.run_dir(db, run_id) / "adapter"
+    shutil.copytree(source, target)
+    sha = generation.adapter_sha256(target)
+    db.table("runs").update(run_id, {"adapter_path": str(target), "adapter_sha256": sha})
+    print(f"imported as run {run_id}", file=sys.stderr)
+    return {"run": run_id, "adapter_sha256": sha}

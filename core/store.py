@@ -1,0 +1,258 @@
+"""The SQLite store: connections (WAL, busy timeout, foreign keys), migrations, audit log."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from core.paths import db_path
+
+BUSY_TIMEOUT_MS = 10_000
+migrations = Migrations("tuning-studio")
+
+
+class StoreError(Exception):
+    """A write that could not be completed; nothing of it was kept."""
+
+
+def now() -> str:
+    """ISO-8601 UTC timestamp used in every table."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def connect(path: str | Path | None = None, *, migrate: bool = True) -> sqlite_utils.Database:
+    """A fresh connection per script run / process, never shared between threads."""
+    target = db_path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(target), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    # Autocommit mode: we open every transaction explicitly (see `transaction`).
+    conn.isolation_level = None
+    db = sqlite_utils.Database(conn)
+    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    db.execute("PRAGMA foreign_keys = ON")
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    if migrate:
+        migrations.apply(db)
+    return db
+
+
+@contextmanager
+def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """One multi-row write: BEGIN IMMEDIATE takes the write lock up front so two raters queue
+    behind the busy timeout instead of failing half way; any error rolls everything back."""
+    conn = db.conn
+    if conn.in_transaction:  # nested use joins the outer transaction
+        yield db
+        return
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        raise StoreError(f"The database is busy or unwritable: {exc}") from exc
+    try:
+        yield db
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.OperationalError as exc:
+        conn.execute("ROLLBACK")
+        raise StoreError(f"Could not save (nothing was written): {exc}") from exc
+
+
+def audit(db: sqlite_utils.Database, actor: str, action: str, object_type: str,
+          object_id: int | str | None, detail: dict[str, Any] | None = None) -> None:
+    """Append to the audit log. Callers pass descriptions, never raw PII values."""
+    db.table("audit_log").insert({
+        "actor": actor or "anonymous", "action": action, "object_type": object_type,
+        "object_id": None if object_id is None else str(object_id),
+        "detail_json": json.dumps(detail or {}, sort_keys=True), "created_at": now(),
+    })
+
+
+def get_setting(db: sqlite_utils.Database, key: str, default: str | None = None) -> str | None:
+    row = db.execute("SELECT value FROM settings WHERE key = ?", [key]).fetchone()
+    return row[0] if row else default
+
+
+def set_setting(db: sqlite_utils.Database, key: str, value: str) -> None:
+    db.table("settings").upsert({"key": key, "value": value, "updated_at": now()}, pk="key")
+
+
+def last_migration(db: sqlite_utils.Database) -> str | None:
+    applied = migrations.applied(db)
+    return applied[-1].name if applied else None
+
+
+def table_counts(db: sqlite_utils.Database) -> dict[str, int]:
+    return {name: db[name].count for name in db.table_names()
+            if not name.startswith(("_", "sqlite_"))}
+
+
+# ---------------------------------------------------------------------------------------------
+# Migrations: append only, never edit one that has landed (docs/data-model.md).
+# ---------------------------------------------------------------------------------------------
+
+@migrations()
+def m001_initial_schema(db: sqlite_utils.Database) -> None:
+    _run_statements(db, SCHEMA_V1)
+
+
+def _run_statements(db: sqlite_utils.Database, script: str) -> None:
+    # executescript() would COMMIT first and escape the migration's transaction.
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+SCHEMA_V1 = """
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL);
+
+CREATE TABLE base_models (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, source TEXT NOT NULL,
+    location TEXT NOT NULL, added_at TEXT NOT NULL);
+
+CREATE TABLE datasets (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, description TEXT NOT NULL DEFAULT '',
+    system_prompt TEXT NOT NULL DEFAULT '', guidelines TEXT NOT NULL DEFAULT '',
+    criteria_json TEXT NOT NULL DEFAULT '[]', convention_regex TEXT NOT NULL DEFAULT '',
+    glossary_json TEXT NOT NULL DEFAULT '[]', created_at TEXT NOT NULL);
+
+CREATE TABLE examples (
+    id INTEGER PRIMARY KEY, dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+    messages_json TEXT NOT NULL, content_hash TEXT NOT NULL,
+    split TEXT NOT NULL DEFAULT 'train' CHECK (split IN ('train', 'heldout')),
+    tags_json TEXT NOT NULL DEFAULT '[]',
+    status TEXT NOT NULL DEFAULT 'draft' CHECK (status IN ('draft', 'ready')),
+    author TEXT NOT NULL DEFAULT '', revision INTEGER NOT NULL DEFAULT 1,
+    problem_codes TEXT NOT NULL DEFAULT '', token_count INTEGER,
+    source TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE INDEX idx_examples_dataset ON examples(dataset_id);
+CREATE INDEX idx_examples_hash ON examples(dataset_id, content_hash);
+
+CREATE TABLE example_revisions (
+    id INTEGER PRIMARY KEY, example_id INTEGER NOT NULL, revision INTEGER NOT NULL,
+    messages_json TEXT NOT NULL, content_hash TEXT NOT NULL, author TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL);
+CREATE INDEX idx_example_revisions_example ON example_revisions(example_id);
+
+CREATE TABLE quarantine (
+    id INTEGER PRIMARY KEY, dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+    source TEXT NOT NULL DEFAULT '', line_no INTEGER NOT NULL, raw_text TEXT NOT NULL,
+    code TEXT NOT NULL, message TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE INDEX idx_quarantine_dataset ON quarantine(dataset_id);
+
+CREATE TABLE dataset_versions (
+    id INTEGER PRIMARY KEY, dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+    number INTEGER NOT NULL, content_hash TEXT NOT NULL, train_count INTEGER NOT NULL,
+    heldout_count INTEGER NOT NULL, created_by TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL,
+    pii_override_reason TEXT NOT NULL DEFAULT '', UNIQUE (dataset_id, number));
+CREATE INDEX idx_dataset_versions_dataset ON dataset_versions(dataset_id);
+
+CREATE TABLE dataset_version_examples (
+    dataset_version_id INTEGER NOT NULL REFERENCES dataset_versions(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL, example_id INTEGER, split TEXT NOT NULL,
+    messages_json TEXT NOT NULL, content_hash TEXT NOT NULL,
+    PRIMARY KEY (dataset_version_id, position));
+
+CREATE TABLE pii_configs (
+    id INTEGER PRIMARY KEY, config_json TEXT NOT NULL, config_hash TEXT NOT NULL,
+    created_by TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL);
+
+CREATE TABLE pii_findings (
+    id INTEGER PRIMARY KEY, example_id INTEGER REFERENCES examples(id) ON DELETE CASCADE,
+    generation_id INTEGER, content_hash TEXT NOT NULL, config_hash TEXT NOT NULL,
+    message_index INTEGER NOT NULL, entity_type TEXT NOT NULL, start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL, score REAL NOT NULL, value_hash TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'anonymised', 'dismissed')),
+    reason TEXT NOT NULL DEFAULT '', decided_by TEXT NOT NULL DEFAULT '', decided_at TEXT,
+    created_at TEXT NOT NULL);
+CREATE INDEX idx_pii_findings_example ON pii_findings(example_id);
+CREATE INDEX idx_pii_findings_key ON pii_findings(content_hash, config_hash);
+
+CREATE TABLE pii_scans (
+    content_hash TEXT NOT NULL, config_hash TEXT NOT NULL, scanned_at TEXT NOT NULL,
+    PRIMARY KEY (content_hash, config_hash));
+
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    dataset_version_id INTEGER NOT NULL REFERENCES dataset_versions(id),
+    base_model TEXT NOT NULL, preset TEXT NOT NULL DEFAULT '', config_json TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN
+        ('queued', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted')),
+    pid INTEGER, total_steps INTEGER, cancel_requested INTEGER NOT NULL DEFAULT 0,
+    resume_from_run_id INTEGER, adapter_path TEXT, adapter_sha256 TEXT,
+    metrics_json TEXT NOT NULL DEFAULT '{}', error TEXT NOT NULL DEFAULT '',
+    log_tail TEXT NOT NULL DEFAULT '', created_by TEXT NOT NULL DEFAULT '',
+    approval TEXT NOT NULL DEFAULT '', approval_note TEXT NOT NULL DEFAULT '',
+    queued_at TEXT NOT NULL, started_at TEXT, finished_at TEXT, heartbeat_at TEXT);
+CREATE INDEX idx_runs_dataset_version ON runs(dataset_version_id);
+
+CREATE TABLE run_events (
+    id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    step INTEGER NOT NULL, epoch REAL, loss REAL, eval_loss REAL, learning_rate REAL,
+    tokens_per_s REAL, memory_mb REAL, created_at TEXT NOT NULL);
+CREATE INDEX idx_run_events_run ON run_events(run_id);
+
+CREATE TABLE generation_jobs (
+    id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    status TEXT NOT NULL, pid INTEGER, done INTEGER NOT NULL DEFAULT 0, total INTEGER NOT NULL DEFAULT 0,
+    settings_json TEXT NOT NULL, error TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL,
+    finished_at TEXT);
+CREATE INDEX idx_generation_jobs_run ON generation_jobs(run_id);
+
+CREATE TABLE generations (
+    id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL, prompt_json TEXT NOT NULL, reference TEXT NOT NULL DEFAULT '',
+    side TEXT NOT NULL CHECK (side IN ('base', 'tuned')), text TEXT NOT NULL,
+    settings_json TEXT NOT NULL, adapter_sha256 TEXT NOT NULL DEFAULT '',
+    flags_json TEXT NOT NULL DEFAULT '[]', created_at TEXT NOT NULL,
+    UNIQUE (run_id, position, side));
+CREATE INDEX idx_generations_run ON generations(run_id);
+
+CREATE TABLE rating_sessions (
+    id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    rater TEXT NOT NULL, order_json TEXT NOT NULL, created_at TEXT NOT NULL,
+    completed_at TEXT, UNIQUE (run_id, rater));
+CREATE INDEX idx_rating_sessions_run ON rating_sessions(run_id);
+
+CREATE TABLE ratings (
+    id INTEGER PRIMARY KEY,
+    rating_session_id INTEGER NOT NULL REFERENCES rating_sessions(id) ON DELETE CASCADE,
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL, rater TEXT NOT NULL,
+    left_side TEXT NOT NULL CHECK (left_side IN ('base', 'tuned')),
+    verdict TEXT NOT NULL CHECK (verdict IN ('A', 'B', 'tie', 'both_bad')),
+    preferred TEXT NOT NULL CHECK (preferred IN ('base', 'tuned', 'tie', 'both_bad')),
+    scores_json TEXT NOT NULL DEFAULT '{}', comment TEXT NOT NULL DEFAULT '',
+    seconds_spent REAL NOT NULL DEFAULT 0, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    UNIQUE (run_id, position, rater));
+CREATE INDEX idx_ratings_session ON ratings(rating_session_id);
+CREATE INDEX idx_ratings_run ON ratings(run_id);
+
+CREATE TABLE audit_log (
+    id INTEGER PRIMARY KEY, actor TEXT NOT NULL, action TEXT NOT NULL, object_type TEXT NOT NULL,
+    object_id TEXT, detail_json TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL);
+"""
+
+
+def audit_entries(db: sqlite_utils.Database, limit: int = 200) -> list[dict[str, Any]]:
+    """The newest audit-log entries first."""
+    return list(db.query("SELECT created_at, actor, action, object_type, object_id, detail_json "
+                         "FROM audit_log ORDER BY id DESC LIMIT ?", [limit]))
+
+
+def insert_row(db: sqlite_utils.Database, table: str, row: dict[str, Any]) -> int:
+    """Insert one row and return its integer primary key."""
+    pk = db.table(table).insert(row).last_pk
+    assert pk is not None
+    return int(pk)

@@ -1,0 +1,215 @@
+"""Line-by-line checks of chat JSONL (OpenAI cookbook codes plus ours) and format conversion."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+ROLES = ("system", "user", "assistant")
+ALLOWED_MESSAGE_KEYS = {"role", "content", "name", "weight"}
+MAX_CONTENT_CHARS = 100_000  # one message; beyond this it is a paste accident, not an example
+MAX_LINE_BYTES = 2_000_000
+
+Messages = list[dict[str, Any]]
+TokenCounter = Callable[[Messages], int]
+
+# Stable codes shown to users and in --json; the first seven are the OpenAI cookbook's checks.
+CODES = {
+    "data_type": "the line is not a JSON object",
+    "missing_messages_list": "no 'messages' list",
+    "message_missing_key": "a message lacks 'role' or 'content'",
+    "message_unrecognized_key": "a message has a key other than role/content/name/weight",
+    "unrecognized_role": "a role other than system/user/assistant",
+    "missing_content": "a message's content is not text",
+    "example_missing_assistant_message": "no assistant message",
+    "invalid_json": "not valid JSON",
+    "not_utf8": "not UTF-8 text",
+    "empty_messages": "the messages list is empty",
+    "blank_content": "a message's content is empty or only spaces",
+    "content_too_large": f"a message is over {MAX_CONTENT_CHARS:,} characters",
+    "line_too_large": f"the line is over {MAX_LINE_BYTES:,} bytes",
+    "not_ending_on_assistant": "the conversation does not end on an assistant turn",
+    "duplicate_in_file": "exact duplicate of an earlier line in this file",
+    "duplicate_in_dataset": "exact duplicate of an example already in the dataset",
+    "too_long": "longer than the model's max length (warning)",
+}
+
+
+@dataclass(frozen=True)
+class LineProblem:
+    line: int
+    code: str
+    message: str
+    severity: str = "error"  # "error" keeps the line out; "warning" imports it
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class ParsedLine:
+    line: int
+    raw: str
+    messages: Messages | None
+    source_format: str
+    problems: tuple[LineProblem, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.messages is not None and not any(p.severity == "error" for p in self.problems)
+
+
+@dataclass
+class ParseResult:
+    lines: list[ParsedLine] = field(default_factory=list)
+    blank: int = 0
+    formats: dict[str, int] = field(default_factory=dict)
+
+
+def canonical_json(messages: Messages) -> str:
+    """The one JSON text of an example: used for hashing, versions and export."""
+    ordered = [{"role": m["role"], "content": m["content"],
+                **{k: m[k] for k in sorted(m) if k not in ("role", "content")}} for m in messages]
+    return json.dumps({"messages": ordered}, ensure_ascii=False, separators=(",", ":"))
+
+
+def content_hash(messages: Messages) -> str:
+    return hashlib.sha256(canonical_json(messages).encode("utf-8")).hexdigest()
+
+
+def convert(obj: Any) -> tuple[str, Any]:
+    """Detect the line's format and convert it to OpenAI chat messages (returned unchecked)."""
+    if not isinstance(obj, dict):
+        return "unknown", None
+    if "messages" in obj:
+        return "openai", obj["messages"]
+    if "conversations" in obj and isinstance(obj["conversations"], list):
+        role_map = {"system": "system", "human": "user", "user": "user", "gpt": "assistant",
+                    "assistant": "assistant", "bot": "assistant"}
+        converted = []
+        for turn in obj["conversations"]:
+            if not isinstance(turn, dict):
+                converted.append(turn)
+                continue
+            role = role_map.get(str(turn.get("from", "")), turn.get("from"))
+            converted.append({"role": role, "content": turn.get("value")})
+        return "sharegpt", converted
+    if "instruction" in obj and "output" in obj:
+        prompt = str(obj.get("instruction") or "")
+        if obj.get("input"):
+            prompt = f"{prompt}\n\n{obj['input']}"
+        return "alpaca", [{"role": "user", "content": prompt},
+                          {"role": "assistant", "content": obj["output"]}]
+    if "prompt" in obj and "completion" in obj:
+        return "prompt_completion", [{"role": "user", "content": obj["prompt"]},
+                                     {"role": "assistant", "content": obj["completion"]}]
+    return "unknown", None
+
+
+def check_messages(messages: Any, line: int) -> list[LineProblem]:
+    """Structural checks of one example's messages; empty list when it is valid."""
+    def problem(code: str, detail: str) -> LineProblem:
+        return LineProblem(line, code, f"line {line}: {detail}")
+
+    if not isinstance(messages, list):
+        return [problem("missing_messages_list", "'messages' must be a list of {role, content}")]
+    if not messages:
+        return [problem("empty_messages", "the messages list is empty")]
+    problems: list[LineProblem] = []
+    for i, message in enumerate(messages, start=1):
+        where = f"message {i}"
+        if not isinstance(message, dict):
+            problems.append(problem("data_type", f"{where} is not an object"))
+            continue
+        if "role" not in message or "content" not in message:
+            missing = "role" if "role" not in message else "content"
+            problems.append(problem("message_missing_key", f"{where} has no '{missing}'"))
+        extra = sorted(set(message) - ALLOWED_MESSAGE_KEYS)
+        if extra:
+            problems.append(problem("message_unrecognized_key",
+                                    f"{where} has unrecognized key(s) {', '.join(extra)}"))
+        role = message.get("role")
+        if "role" in message and role not in ROLES:
+            problems.append(problem("unrecognized_role",
+                                    f"{where} has role {role!r}; use system, user or assistant"))
+        if "content" in message:
+            content = message.get("content")
+            if not isinstance(content, str):
+                problems.append(problem("missing_content", f"{where} ({role}) content is not text"))
+            elif not content.strip():
+                problems.append(problem("blank_content", f"{where} ({role}) content is blank"))
+            elif len(content) > MAX_CONTENT_CHARS:
+                problems.append(problem("content_too_large",
+                                        f"{where} ({role}) has {len(content):,} characters "
+                                        f"(limit {MAX_CONTENT_CHARS:,})"))
+    roles = [m.get("role") for m in messages if isinstance(m, dict)]
+    if "assistant" not in roles:
+        problems.append(problem("example_missing_assistant_message", "no assistant message"))
+    elif roles and roles[-1] != "assistant":
+        problems.append(problem("not_ending_on_assistant",
+                                f"the last turn is {roles[-1]!r}; end on an assistant answer"))
+    return problems
+
+
+def parse_jsonl(data: bytes, *, first_line: int = 1) -> ParseResult:
+    """Parse raw bytes into per-line verdicts; never raises on bad content."""
+    result = ParseResult()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    parts = data.split(b"\n")
+    if parts and parts[-1] == b"":
+        parts.pop()  # the newline that ends the last line does not start a blank one
+    for offset, raw_bytes in enumerate(parts):
+        line = first_line + offset
+        raw_bytes = raw_bytes.rstrip(b"\r")
+        if not raw_bytes.strip():
+            result.blank += 1
+            continue
+        result.lines.append(parse_line(raw_bytes, line))
+        fmt = result.lines[-1].source_format
+        result.formats[fmt] = result.formats.get(fmt, 0) + 1
+    return result
+
+
+def parse_line(raw_bytes: bytes, line: int) -> ParsedLine:
+    if len(raw_bytes) > MAX_LINE_BYTES:
+        preview = raw_bytes[:200].decode("utf-8", "replace")
+        return ParsedLine(line, preview, None, "unknown", (LineProblem(
+            line, "line_too_large",
+            f"line {line}: {len(raw_bytes):,} bytes (limit {MAX_LINE_BYTES:,}); split it up"),))
+    try:
+        text = raw_bytes.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = raw_bytes[exc.start]
+        return ParsedLine(line, raw_bytes.decode("utf-8", "replace"), None, "unknown", (LineProblem(
+            line, "not_utf8",
+            f"line {line}: byte 0x{bad:02x} at byte {exc.start + 1} is not UTF-8; save the file as UTF-8"),))
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return ParsedLine(line, text, None, "unknown", (LineProblem(
+            line, "invalid_json", f"line {line}: invalid JSON at column {exc.colno}: {exc.msg}"),))
+    if not isinstance(obj, dict):
+        return ParsedLine(line, text, None, "unknown", (LineProblem(
+            line, "data_type", f"line {line}: expected a JSON object, got {type(obj).__name__}"),))
+    fmt, messages = convert(obj)
+    if fmt == "unknown":
+        return ParsedLine(line, text, None, fmt, (LineProblem(
+            line, "missing_messages_list",
+            f"line {line}: no 'messages' list (nor Alpaca, ShareGPT or prompt/completion keys)"),))
+    problems = check_messages(messages, line)
+    return ParsedLine(line, text, messages if not problems else None, fmt, tuple(problems))
+
+
+def length_warning(messages: Messages, line: int, count_tokens: TokenCounter | None,
+                   max_length: int) -> LineProblem | None:
+    if count_tokens is None:
+        return None
+    tokens = count_tokens(messages)
+    if tokens <= max_length:
+        return None
+    return LineProblem(line, "too_long", f"line {line}: {tokens:,} tokens with the chat template, "
+                       f"over max length {max_length:,}; the end will be cut in training", "warning")

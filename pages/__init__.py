@@ -1,0 +1,1 @@
+"""Streamlit pages (registered explicitly in app.py) and their shared helpers."""

@@ -1,0 +1,280 @@
+"""Author: import, edit and curate chat examples; splits, duplicates, statistics, versions, export."""
+
+import pandas as pd
+import streamlit as st
+
+from core import datasets, models, templating, validation
+from core import stats_dataset as dstats
+from pages import common
+
+PAGE_SIZE = 25
+EDIT_KEY = "author.editing_id"
+PAGE_KEY = "author.page"
+TURNS_KEY = "author.turns"
+MAX_UPLOAD_MB = 50
+
+st.title("Author")
+db = common.db()
+
+with st.expander("New dataset", expanded=not datasets.list_datasets(db)):
+    with st.form("author.new_dataset"):
+        name = st.text_input("Name")
+        description = st.text_area("What should the model learn?")
+        if st.form_submit_button("Create dataset"):
+            try:
+                created = datasets.create_dataset(db, name, description=description, actor=common.user())
+                st.session_state[common.DATASET_KEY] = created.id
+                st.rerun()
+            except datasets.DatasetError as exc:
+                st.error(str(exc))
+
+dataset = common.require_dataset()
+st.caption(f"Dataset: {common.md_escape(dataset.name)}")
+tab_examples, tab_editor, tab_import, tab_quarantine, tab_stats, tab_versions, tab_settings = st.tabs(
+    ["Examples", "Editor", "Import", "Quarantine", "Statistics & duplicates", "Versions & export", "Dataset settings"])
+
+# ----------------------------------------------------------------------------- examples
+with tab_examples:
+    cols = st.columns(6)
+    flt = datasets.ExampleFilter(
+        text=cols[0].text_input("Search text"), tag=cols[1].text_input("Tag"),
+        status=cols[2].selectbox("Status", ["", "draft", "ready"]),
+        split=cols[3].selectbox("Split", ["", "train", "heldout"]),
+        has_pii=cols[4].checkbox("Has open PII"), has_problem=cols[5].checkbox("Has problem"))
+    page = st.session_state.setdefault(PAGE_KEY, 0)
+    rows, total = datasets.list_examples(db, dataset.id, flt, limit=PAGE_SIZE, offset=page * PAGE_SIZE)
+    pages = max(1, -(-total // PAGE_SIZE))
+    nav = st.columns([1, 1, 4])
+    if nav[0].button("◀ Previous", disabled=page == 0):
+        st.session_state[PAGE_KEY] = page - 1
+        st.rerun()
+    if nav[1].button("Next ▶", disabled=page >= pages - 1):
+        st.session_state[PAGE_KEY] = page + 1
+        st.rerun()
+    nav[2].write(f"{total} matching · page {page + 1} of {pages}")
+    table = pd.DataFrame([{
+        "id": e.id, "prompt": e.first_user_text[:120], "split": e.split, "status": e.status,
+        "tags": ", ".join(e.tags), "author": e.author, "problems": ", ".join(e.problem_codes),
+        "revision": e.revision, "delete": False} for e in rows])
+    if not table.empty:
+        edited = st.data_editor(
+            table, key=f"author.table.{page}", hide_index=True, width="stretch",
+            disabled=["id", "prompt", "author", "problems", "revision"],
+            column_config={"split": st.column_config.SelectboxColumn(options=["train", "heldout"]),
+                           "status": st.column_config.SelectboxColumn(options=["draft", "ready"])})
+        buttons = st.columns(3)
+        if buttons[0].button("Save table edits"):
+            changes = {}
+            for before, after in zip(table.to_dict("records"), edited.to_dict("records")):
+                change = {k: after[k] for k in ("split", "status") if after[k] != before[k]}
+                if after["tags"] != before["tags"]:
+                    change["tags"] = after["tags"].split(",")
+                if change:
+                    changes[int(after["id"])] = change
+            to_delete = [int(r["id"]) for r in edited.to_dict("records") if r["delete"]]
+            try:
+                datasets.bulk_update(db, changes, author=common.user())
+                if to_delete:
+                    datasets.delete_examples(db, to_delete, author=common.user())
+                st.success(f"Saved {len(changes)} change(s), deleted {len(to_delete)}.")
+                st.rerun()
+            except datasets.DatasetError as exc:
+                st.error(str(exc))
+        chosen = buttons[1].selectbox("Open in editor", [None] + [e.id for e in rows],
+                                      format_func=lambda i: "—" if i is None else f"Example {i}")
+        if chosen is not None and buttons[2].button("Edit", key="author.open"):
+            st.session_state[EDIT_KEY] = chosen
+            st.session_state.pop(TURNS_KEY, None)
+            st.info("Open the Editor tab.")
+
+# ----------------------------------------------------------------------------- editor
+with tab_editor:
+    editing = st.session_state.get(EDIT_KEY)
+    current = datasets.get_example(db, editing) if editing else None
+    if TURNS_KEY not in st.session_state:
+        st.session_state[TURNS_KEY] = [dict(m) for m in current.messages] if current else (
+            ([{"role": "system", "content": dataset.system_prompt}] if dataset.system_prompt else [])
+            + [{"role": "user", "content": ""}, {"role": "assistant", "content": ""}])
+    turns = st.session_state[TURNS_KEY]
+    left, right = st.columns([0.62, 0.38])
+    with left:
+        st.subheader(f"Editing example {editing}" if editing else "New example")
+        for i, turn in enumerate(turns):
+            c = st.columns([0.2, 0.7, 0.1])
+            turn["role"] = c[0].selectbox("Role", list(validation.ROLES), key=f"author.role.{editing}.{i}",
+                                          index=list(validation.ROLES).index(turn["role"]) if turn["role"] in validation.ROLES else 1)
+            turn["content"] = c[1].text_area("Content", turn["content"], key=f"author.content.{editing}.{i}", height=110)
+            if c[2].button("✕", key=f"author.remove.{editing}.{i}", help="Remove this turn"):
+                turns.pop(i)
+                st.rerun()
+        add = st.columns(3)
+        if add[0].button("+ User turn"):
+            turns.append({"role": "user", "content": ""})
+            st.rerun()
+        if add[1].button("+ Assistant turn"):
+            turns.append({"role": "assistant", "content": ""})
+            st.rerun()
+        problems = validation.check_messages(turns, 1)
+        for p in problems:
+            st.warning(p.message.removeprefix("line 1: "))
+        meta = st.columns(3)
+        split = meta[0].selectbox("Split", ["train", "heldout"], index=0 if not current or current.split == "train" else 1)
+        status = meta[1].selectbox("Status", ["draft", "ready"], index=1 if current and current.status == "ready" else 0)
+        tags = meta[2].text_input("Tags (comma separated)", ", ".join(current.tags) if current else "")
+        actions = st.columns(4)
+        if actions[0].button("Save", type="primary"):
+            try:
+                saved = datasets.save_example(db, dataset, turns, example_id=editing, author=common.user(),
+                                              split=split, status=status, tags=[t.strip() for t in tags.split(",") if t.strip()])
+                st.session_state[EDIT_KEY] = saved.id
+                st.success(f"Saved example {saved.id} (revision {saved.revision}).")
+            except datasets.DatasetError as exc:
+                st.error(str(exc))
+        if editing and actions[1].button("Duplicate"):
+            copy = datasets.duplicate_example(db, dataset, editing, author=common.user())
+            st.session_state[EDIT_KEY] = copy.id
+            st.session_state.pop(TURNS_KEY, None)
+            st.rerun()
+        if editing and actions[2].button("Delete"):
+            datasets.delete_examples(db, [editing], author=common.user())
+            st.session_state.pop(EDIT_KEY, None)
+            st.session_state.pop(TURNS_KEY, None)
+            st.rerun()
+        if actions[3].button("New example"):
+            st.session_state.pop(EDIT_KEY, None)
+            st.session_state.pop(TURNS_KEY, None)
+            st.rerun()
+    with right:
+        st.subheader("Guidelines")
+        common.show_text(dataset.guidelines or "No guidelines yet (Dataset settings tab).")
+        st.subheader("What the model trains on")
+        if not problems:
+            try:
+                tokenizer = templating.load_tokenizer(models.DEFAULT_MODEL)
+                templated = templating.template_example(tokenizer, turns)
+                marked = "".join(("⟦" + templated.text[s:e] + "⟧") if trained else templated.text[s:e]
+                                 for s, e, trained in templated.spans)
+                st.caption(f"{templated.token_count} tokens, {sum(templated.assistant_mask)} trained "
+                           f"(inside ⟦ ⟧). Training cuts at {templating.DEFAULT_MAX_LENGTH}.")
+                common.show_text(marked)
+            except models.ModelUnavailable as exc:
+                st.warning(str(exc))
+
+# ----------------------------------------------------------------------------- import
+with tab_import:
+    st.write("OpenAI chat JSONL (`{\"messages\": [...]}`) — Alpaca, ShareGPT and prompt/completion lines "
+             "are detected and converted. Every line gets a verdict; bad lines go to Quarantine.")
+    upload = st.file_uploader("JSONL file", type=["jsonl", "json", "txt"], key="author.upload")
+    into = st.selectbox("Import into split", ["train", "heldout"])
+    if upload is not None and st.button("Import", type="primary"):
+        if upload.size > MAX_UPLOAD_MB * 2**20:
+            st.error(f"{upload.name} is {upload.size / 2**20:.0f} MB; the limit is {MAX_UPLOAD_MB} MB. Split the file.")
+        else:
+            with st.spinner("Validating every line…"):
+                report = datasets.import_jsonl(db, dataset, upload.getvalue(), source=upload.name,
+                                               author=common.user(), split=into,
+                                               count_tokens=templating.token_counter(models.DEFAULT_MODEL))
+            st.success(f"Imported {report.imported}; {report.quarantined} quarantined; "
+                       f"{report.duplicates} duplicates skipped; {report.blank} blank lines. "
+                       f"Formats: {', '.join(f'{k} ({v})' for k, v in report.formats.items()) or 'none'}.")
+            if report.errors or report.warnings:
+                st.dataframe(pd.DataFrame([{**p.to_dict(), "severity": p.severity}
+                                           for p in report.errors + report.warnings]), hide_index=True)
+
+# ----------------------------------------------------------------------------- quarantine
+with tab_quarantine:
+    held = datasets.list_quarantine(db, dataset.id)
+    if not held:
+        st.write("Nothing in quarantine.")
+    for row in held[:50]:
+        with st.container(border=True):
+            st.caption(f"{common.md_escape(row['source'])} line {row['line_no']} · {row['code']}")
+            st.text(row["message"])
+            fixed = st.text_area("Fix the line", row["raw_text"], key=f"author.q.{row['id']}", height=100)
+            c = st.columns(2)
+            if c[0].button("Re-validate and import", key=f"author.qfix.{row['id']}"):
+                remaining = datasets.fix_quarantined(db, row["id"], fixed, author=common.user())
+                if remaining:
+                    st.error("; ".join(p.message for p in remaining))
+                else:
+                    st.rerun()
+            if c[1].button("Discard", key=f"author.qdel.{row['id']}"):
+                datasets.discard_quarantined(db, row["id"], author=common.user())
+                st.rerun()
+
+# ----------------------------------------------------------------------------- statistics
+with tab_stats:
+    if st.button("Compute statistics"):
+        examples = datasets.all_examples(db, dataset.id)
+        stats = dstats.compute(examples, models.DEFAULT_MODEL)
+        st.info(stats.advice)
+        st.plotly_chart(dstats.histograms(stats), width="stretch")
+        st.dataframe(pd.DataFrame([{"examples": stats.examples, "missing system": stats.missing_system,
+                                    "missing user": stats.missing_user, "over max length": stats.over_length}]),
+                     hide_index=True)
+    leaks = datasets.leakage(db, dataset.id)
+    near = datasets.near_duplicates(db, dataset.id)
+    st.subheader("Held-out leakage")
+    st.write("Held-out prompts that nearly duplicate training prompts block freezing." if leaks else "No leakage found.")
+    if leaks:
+        st.dataframe(pd.DataFrame([vars(p) for p in leaks]), hide_index=True)
+    st.subheader("Near-duplicates in training")
+    st.write(f"{len(near)} pair(s)." if near else "None found.")
+    if near:
+        st.dataframe(pd.DataFrame([vars(p) for p in near]), hide_index=True)
+    c = st.columns(3)
+    fraction = c[0].slider("Held-out fraction", 0.05, 0.5, 0.2)
+    seed = c[1].number_input("Seed", value=0, step=1)
+    if c[2].button("Random split"):
+        train_n, held_n = datasets.random_split(db, dataset.id, fraction, int(seed), author=common.user())
+        st.success(f"{train_n} train / {held_n} held-out.")
+
+# ----------------------------------------------------------------------------- versions
+with tab_versions:
+    check = datasets.freeze_check(db, dataset.id)
+    st.write(f"Ready to freeze: {check.train} train, {check.heldout} held-out ({check.drafts} drafts are left out).")
+    for reason in check.blockers + check.pii_blockers:
+        st.warning(reason)
+    override = ""
+    if check.pii_blockers and common.is_admin():
+        override = st.text_input("Admin override of the PII gate: reason (audit-logged)")
+    if st.button("Freeze a version", type="primary", disabled=bool(check.blockers)):
+        try:
+            version = datasets.freeze(db, dataset, actor=common.user(), override_reason=override,
+                                      is_admin=common.is_admin())
+            st.success(f"Version {version.number} frozen (sha256 {version.content_hash[:12]}…).")
+        except datasets.DatasetError as exc:
+            st.error(str(exc))
+    versions = datasets.list_versions(db, dataset.id)
+    if versions:
+        st.dataframe(pd.DataFrame([vars(v) for v in versions]), hide_index=True)
+        c = st.columns(2)
+        number = c[0].selectbox("Export version", [v.number for v in reversed(versions)])
+        split_choice = c[1].selectbox("Split", ["all", "train", "heldout"])
+        try:
+            text = datasets.export_jsonl(db, dataset, version=number,
+                                         split=None if split_choice == "all" else split_choice)
+            st.download_button("Download JSONL", text, file_name=f"{dataset.id}-v{number}-{split_choice}.jsonl",
+                               mime="application/jsonl")
+        except datasets.DatasetError as exc:
+            st.error(str(exc))
+
+# ----------------------------------------------------------------------------- settings
+with tab_settings:
+    with st.form("author.settings"):
+        description = st.text_area("Description", dataset.description)
+        system_prompt = st.text_area("Reusable system prompt (pre-filled in new examples)", dataset.system_prompt)
+        guidelines = st.text_area("Authoring guidelines", dataset.guidelines, height=160)
+        convention = st.text_input("Output convention (regular expression the answers must match)",
+                                   dataset.convention_regex)
+        criteria = st.text_input("Rating criteria (comma separated)", ", ".join(dataset.criteria))
+        glossary = st.text_input("Glossary terms (comma separated)", ", ".join(dataset.glossary))
+        if st.form_submit_button("Save settings"):
+            try:
+                datasets.update_dataset(db, dataset.id, actor=common.user(), description=description,
+                                        system_prompt=system_prompt, guidelines=guidelines,
+                                        convention_regex=convention, criteria=criteria.split(","),
+                                        glossary=glossary.split(","))
+                st.success("Saved.")
+            except datasets.DatasetError as exc:
+                st.error(str(exc))

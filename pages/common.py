@@ -1,0 +1,140 @@
+"""Helpers shared by the pages: database per script run, current user, safe text display."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlite_utils
+import streamlit as st
+
+from core import auth, datasets, models, store, training
+
+USER_KEY = "studio.user"
+ROLE_KEY = "studio.role"
+DATASET_KEY = "studio.dataset_id"
+
+
+@st.cache_resource
+def _startup_once(db_file: str) -> dict[str, Any]:
+    """Per process: migrations, the default model, the demo project, and run reconciliation."""
+    db = store.connect(db_file)
+    try:
+        model_dir = models.ensure_default_model()
+        model_error = ""
+    except models.ModelUnavailable as exc:
+        model_dir, model_error = None, str(exc)
+    from core import demo
+
+    demo.seed_demo(db)
+    interrupted = training.reconcile(db)
+    return {"model_dir": str(model_dir) if model_dir else "", "model_error": model_error,
+            "interrupted": interrupted}
+
+
+def startup() -> None:
+    from core.paths import db_path
+
+    with st.spinner("Preparing the studio (first start converts the default model, ~30 s)…"):
+        state = _startup_once(str(db_path()))
+    if state["model_error"]:
+        st.warning(f"Default model unavailable: {state['model_error']}")
+
+
+def db() -> sqlite_utils.Database:
+    """A fresh connection for this script run (never cached: SQLite connections are not shared)."""
+    return store.connect()
+
+
+def login_gate() -> bool:
+    """Optional password gate (users file present); without it everyone picks a name."""
+    users = auth.load_users()
+    if not users:
+        st.session_state.setdefault(ROLE_KEY, "admin")
+        return True
+    if st.session_state.get(USER_KEY) and st.session_state.get(ROLE_KEY):
+        return True
+    st.title("Tuning Studio")
+    with st.form("login"):
+        name = st.text_input("User name")
+        password = st.text_input("Password", type="password")
+        if st.form_submit_button("Sign in"):
+            user = auth.check_password(users, name, password)
+            if user is None:
+                st.error("Unknown user or wrong password.")
+            else:
+                st.session_state[USER_KEY] = user.name
+                st.session_state[ROLE_KEY] = user.role
+                st.rerun()
+    return False
+
+
+def sidebar() -> None:
+    with st.sidebar:
+        if auth.load_users():
+            st.caption(f"Signed in as **{st.session_state[USER_KEY]}** ({st.session_state[ROLE_KEY]})")
+            if st.button("Sign out"):
+                st.session_state.pop(USER_KEY, None)
+                st.session_state.pop(ROLE_KEY, None)
+                st.rerun()
+        else:
+            team = auth.team(db())
+            current = st.session_state.get(USER_KEY) or (team[0] if team else "")
+            st.session_state[USER_KEY] = st.selectbox(
+                "You are", team, index=team.index(current) if current in team else 0,
+                help="Names come from Settings → Team. Used for authorship, audit log and rating.")
+        all_sets = datasets.list_datasets(db())
+        if all_sets:
+            ids = [d.id for d in all_sets]
+            chosen = st.session_state.get(DATASET_KEY)
+            st.session_state[DATASET_KEY] = st.selectbox(
+                "Dataset", ids, index=ids.index(chosen) if chosen in ids else 0,
+                format_func=lambda i: next(d.name for d in all_sets if d.id == i))
+
+
+def user() -> str:
+    return str(st.session_state.get(USER_KEY) or "anonymous")
+
+
+def is_admin() -> bool:
+    return st.session_state.get(ROLE_KEY) == "admin"
+
+
+def current_dataset() -> datasets.Dataset | None:
+    dataset_id = st.session_state.get(DATASET_KEY)
+    if dataset_id is None:
+        return None
+    try:
+        return datasets.get_dataset(db(), int(dataset_id))
+    except datasets.DatasetError:
+        return None
+
+
+def require_dataset() -> datasets.Dataset:
+    dataset = current_dataset()
+    if dataset is None:
+        st.info("Create or import a dataset on the Author page first.")
+        st.stop()
+    return dataset
+
+
+def show_text(text: str, *, key: str | None = None) -> None:
+    """User or model text, shown inert: never as HTML or markdown (no links, images or scripts)."""
+    st.code(text, language=None, wrap_lines=True)
+
+
+def role_label(role: str) -> str:
+    return {"system": "System", "user": "User", "assistant": "Assistant"}.get(role, role)
+
+
+def show_conversation(messages: list[dict[str, Any]]) -> None:
+    for message in messages:
+        st.caption(role_label(message["role"]))
+        show_text(message["content"])
+
+
+_MD_SPECIAL = "\\`*_{}[]()<>#+-.!|~$"
+
+
+def md_escape(text: str) -> str:
+    """Escape user text for places that only take markdown (headings, captions): no links, no images."""
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text)

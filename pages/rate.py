@@ -1,0 +1,138 @@
+"""Rate: blind A/B comparison of base and tuned answers on held-out prompts."""
+
+import time
+
+import streamlit as st
+
+from core import datasets, generation, rating, training
+from pages import common
+
+SESSION_KEY = "rate.session_id"
+POSITION_KEY = "rate.position"
+SKIPPED_KEY = "rate.skipped"
+STARTED_KEY = "rate.started_at"
+
+st.title("Rate")
+db = common.db()
+dataset = common.require_dataset()
+runs = [r for r in training.list_runs(db, dataset.id) if r.status == "succeeded"]
+if not runs:
+    st.info("No finished run yet: train one on the Train page.")
+    st.stop()
+run_id = st.selectbox("Run", [r.id for r in runs], format_func=lambda i: f"Run {i}")
+pairs = rating.pairs(db, run_id)
+job = rating.latest_job(db, run_id)
+
+if not pairs:
+    if job and job.status in ("queued", "running"):
+        @st.fragment(run_every=3)
+        def job_progress() -> None:
+            current = rating.get_job(common.db(), job.id)
+            st.progress(current.done / max(current.total, 1), text=f"Generating answers {current.done}/{current.total}")
+            if current.status != "running" and current.status != "queued":
+                st.rerun()
+        job_progress()
+        st.stop()
+    if job and job.status == "failed":
+        st.error(job.error.split("\n")[0])
+    st.write("Generate base and tuned answers for every held-out prompt (greedy by default).")
+    with st.form("rate.generate"):
+        max_new = st.number_input("Max new tokens", 16, 1024, 160)
+        sample = st.checkbox("Sample instead of greedy (seeded)")
+        seed = st.number_input("Seed", value=0, step=1)
+        if st.form_submit_button("Generate answer pairs", type="primary"):
+            try:
+                rating.start_generation(db, run_id, generation.GenerationConfig(
+                    max_new_tokens=int(max_new), do_sample=sample, seed=int(seed)), actor=common.user())
+                st.rerun()
+            except rating.RatingError as exc:
+                st.error(str(exc))
+    st.stop()
+
+identical = sum(p.identical for p in pairs)
+st.caption(f"{len(pairs)} pairs · {identical} identical pairs counted as ties without asking anyone")
+rater = common.user()
+try:
+    session = rating.start_session(db, run_id, rater)
+except rating.RatingError as exc:
+    st.info(str(exc))
+    st.stop()
+st.session_state[SESSION_KEY] = session.id
+done, total = rating.progress(db, session)
+st.progress(done / max(total, 1), text=f"{done} of {total} rated by you")
+
+if done >= total:
+    st.success("Your session is complete. Here is what you rated, with identities revealed.")
+    revealed = rating.reveal(db, session)
+    st.dataframe([{"pair": r.position, "A was": r.left_side, "your verdict": rating.VERDICT_LABELS[r.verdict],
+                   "preferred": r.preferred} for r in revealed], hide_index=True)
+    st.stop()
+
+skipped = st.session_state.setdefault(SKIPPED_KEY, set())
+position = st.session_state.get(POSITION_KEY)
+if position is None or rating.my_rating(db, session, position) is not None and st.session_state.get("rate.advance", True):
+    position = rating.next_position(db, session, skipped=skipped) or rating.next_position(db, session)
+    st.session_state[POSITION_KEY] = position
+    st.session_state[STARTED_KEY] = time.time()
+if position is None:
+    st.stop()
+pair = rating.blind_pair(db, session, position)
+existing = rating.my_rating(db, session, position)
+
+st.subheader("Conversation")
+common.show_conversation(pair.prompt)
+left, right = st.columns(2)
+for col, label, text, flags in ((left, "A", pair.text_a, pair.flags_a), (right, "B", pair.text_b, pair.flags_b)):
+    with col:
+        st.markdown(f"**Answer {label}**")
+        common.show_text(text)
+        if "pii" in flags:
+            st.warning("This answer may contain personal data.")
+        if "names_model" in flags:
+            st.warning("This answer mentions a model; judge the content only.")
+
+dataset_criteria = dataset.criteria
+with st.form(f"rate.form.{session.id}.{position}"):
+    with st.expander("Optional scores (1–5) per criterion"):
+        scores: dict[str, dict[str, int]] = {"A": {}, "B": {}}
+        for criterion in dataset_criteria:
+            c = st.columns(2)
+            for col, label in zip(c, ("A", "B")):
+                value = col.select_slider(f"{criterion} — {label}", options=[0, 1, 2, 3, 4, 5], value=0,
+                                          format_func=lambda v: "–" if v == 0 else str(v))
+                if value:
+                    scores[label][criterion] = value
+    comment = st.text_input("Comment (optional)", existing.comment if existing else "")
+    verdict_cols = st.columns(4)
+    chosen = None
+    for col, verdict in zip(verdict_cols, rating.VERDICTS):
+        if col.form_submit_button(rating.VERDICT_LABELS[verdict], width="stretch"):
+            chosen = verdict
+    if chosen:
+        spent = time.time() - st.session_state.get(STARTED_KEY, time.time())
+        rating.record_rating(db, session, position, chosen, scores={k: v for k, v in scores.items() if v},
+                             comment=comment, seconds_spent=spent)
+        st.session_state[POSITION_KEY] = None
+        st.session_state["rate.advance"] = True
+        st.rerun()
+
+nav = st.columns(3)
+if nav[0].button("Skip for now"):
+    skipped.add(position)
+    st.session_state[POSITION_KEY] = None
+    st.rerun()
+last = rating.last_rated_position(db, session)
+if last is not None and nav[1].button("Go back to my last rating"):
+    st.session_state[POSITION_KEY] = last
+    st.session_state["rate.advance"] = False
+    st.session_state[STARTED_KEY] = time.time()
+    st.rerun()
+with st.expander("Make this a training example"):
+    corrected = st.text_area("Corrected answer", key=f"rate.fix.{position}")
+    if st.button("Add as draft example") and corrected.strip():
+        try:
+            example = rating.make_training_example(db, run_id, position, corrected, author=rater)
+            st.success(f"Draft example {example.id} added to the dataset.")
+        except datasets.DatasetError as exc:
+            st.error(str(exc))
+st.caption("Keyboard: Tab to a verdict button and press Enter; raters never see which model wrote which answer.")

@@ -1,0 +1,67 @@
+"""Results: evaluation summary with honest statistics, charts, exports and sign-off."""
+
+import pandas as pd
+import streamlit as st
+
+from core import charts, export, stats, training
+from pages import common
+
+st.title("Results")
+db = common.db()
+dataset = common.require_dataset()
+runs = [r for r in training.list_runs(db, dataset.id) if r.status == "succeeded"]
+if not runs:
+    st.info("No finished run yet.")
+    st.stop()
+approved = [r.id for r in runs if r.approval == "approved"]
+if approved:
+    st.success(f"Approved adapter for this dataset: run {approved[0]}")
+run_id = st.selectbox("Run", [r.id for r in runs], format_func=lambda i: f"Run {i}")
+summary = stats.summarize(db, run_id)
+st.info(summary.verdict_text)
+o = summary.outcomes
+c = st.columns(5)
+c[0].metric("Tuned better", o.wins)
+c[1].metric("Base better", o.losses)
+c[2].metric("Ties", o.ties, help=f"{o.automatic_ties} identical pairs counted automatically")
+c[3].metric("Both bad", o.both_bad)
+c[4].metric("Win rate", "–" if summary.win_rate is None else f"{summary.win_rate:.0%}")
+st.write(f"Wilson 95 % CI: {export._ci(summary.win_rate_ci)} · sign test p = "
+         f"{'–' if summary.sign_test_p is None else f'{summary.sign_test_p:.3g}'} · "
+         f"(W + ½T)/N = {export._pct(summary.score)} (bootstrap CI {export._ci(summary.score_ci)}) · "
+         f"tie rate {export._pct(summary.tie_rate)} · both-bad rate {export._pct(summary.both_bad_rate)}")
+st.plotly_chart(charts.outcome_bars(summary), width="stretch")
+if summary.per_criterion:
+    st.plotly_chart(charts.criterion_comparison(summary), width="stretch")
+st.subheader("Per rater")
+if summary.per_rater:
+    st.dataframe(pd.DataFrame(summary.per_rater), hide_index=True)
+if summary.agreement.get("pairwise"):
+    st.plotly_chart(charts.agreement_heatmap(summary), width="stretch")
+    st.json({k: v for k, v in summary.agreement.items() if k != "pairwise"})
+st.subheader("Automatic checks")
+st.json(summary.checks)
+strengths = stats.bradley_terry(db, dataset.id)
+if len(strengths) > 1:
+    st.subheader("Which adapter is best (Bradley–Terry, log-odds vs base)")
+    st.dataframe(pd.DataFrame(strengths), hide_index=True)
+
+st.subheader("Export")
+cols = st.columns(4)
+for col, fmt in zip(cols, export.FORMATS):
+    col.download_button(f"Download {fmt.upper()}", export.render(db, run_id, fmt),
+                        file_name=f"run-{run_id}-evaluation.{fmt}", key=f"results.dl.{fmt}")
+
+st.subheader("Sign-off")
+if common.is_admin():
+    note = st.text_input("Decision note")
+    a, b = st.columns(2)
+    for col, decision in ((a, "approved"), (b, "rejected")):
+        if col.button(decision.capitalize()):
+            try:
+                export.approve(db, run_id, decision, note, common.user(), is_admin=True)
+                st.success(f"Run {run_id} {decision}.")
+            except (ValueError, PermissionError) as exc:
+                st.error(str(exc))
+else:
+    st.caption("Only admins can approve or reject a run.")

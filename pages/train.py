@@ -1,0 +1,144 @@
+"""Train: launch background QLoRA runs on frozen versions, watch them live, cancel, resume, compare."""
+
+from dataclasses import asdict, fields
+
+import pandas as pd
+import streamlit as st
+
+from core import charts, datasets, models, training
+from pages import common
+
+RUN_KEY = "train.run_id"
+
+st.title("Train")
+db = common.db()
+dataset = common.require_dataset()
+versions = datasets.list_versions(db, dataset.id)
+
+tab_new, tab_runs, tab_compare = st.tabs(["New run", "Runs", "Compare"])
+with tab_new:
+    if not versions:
+        st.info("Freeze a PII-clean version on the Author page first.")
+    else:
+        number = st.selectbox("Dataset version", [v.number for v in reversed(versions)],
+                              format_func=lambda n: f"v{n}")
+        version = next(v for v in versions if v.number == number)
+        available = [m for m in models.list_models(db) if m.ready]
+        base = st.selectbox("Base model", [m.name for m in available])
+        preset = st.selectbox("Preset", list(training.PRESETS), index=list(training.PRESETS).index(training.DEFAULT_PRESET),
+                              help="small-data: our default for 50–500 examples. seed-article: the article's recipe.")
+        defaults = asdict(training.PRESETS[preset])
+        values = {}
+        with st.expander("Every knob", expanded=False):
+            cols = st.columns(3)
+            for i, field in enumerate(fields(training.TrainingConfig)):
+                col = cols[i % 3]
+                key = f"train.{preset}.{field.name}"
+                default = defaults[field.name]
+                helptext = training.FIELD_HELP[field.name]
+                if field.name == "method":
+                    values[field.name] = col.selectbox(field.name, ["qlora", "lora"], index=["qlora", "lora"].index(default), key=key, help=helptext)
+                elif field.name == "lr_scheduler":
+                    values[field.name] = col.selectbox(field.name, ["cosine", "linear", "constant"],
+                                                       index=["cosine", "linear", "constant"].index(default), key=key, help=helptext)
+                elif isinstance(default, bool):
+                    values[field.name] = col.checkbox(field.name, default, key=key, help=helptext)
+                elif isinstance(default, int):
+                    values[field.name] = int(col.number_input(field.name, value=default, step=1, key=key, help=helptext))
+                elif isinstance(default, float):
+                    values[field.name] = float(col.number_input(field.name, value=default, format="%g", key=key, help=helptext))
+                else:
+                    values[field.name] = col.text_input(field.name, default, key=key, help=helptext)
+        try:
+            config = training.TrainingConfig(**values)
+        except ValueError as exc:
+            st.error(str(exc))
+            st.stop()
+        estimate = training.estimate(db, version, config)
+        c = st.columns(4)
+        c[0].metric("Training tokens", f"{estimate.train_tokens:,}")
+        c[1].metric("Optimizer steps", estimate.steps)
+        c[2].metric("Peak memory (est.)", f"{estimate.peak_memory_mb:,} MB")
+        c[3].metric("Duration (est.)", f"{estimate.duration_s // 60:.0f} min {estimate.duration_s % 60:.0f} s")
+        if not estimate.fits:
+            st.warning(f"Estimated peak memory exceeds the {estimate.available_memory_mb:,} MB available here.")
+        st.caption("Build vs buy: the same training tokens at hosted fine-tuning rates")
+        st.data_editor(pd.DataFrame([{"service": k, "$ per 1M tokens": training.HOSTED_RATES_PER_MILLION[k],
+                                      "cost $": v} for k, v in estimate.hosted_costs.items()]),
+                       hide_index=True, key="train.costs", num_rows="dynamic")
+        if st.button("Start training", type="primary"):
+            try:
+                run = training.start_run(db, version, base_model=base, preset=preset, config=config,
+                                         actor=common.user())
+                st.session_state[RUN_KEY] = run.id
+                st.success(f"Run {run.id} queued; it keeps running if you close the browser.")
+            except (datasets.DatasetError, models.ModelUnavailable) as exc:
+                st.error(str(exc))
+
+with tab_runs:
+    runs = training.list_runs(db, dataset.id)
+    if not runs:
+        st.write("No runs yet.")
+    else:
+        st.dataframe(pd.DataFrame([{
+            "run": r.id, "status": r.status, "preset": r.preset, "version": r.dataset_version_id,
+            "approval": r.approval, "train loss": r.metrics.get("train_loss"),
+            "held-out loss": r.metrics.get("eval_loss"), "queued": r.queued_at} for r in runs]), hide_index=True)
+        ids = [r.id for r in runs]
+        chosen = st.session_state.get(RUN_KEY)
+        run_id = st.selectbox("Run", ids, index=ids.index(chosen) if chosen in ids else 0, format_func=lambda i: f"Run {i}")
+        st.session_state[RUN_KEY] = run_id
+
+        @st.fragment(run_every=3)
+        def live(run_id: int) -> None:
+            live_db = common.db()
+            training.reconcile(live_db)
+            run = training.get_run(live_db, run_id)
+            events = training.run_events(live_db, run_id)
+            last = events[-1] if events else None
+            cols = st.columns(5)
+            cols[0].metric("Status", run.status)
+            cols[1].metric("Step", f"{last.step if last else 0}/{run.total_steps or '?'}")
+            cols[2].metric("Epoch", f"{(last.epoch or 0):.2f}" if last else "0")
+            cols[3].metric("Tokens/s", f"{last.tokens_per_s or 0:.0f}" if last else "–")
+            cols[4].metric("Peak memory", f"{last.memory_mb or 0:,.0f} MB" if last else "–")
+            if last and run.total_steps and last.tokens_per_s and run.status == "running":
+                st.progress(min(1.0, last.step / run.total_steps), text=f"{last.step}/{run.total_steps} steps")
+            if events:
+                st.plotly_chart(charts.training_curves({f"run {run_id}": events}), width="stretch",
+                                key=f"train.curves.{run_id}.{len(events)}")
+            if run.error:
+                st.error(run.error.split("\n\n")[0])
+                with st.expander("Traceback"):
+                    st.code(run.error, language=None)
+            if run.log_tail or run.status == "running":
+                with st.expander("Log tail"):
+                    st.code(run.log_tail[-3000:] or "(written when the run ends)", language=None)
+            if run.metrics:
+                st.json(run.metrics)
+
+        live(run_id)
+        run = training.get_run(db, run_id)
+        actions = st.columns(3)
+        if run.status in ("queued", "running") and actions[0].button("Cancel"):
+            training.cancel_run(db, run_id, actor=common.user())
+            st.info("Cancel requested: the run saves and stops at the next step.")
+        if run.status in ("interrupted", "cancelled", "failed") and actions[1].button("Resume"):
+            training.resume_run(db, run_id, actor=common.user())
+            st.rerun()
+        if run.finished and common.is_admin() and actions[2].button("Delete run"):
+            training.delete_run(db, run_id, actor=common.user())
+            st.rerun()
+        if run.adapter_path:
+            st.caption(f"Adapter: {run.adapter_path} · sha256 {run.adapter_sha256}")
+
+with tab_compare:
+    runs = training.list_runs(db, dataset.id)
+    chosen_runs = st.multiselect("Runs to compare", [r.id for r in runs], format_func=lambda i: f"Run {i}")
+    if len(chosen_runs) >= 2:
+        picked = [training.get_run(db, i) for i in chosen_runs]
+        diff = training.config_diff(picked[0].config, picked[1].config)
+        st.dataframe(pd.DataFrame([{"setting": k, f"run {picked[0].id}": a, f"run {picked[1].id}": b}
+                                   for k, (a, b) in diff.items()]), hide_index=True)
+        st.plotly_chart(charts.training_curves({f"run {r.id}": training.run_events(db, r.id) for r in picked}),
+                        width="stretch")
