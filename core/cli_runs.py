@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -14,7 +13,6 @@ import sqlite_utils
 
 from core import datasets, rating, training
 from core.cli import CliError, _dataset, command, say
-from core.store import insert_row
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
@@ -174,23 +172,6 @@ def _import_adapter_args(p: argparse.ArgumentParser) -> None:
 
 @command("import-adapter", "bring an adapter trained elsewhere back, with its lineage", _import_adapter_args)
 def cmd_import_adapter(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
-    from core import generation
-    from core.store import now
-
-    source: Path = args.directory
-    if not (source / "adapter_config.json").exists():
-        raise CliError(f"{source} has no adapter_config.json: not a PEFT adapter directory")
-    adapter_cfg = json.loads((source / "adapter_config.json").read_text())
-    version = datasets.version_by_id(db, args.version_id)
-    run_id = insert_row(db, "runs", {
-        "dataset_version_id": version.id, "base_model": "SmolLM2-135M-Instruct", "preset": "imported",
-        "config_json": training.TrainingConfig().to_json(), "status": "succeeded", "created_by": "cli",
-        "queued_at": now(), "finished_at": now(),
-        "metrics_json": json.dumps({"imported_from": str(source.resolve()),
-                                    "base_model_name_or_path": adapter_cfg.get("base_model_name_or_path")})})
-    target = training.run_dir(db, run_id) / "adapter"
-    shutil.copytree(source, target)
-    sha = generation.adapter_sha256(target)
-    db.table("runs").update(run_id, {"adapter_path": str(target), "adapter_sha256": sha})
-    print(f"imported as run {run_id}", file=sys.stderr)
-    return {"run": run_id, "adapter_sha256": sha}
+    run = training.import_adapter(db, args.directory, args.version_id, actor="cli")
+    print(f"imported as run {run.id}", file=sys.stderr)
+    return {"run": run.id, "adapter_sha256": run.adapter_sha256}

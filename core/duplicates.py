@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-NEAR_DUPLICATE_JACCARD = 0.8
+NEAR_DUPLICATE_JACCARD = 0.7
 SHINGLE_WORDS = 3
 _PERMUTATIONS = 64
-_BANDS = 16  # 16 bands x 4 rows: pairs at Jaccard 0.8 become candidates with p > 0.99
+_BANDS = 32  # 32 bands x 2 rows: pairs at Jaccard 0.7 become candidates with p > 0.99
 _PRIME = (1 << 61) - 1
 _rng = np.random.default_rng(7)
 _A = _rng.integers(1, _PRIME, _PERMUTATIONS, dtype=np.uint64)

@@ -59,14 +59,16 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
         raise StoreError(f"The database is busy or unwritable: {exc}") from exc
     try:
         yield db
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    try:
         conn.execute("COMMIT")
     except sqlite3.OperationalError as exc:
-        conn.execute("ROLLBACK")
-        raise StoreError(f"Could not save (nothing was written): {exc}") from exc
+        # SQLite may already have rolled back (disk full, I/O error); make sure, then explain.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise StoreError(f"Could not save, nothing was written: {exc}") from exc
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def audit(db: sqlite_utils.Database, actor: str, action: str, object_type: str,

@@ -404,7 +404,10 @@ def delete_run(db: sqlite_utils.Database, run_id: int, actor: str = "") -> None:
 
 
 def latest_checkpoint(directory: Path) -> Path | None:
-    checkpoints = sorted(directory.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    """The newest complete checkpoint. The Trainer writes trainer_state.json last, so a folder
+    without it was cut off mid-save (killed process, full disk) and must not be resumed from."""
+    checkpoints = sorted((p for p in directory.glob("checkpoint-*") if (p / "trainer_state.json").exists()),
+                         key=lambda p: int(p.name.split("-")[-1]))
     return checkpoints[-1] if checkpoints else None
 
 
@@ -415,3 +418,30 @@ def config_diff(a: TrainingConfig, b: TrainingConfig) -> dict[str, tuple[Any, An
 
 def default_db() -> Path:
     return db_path(None)
+
+
+def import_adapter(db: sqlite_utils.Database, directory: Path, version_id: int, *, actor: str = "",
+                   base_model: str = models.DEFAULT_MODEL) -> TrainingRun:
+    """Register a PEFT adapter trained elsewhere (a bundle, another machine) as a finished run."""
+    import shutil
+
+    from core import generation
+
+    source = Path(directory)
+    if not (source / "adapter_config.json").exists():
+        raise datasets.DatasetError(f"{source} has no adapter_config.json: not a PEFT adapter directory.")
+    adapter_config = json.loads((source / "adapter_config.json").read_text())
+    version = datasets.version_by_id(db, version_id)
+    with transaction(db):
+        run_id = insert_row(db, "runs", {
+            "dataset_version_id": version.id, "base_model": base_model, "preset": "imported",
+            "config_json": TrainingConfig().to_json(), "status": "succeeded", "created_by": actor,
+            "queued_at": now(), "finished_at": now(),
+            "metrics_json": json.dumps({"imported_from": str(source.resolve()),
+                                        "base_model_name_or_path": adapter_config.get("base_model_name_or_path")})})
+        target = run_dir(db, run_id) / "adapter"
+        shutil.copytree(source, target)
+        db.table("runs").update(run_id, {"adapter_path": str(target),
+                                         "adapter_sha256": generation.adapter_sha256(target)})
+        audit(db, actor, "import_adapter", "run", run_id, {"source": str(source)})
+    return get_run(db, run_id)

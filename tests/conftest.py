@@ -1,0 +1,96 @@
+"""Shared fixtures: real SQLite files under tmp dirs, the real shipped model, real Presidio."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+import core  # noqa: E402,F401
+from core import datasets, demo, models, pii, store, training  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def db_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "studio.db"
+    monkeypatch.setenv("STUDIO_DB", str(path))
+    return path
+
+
+@pytest.fixture
+def db(db_path: Path):
+    return store.connect(db_path)
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    return models.ensure_default_model()
+
+
+@pytest.fixture
+def demo_dataset(db, model_dir) -> datasets.Dataset:
+    dataset = demo.seed_demo(db)
+    assert dataset is not None
+    return dataset
+
+
+@pytest.fixture(scope="session")
+def random_adapter(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Path:
+    """A real PEFT adapter with non-zero random LoRA weights, so tuned outputs differ from base."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(str(model_dir))
+    peft_model = get_peft_model(base, LoraConfig(r=8, lora_alpha=64, target_modules=["q_proj", "v_proj"],
+                                                 init_lora_weights=False, task_type="CAUSAL_LM"))
+    out = tmp_path_factory.mktemp("adapter") / "adapter"
+    peft_model.save_pretrained(str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def generated_db(tmp_path_factory: pytest.TempPathFactory, model_dir: Path, random_adapter: Path) -> Path:
+    """A demo database, PII-scanned and frozen, with an imported adapter run and generated pairs."""
+    from core import generation, rating
+
+    path = tmp_path_factory.mktemp("generated") / "studio.db"
+    db = store.connect(path)
+    dataset = demo.seed_demo(db)
+    assert dataset is not None
+    pii.scan_dataset(db, dataset.id)
+    version = datasets.freeze(db, dataset, actor="test")
+    run = training.import_adapter(db, random_adapter, version.id, actor="test")
+    job = rating.start_generation(db, run.id, generation.GenerationConfig(max_new_tokens=12, batch_size=10),
+                                  launch=False)
+    rating.run_generation_job(db, job.id)
+    db.conn.close()
+    return path
+
+
+@pytest.fixture
+def rated_db(generated_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of the generated database (and its run files) for one test."""
+    target = tmp_path / "studio.db"
+    source = sqlite3.connect(generated_db)
+    dest = sqlite3.connect(target)
+    source.backup(dest)
+    source.close()
+    dest.close()
+    if (generated_db.parent / "runs").exists():
+        shutil.copytree(generated_db.parent / "runs", tmp_path / "runs")
+        db = store.connect(target)
+        for run in db.query("SELECT id, adapter_path FROM runs"):
+            db.table("runs").update(run["id"], {"adapter_path": str(tmp_path / "runs" / Path(run["adapter_path"]).relative_to(
+                generated_db.parent / "runs"))})
+    monkeypatch.setenv("STUDIO_DB", str(target))
+    return target

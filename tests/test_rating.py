@@ -1,0 +1,115 @@
+"""Blind rating sessions, hidden identities, concurrency, and the loop back to curation."""
+
+import json
+import multiprocessing
+from dataclasses import asdict
+
+import pytest
+
+from core import datasets, rating, store, training
+
+
+def run_id(db) -> int:
+    return training.list_runs(db)[0].id
+
+
+def test_generated_pairs_are_stored_with_settings_and_checks(rated_db):
+    db = store.connect(rated_db)
+    run = training.get_run(db, run_id(db))
+    pairs = rating.pairs(db, run.id)
+    assert len(pairs) == 20
+    row = next(iter(db.query("SELECT * FROM generations LIMIT 1")))
+    assert json.loads(row["settings_json"])["max_new_tokens"] == 12
+    assert row["adapter_sha256"] == run.adapter_sha256
+    for key in ("heldout_loss_base", "heldout_loss_tuned", "general_loss_base", "general_loss_tuned"):
+        assert isinstance(run.metrics[key], float)
+
+
+def test_blind_pair_reveals_nothing_before_the_vote(rated_db):
+    db = store.connect(rated_db)
+    session = rating.start_session(db, run_id(db), "Dana")
+    position = rating.next_position(db, session)
+    blind = rating.blind_pair(db, session, position)
+    visible = json.dumps(asdict(blind))
+    assert "base" not in visible and "tuned" not in visible
+    pair = next(p for p in rating.pairs(db, session.run_id) if p.position == position)
+    assert {blind.text_a, blind.text_b} == {pair.base_text, pair.tuned_text}
+
+
+def test_whole_session_with_resume_change_and_reveal(rated_db):
+    db = store.connect(rated_db)
+    rid = run_id(db)
+    session = rating.start_session(db, rid, "Dana")
+    done, total = rating.progress(db, session)
+    assert done == 0 and total >= 1
+    with pytest.raises(rating.RatingError, match="revealed when your session is complete"):
+        rating.reveal(db, session)
+    first = rating.next_position(db, session)
+    saved = rating.record_rating(db, session, first, "A", scores={"A": {"tone": 4}, "B": {"tone": 2}},
+                                 comment="A reads better", seconds_spent=3.5)
+    assert saved.preferred == dict(session.order)[first]
+    assert saved.scores[saved.preferred] == {"tone": 4}
+    # Resume in a "new browser": the same session, same order, progress kept.
+    again = rating.start_session(store.connect(rated_db), rid, "Dana")
+    assert again.id == session.id and again.order == session.order
+    assert rating.progress(db, again)[0] == 1
+    # Change the last rating: updated in place, not duplicated.
+    rating.record_rating(db, again, first, "B", seconds_spent=1.0)
+    assert db.execute("SELECT count(*), sum(seconds_spent) FROM ratings").fetchone() == (1, 4.5)
+    while (position := rating.next_position(db, again)) is not None:
+        rating.record_rating(db, again, position, "tie")
+    revealed = rating.reveal(db, again)
+    assert len(revealed) == total and all(r.left_side in ("base", "tuned") for r in revealed)
+    assert db.table("rating_sessions").get(again.id)["completed_at"]
+
+
+def test_k_raters_per_pair(rated_db):
+    db = store.connect(rated_db)
+    rid = run_id(db)
+    store.set_setting(db, "raters_per_pair", "1")
+    first = rating.start_session(db, rid, "Dana")
+    while (position := rating.next_position(db, first)) is not None:
+        rating.record_rating(db, first, position, "A")
+    second = rating.start_session(db, rid, "Sam")
+    assert rating.next_position(db, second) is None  # every pair already has its one rating
+    store.set_setting(db, "raters_per_pair", "2")
+    assert rating.next_position(db, second) is not None
+
+
+def _rate_many(args: tuple[str, int, str]) -> int:
+    path, rid, rater = args
+    db = store.connect(path)
+    session = rating.start_session(db, rid, rater)
+    positions = [p for p, _ in session.order]
+    saved = 0
+    for i in range(200):
+        rating.record_rating(db, session, positions[i % len(positions)], ("A", "B", "tie")[i % 3], seconds_spent=1)
+        saved += 1
+    return saved
+
+
+def test_eight_processes_writing_200_ratings_each_lose_nothing(rated_db):
+    db = store.connect(rated_db)
+    rid = run_id(db)
+    store.set_setting(db, "raters_per_pair", "8")
+    raters = [f"rater-{i}" for i in range(8)]
+    with multiprocessing.get_context("spawn").Pool(8) as pool:
+        results = pool.map(_rate_many, [(str(rated_db), rid, r) for r in raters])
+    assert results == [200] * 8
+    pairs_per_rater = len(rating.start_session(db, rid, "rater-0").order)
+    rows = db.execute("SELECT rater, count(*), sum(seconds_spent) FROM ratings GROUP BY rater").fetchall()
+    assert rows == [(r, pairs_per_rater, 200.0) for r in raters]
+    assert db.execute("SELECT count(*) FROM (SELECT run_id, position, rater FROM ratings GROUP BY 1, 2, 3 "
+                      "HAVING count(*) > 1)").fetchone()[0] == 0
+
+
+def test_corrected_answer_becomes_a_draft_example(rated_db):
+    db = store.connect(rated_db)
+    rid = run_id(db)
+    pair = rating.pairs(db, rid)[0]
+    example = rating.make_training_example(db, rid, pair.position, "Category: Billing\nPriority: P2\n"
+                                           "Summary: Fixed.\nReply: Send the fix.", author="Dana")
+    assert example.status == "draft" and example.messages[-1]["content"].startswith("Category: Billing")
+    assert example.messages[:-1] == pair.prompt
+    assert f"from-rating-run-{rid}" in example.tags
+    assert datasets.get_example(db, example.id).author == "Dana"

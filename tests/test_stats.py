@@ -1,0 +1,136 @@
+"""Every summary number recomputed from the exported CSV with statsmodels/scipy."""
+
+import csv
+import io
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+from statsmodels.stats.proportion import proportion_confint
+
+from core import datasets, export, rating, stats, store, training
+
+
+def external_references(page: str) -> list[str]:
+    """src/href attributes of the page's own tags (not strings inside the inlined plotly.js)."""
+    from html.parser import HTMLParser
+
+    found: list[str] = []
+
+    class Collector(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            found.extend(f"{tag} {k}={v}" for k, v in attrs if k in ("src", "href") and v)
+
+    Collector().feed(page)
+    return found
+
+
+def rate_everything(db, rid, raters, verdict_of):
+    store.set_setting(db, "raters_per_pair", str(len(raters)))
+    for r_index, rater in enumerate(raters):
+        session = rating.start_session(db, rid, rater)
+        for i, (position, left) in enumerate(session.order):
+            verdict = verdict_of(r_index, i, left)
+            rating.record_rating(db, session, position, verdict, scores={"A": {"tone": 2 + i % 3}, "B": {"tone": 3}},
+                                 seconds_spent=2 + i)
+
+
+def test_summary_matches_recomputation_from_csv(rated_db):
+    db = store.connect(rated_db)
+    rid = training.list_runs(db)[0].id
+
+    def verdict_of(r_index, i, left):
+        # mostly prefer tuned, some ties/both-bad, rater 1 sometimes disagrees
+        if i % 7 == 0:
+            return "tie"
+        if i % 11 == 0:
+            return "both_bad"
+        prefer_tuned = not (r_index == 1 and i % 4 == 0) and i % 5 != 0
+        return "A" if (left == "tuned") == prefer_tuned else "B"
+
+    rate_everything(db, rid, ["Dana", "Sam"], verdict_of)
+    summary = stats.summarize(db, rid)
+    rows = list(csv.DictReader(io.StringIO(export.ratings_csv(db, rid))))
+    counts = Counter(r["preferred"] for r in rows)
+    assert summary.outcomes.wins == counts["tuned"]
+    assert summary.outcomes.losses == counts["base"]
+    assert summary.outcomes.ties == counts["tie"]
+    assert summary.outcomes.both_bad == counts["both_bad"]
+    w, lost = counts["tuned"], counts["base"]
+    assert summary.win_rate == pytest.approx(w / (w + lost))
+    assert summary.win_rate_ci == pytest.approx(proportion_confint(w, w + lost, method="wilson"))
+    assert summary.sign_test_p == pytest.approx(binomtest(w, w + lost, 0.5).pvalue)
+    assert summary.score == pytest.approx((w + 0.5 * counts["tie"]) / len(rows))
+    low, high = summary.score_ci
+    assert low <= summary.score <= high
+    tone = next(c for c in summary.per_criterion if c["criterion"] == "tone")
+    tuned_scores = [json.loads(r["scores_json"])["tuned"]["tone"] for r in rows if r["scores_json"] != "{}"]
+    assert tone["tuned_mean"] == pytest.approx(np.mean(tuned_scores))
+    per = {r["rater"]: r for r in summary.per_rater}
+    dana = [r for r in rows if r["rater"] == "Dana"]
+    left_picks = sum(r["verdict"] == "A" for r in dana)
+    sided = sum(r["verdict"] in ("A", "B") for r in dana)
+    assert per["Dana"]["left_pick_rate"] == pytest.approx(left_picks / sided)
+    assert per["Dana"]["position_bias_p"] == pytest.approx(binomtest(left_picks, sided, 0.5).pvalue)
+    assert summary.agreement["prompts_with_several_raters"] == len(dana)
+    assert summary.agreement["cohens_kappa"] is not None and summary.agreement["cohens_kappa"] < 1
+    assert summary.ratings_needed_for_60 > 150
+
+
+def test_small_sample_is_not_celebrated(rated_db):
+    db = store.connect(rated_db)
+    rid = training.list_runs(db)[0].id
+    session = rating.start_session(db, rid, "Dana")
+    for position, left in session.order[:4]:
+        rating.record_rating(db, session, position, "A" if left == "tuned" else "B")
+    summary = stats.summarize(db, rid)
+    assert summary.outcomes.wins == 4 and summary.sign_test_p > 0.05
+    assert "not yet conclusive" in summary.verdict_text and "more decisive votes" in summary.verdict_text
+
+
+def test_exports_carry_lineage_and_html_is_self_contained(rated_db):
+    db = store.connect(rated_db)
+    rid = training.list_runs(db)[0].id
+    run = training.get_run(db, rid)
+    session = rating.start_session(db, rid, "Dana")
+    rating.record_rating(db, session, session.order[0][0], "A", comment="<script>alert(1)</script>")
+    for fmt in export.FORMATS:
+        text = export.render(db, rid, fmt)
+        assert run.adapter_sha256 in text
+    html = export.render(db, rid, "html")
+    assert external_references(html) == [] and "Plotly" in html
+    assert "Content-Security-Policy" in html
+    assert "<script>alert(1)</script>" not in html
+    data = json.loads(export.render(db, rid, "json"))
+    assert data["lineage"]["dataset_version_sha256"] and data["lineage"]["base_model"]
+
+
+def test_sign_off_requires_admin_and_a_summary(rated_db):
+    db = store.connect(rated_db)
+    rid = training.list_runs(db)[0].id
+    with pytest.raises(ValueError, match="Rate the run"):
+        export.approve(db, rid, "approved", "ok", "boss", is_admin=True)
+    session = rating.start_session(db, rid, "Dana")
+    rating.record_rating(db, session, session.order[0][0], "A")
+    with pytest.raises(PermissionError):
+        export.approve(db, rid, "approved", "ok", "Dana", is_admin=False)
+    export.approve(db, rid, "approved", "good enough", "boss", is_admin=True)
+    assert training.get_run(db, rid).approval == "approved"
+    assert db.execute("SELECT count(*) FROM audit_log WHERE action = 'run_approved'").fetchone()[0] == 1
+
+
+def test_bradley_terry_orders_adapters(rated_db, random_adapter):
+    db = store.connect(rated_db)
+    first = training.list_runs(db)[0]
+    second = training.import_adapter(db, random_adapter, first.dataset_version_id)
+    db.execute("INSERT INTO generations (run_id, position, prompt_json, reference, side, text, settings_json, created_at) "
+               "SELECT ?, position, prompt_json, reference, side, text || (CASE side WHEN 'tuned' THEN ' x' ELSE '' END), "
+               "settings_json, created_at FROM generations WHERE run_id = ?", [second.id, first.id])
+    rate_everything(db, first.id, ["Dana"], lambda r, i, left: "A" if (left == "tuned") == (i % 4 != 0) else "B")
+    rate_everything(db, second.id, ["Dana"], lambda r, i, left: "A" if (left == "tuned") == (i % 4 == 0) else "B")
+    dataset_id = datasets.version_by_id(db, first.dataset_version_id).dataset_id
+    strengths = {s["run"]: s for s in stats.bradley_terry(db, dataset_id)}
+    assert strengths[first.id]["strength"] > 0 > strengths[second.id]["strength"]
+    assert strengths[first.id]["ci"][0] <= strengths[first.id]["strength"] <= strengths[first.id]["ci"][1]

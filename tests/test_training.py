@@ -1,0 +1,133 @@
+"""Real QLoRA training of the shipped model on CPU, in the background worker process."""
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from core import datasets, generation, pii, store, training
+
+
+def small_version(db, model_dir, train_n=16, heldout_n=4):
+    from core.demo import DEMO_DIR
+
+    dataset = datasets.create_dataset(db, "small", convention_regex=r"^Category: ")
+    lines = (DEMO_DIR / "train.jsonl").read_bytes().splitlines()[:train_n]
+    datasets.import_jsonl(db, dataset, b"\n".join(lines))
+    held = (DEMO_DIR / "heldout.jsonl").read_bytes().splitlines()[:heldout_n]
+    datasets.import_jsonl(db, dataset, b"\n".join(held), split="heldout")
+    pii.save_config(db, pii.PiiConfig(allow_list=["Canada", "Portland", "Zipper", "Gift", "Alder", "Granite",
+                                                  "Harbor & Pine"]))
+    pii.scan_dataset(db, dataset.id)
+    return datasets.freeze(db, dataset, override_reason="demo data", is_admin=True)
+
+
+def wait_for(db, run_id, predicate, timeout=600):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        training.reconcile(db)
+        run = training.get_run(db, run_id)
+        if predicate(run):
+            return run
+        time.sleep(0.5)
+    raise AssertionError(f"run {run_id} stuck in {training.get_run(db, run_id).status}: {training.get_run(db, run_id).error}")
+
+
+@pytest.mark.slow
+def test_qlora_run_trains_in_background_and_adapter_changes_outputs(db, db_path, model_dir):
+    version = small_version(db, model_dir)
+    config = training.TrainingConfig(max_steps=8, batch_size=4, learning_rate=3e-3, max_length=256,
+                                     warmup_fraction=0.0, lr_scheduler="constant")
+    run = training.start_run(db, version, preset="smoke-test", config=config, actor="test")
+    assert run.status == "queued" and training.get_run(db, run.id).pid  # launched, not run inline
+    run = wait_for(db, run.id, lambda r: r.finished)
+    assert run.status == "succeeded", run.error
+    events = training.run_events(db, run.id)
+    assert [e.step for e in events if e.loss is not None][-1] == 8
+    assert run.metrics["steps"] == 8 and run.metrics["tokens_per_s"] > 0
+    adapter = Path(run.adapter_path)
+    card = (adapter / "README.md").read_text()
+    assert version.content_hash in card and run.adapter_sha256 in card
+    assert json.loads((adapter / "adapter_config.json").read_text())["r"] == 16
+    assert generation.adapter_sha256(adapter) == run.adapter_sha256
+
+    # Plain peft, as a user outside the studio would load it.
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    prompt = [{"role": "system", "content": "You triage customer tickets for Harbor & Pine Outfitters."},
+              {"role": "user", "content": "My stove leaks fuel, order HP-99001."}]
+    ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    base = AutoModelForCausalLM.from_pretrained(str(model_dir))
+    with torch.inference_mode():
+        before = base.generate(**ids, max_new_tokens=12, do_sample=False)
+    tuned = PeftModel.from_pretrained(base, str(adapter))
+    with torch.inference_mode():
+        after = tuned.generate(**ids, max_new_tokens=12, do_sample=False)
+    assert before.tolist() != after.tolist()
+    assert tokenizer.decode(after[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).startswith("Category")
+
+
+@pytest.mark.slow
+def test_sigkill_marks_interrupted_and_resume_finishes(db, db_path, model_dir):
+    version = small_version(db, model_dir, train_n=12, heldout_n=2)
+    config = training.TrainingConfig(max_steps=6, batch_size=2, max_length=192)
+    run = training.start_run(db, version, preset="smoke-test", config=config)
+    run_directory = training.run_dir(db, run.id)
+    run = wait_for(db, run.id, lambda r: r.finished or training.latest_checkpoint(run_directory) is not None)
+    assert run.status == "running"
+    os.kill(run.pid, signal.SIGKILL)
+    run = wait_for(db, run.id, lambda r: r.status != "running")
+    assert run.status == "interrupted" and "stopped unexpectedly" in run.error
+    resumed_from = int(training.latest_checkpoint(run_directory).name.split("-")[1])
+    training.resume_run(db, run.id)
+    run = wait_for(db, run.id, lambda r: r.finished)
+    assert run.status == "succeeded", run.error
+    assert run.metrics["steps"] == 6
+    steps_after_resume = [e.step for e in training.run_events(db, run.id) if e.loss is not None]
+    assert steps_after_resume[-1] == 6 and resumed_from >= 3
+
+
+@pytest.mark.slow
+def test_cancel_during_first_step_saves_and_stops(db, db_path, model_dir):
+    version = small_version(db, model_dir, train_n=8, heldout_n=1)
+    run = training.start_run(db, version, config=training.TrainingConfig(max_steps=200, batch_size=2, max_length=128))
+    training.cancel_run(db, run.id)
+    run = wait_for(db, run.id, lambda r: r.finished)
+    assert run.status == "cancelled"
+    assert run.metrics["steps"] < 200 and Path(run.adapter_path, "adapter_model.safetensors").exists()
+
+
+def test_reconcile_marks_dead_process_interrupted(db, model_dir):
+    version = small_version(db, model_dir, train_n=4, heldout_n=1)
+    run = training.start_run(db, version, launch=False)
+    db.execute("UPDATE runs SET status = 'running', pid = 999999 WHERE id = ?", [run.id])
+    assert training.reconcile(store.connect(db.conn.execute("PRAGMA database_list").fetchone()[2])) == 1
+    assert training.get_run(db, run.id).status == "interrupted"
+
+
+def test_config_validation_and_overrides():
+    with pytest.raises(ValueError, match="lora_dropout"):
+        training.TrainingConfig(lora_dropout=1.5)
+    config = training.PRESETS["seed-article"].with_overrides({"learning_rate": "0.001", "assistant_only_loss": "true"})
+    assert config.learning_rate == 0.001 and config.assistant_only_loss
+    with pytest.raises(ValueError, match="Unknown setting"):
+        config.with_overrides({"nope": "1"})
+    seed = training.PRESETS["seed-article"]
+    assert (seed.lora_r, seed.lora_alpha, seed.epochs, seed.batch_size, seed.grad_accumulation, seed.learning_rate,
+            seed.warmup_fraction, seed.targets) == (16, 32, 3, 4, 4, 2e-4, 0.1, ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+def test_estimate_is_plausible(db, demo_dataset):
+    pii.scan_dataset(db, demo_dataset.id)
+    version = datasets.freeze(db, demo_dataset)
+    small = training.estimate(db, version, training.PRESETS["small-data"])
+    seed = training.estimate(db, version, training.PRESETS["seed-article"])
+    assert small.steps == 57 and seed.steps == 15
+    assert 1000 < small.peak_memory_mb < 20000 and small.duration_s > 0
+    assert small.hosted_costs["Hosted small model (article)"] == pytest.approx(small.train_tokens / 1e6 * 3, rel=1e-3)

@@ -1,0 +1,92 @@
+"""Every import error code, table-driven, with 1-based line numbers."""
+
+import json
+
+import pytest
+
+from core import datasets, validation
+
+GOOD = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
+
+BAD_LINES = [
+    ("[1, 2]", "data_type"),
+    ('{"foo": 1}', "missing_messages_list"),
+    ('{"messages": "nope"}', "missing_messages_list"),
+    ('{"messages": [{"role": "user"}, {"role": "assistant", "content": "x"}]}', "message_missing_key"),
+    ('{"messages": [{"role": "user", "content": "a", "extra": 1}, {"role": "assistant", "content": "x"}]}',
+     "message_unrecognized_key"),
+    ('{"messages": [{"role": "boss", "content": "a"}, {"role": "assistant", "content": "x"}]}', "unrecognized_role"),
+    ('{"messages": [{"role": "user", "content": 5}, {"role": "assistant", "content": "x"}]}', "missing_content"),
+    ('{"messages": [{"role": "user", "content": "only a question"}]}', "example_missing_assistant_message"),
+    ('{"messages": [', "invalid_json"),
+    ('{"messages": []}', "empty_messages"),
+    ('{"messages": [{"role": "user", "content": "   "}, {"role": "assistant", "content": "x"}]}', "blank_content"),
+    ('{"messages": [{"role": "assistant", "content": "x"}, {"role": "user", "content": "then?"}]}',
+     "not_ending_on_assistant"),
+    (json.dumps({"messages": [{"role": "user", "content": "a" * (validation.MAX_CONTENT_CHARS + 1)},
+                              {"role": "assistant", "content": "x"}]}), "content_too_large"),
+]
+
+
+@pytest.mark.parametrize(("line", "code"), BAD_LINES)
+def test_bad_line_gets_its_code_and_line_number(line, code):
+    data = (json.dumps(GOOD) + "\n" + line + "\n").encode()
+    result = validation.parse_jsonl(data)
+    bad = result.lines[1]
+    assert not bad.ok
+    assert code in [p.code for p in bad.problems]
+    assert all(p.line == 2 and p.message.startswith("line 2:") for p in bad.problems)
+    assert result.lines[0].ok
+
+
+def test_not_utf8_names_the_byte():
+    data = json.dumps(GOOD).encode() + b"\n" + b'{"messages": "caf\xe9"}\n'
+    problem = validation.parse_jsonl(data).lines[1].problems[0]
+    assert problem.code == "not_utf8"
+    assert "0xe9" in problem.message and "line 2" in problem.message
+
+
+def test_bom_crlf_and_blank_lines_are_accepted():
+    line = json.dumps(GOOD)
+    data = b"\xef\xbb\xbf" + line.encode() + b"\r\n\r\n   \r\n" + line.replace("Hi", "Hey").encode() + b"\r\n"
+    result = validation.parse_jsonl(data)
+    assert [p.ok for p in result.lines] == [True, True]
+    assert result.blank == 2
+    assert [p.line for p in result.lines] == [1, 4]
+
+
+@pytest.mark.parametrize(("obj", "fmt", "first_role"), [
+    ({"instruction": "Sum", "input": "2+2", "output": "4"}, "alpaca", "user"),
+    ({"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]}, "sharegpt", "user"),
+    ({"prompt": "p", "completion": "c"}, "prompt_completion", "user"),
+    (GOOD, "openai", "user"),
+])
+def test_formats_are_detected_and_converted(obj, fmt, first_role):
+    line = validation.parse_jsonl(json.dumps(obj).encode()).lines[0]
+    assert line.ok and line.source_format == fmt
+    assert line.messages[0]["role"] == first_role and line.messages[-1]["role"] == "assistant"
+
+
+def test_import_reports_duplicates_and_quarantines_errors(db):
+    dataset = datasets.create_dataset(db, "d")
+    data = "\n".join([json.dumps(GOOD), json.dumps(GOOD), "{oops", ""]).encode()
+    report = datasets.import_jsonl(db, dataset, data)
+    assert (report.imported, report.duplicates, report.quarantined) == (1, 1, 1)
+    assert [(e.line, e.code) for e in report.errors] == [(3, "invalid_json")]
+    assert [(w.line, w.code) for w in report.warnings] == [(2, "duplicate_in_file")]
+    again = datasets.import_jsonl(db, dataset, json.dumps(GOOD).encode())
+    assert again.imported == 0 and again.warnings[0].code == "duplicate_in_dataset"
+
+
+def test_too_long_warning_counts_with_the_models_own_template(db, model_dir):
+    from core import models, templating
+
+    dataset = datasets.create_dataset(db, "long")
+    long = {"messages": [{"role": "user", "content": "word " * 300}, {"role": "assistant", "content": "ok"}]}
+    report = datasets.import_jsonl(db, dataset, json.dumps(long).encode(), max_length=100,
+                                   count_tokens=templating.token_counter(models.DEFAULT_MODEL))
+    assert report.imported == 1
+    warning = report.warnings[0]
+    assert warning.code == "too_long"
+    tokens = templating.count_tokens(models.DEFAULT_MODEL, long["messages"])
+    assert f"{tokens:,} tokens" in warning.message and tokens > 300
