@@ -71,7 +71,7 @@ def cmd_models(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str,
             models.add_model(db, args.add, actor="cli")
         except models.ModelUnavailable as exc:
             raise CliError(str(exc)) from exc
-    return {"models": [vars(m) | {} for m in map(_model_dict, models.list_models(db))]}
+    return {"models": [_model_dict(m) for m in models.list_models(db)]}
 
 
 def _model_dict(m: models.BaseModel) -> dict[str, Any]:
@@ -183,12 +183,18 @@ def _load_command_modules() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = COMMANDS[args.command][0]
+    result: Any = None
     try:
         db = store.connect(args.db)
         result = handler(db, args)
     except (CliError, datasets.DatasetError, models.ModelUnavailable, store.StoreError,
             ValueError, KeyError) as exc:
         message = str(exc).strip("'\"")
+    except Exception as exc:  # anything else: still one clear line, never a traceback
+        message = f"unexpected {type(exc).__name__}: {exc}"
+    else:
+        message = ""
+    if message:
         if args.json:
             print(json.dumps({"error": message}))
         print(f"error: {message}", file=sys.stderr)

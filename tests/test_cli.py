@@ -1,0 +1,69 @@
+"""The command line drives the same core functions as the pages."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str, db: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "core", "--db", str(db), *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_init_and_status_json(tmp_path, model_dir):
+    db = tmp_path / "scratch.db"
+    assert cli("init", db=db).returncode == 0
+    out = cli("status", "--json", db=db)
+    data = json.loads(out.stdout)
+    assert data["model_ready"] is True and data["last_migration"] == "m001_initial_schema"
+    assert data["tables"]["examples"] == 95 and data["tables"]["datasets"] == 1
+
+
+def test_import_json_report_and_exit_codes(tmp_path, model_dir):
+    db = tmp_path / "s.db"
+    good = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
+    source = tmp_path / "in.jsonl"
+    source.write_bytes((json.dumps(good) + "\n\n" + json.dumps(good) + "\n{bad\n").encode())
+    out = cli("import", str(source), "--dataset", "cli-set", "--json", db=db)
+    assert out.returncode == 0
+    report = json.loads(out.stdout)
+    assert (report["imported"], report["duplicates"], report["blank"]) == (1, 1, 1)
+    assert report["errors"] == [{"line": 4, "code": "invalid_json", "message": report["errors"][0]["message"]}]
+    missing = cli("import", str(tmp_path / "nope.jsonl"), "--dataset", "x", db=db)
+    assert missing.returncode == 1 and missing.stderr.startswith("error: Cannot read")
+    assert len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_export_round_trip_and_pii_scan(tmp_path, model_dir):
+    db = tmp_path / "s.db"
+    source = tmp_path / "in.jsonl"
+    rows = [{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": f"Question {i}?"},
+                          {"role": "assistant", "content": f"Answer {i}."}]} for i in range(5)]
+    source.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert cli("import", str(source), "--dataset", "rt", db=db).returncode == 0
+    scan = cli("pii-scan", "--dataset", "rt", "--json", db=db)
+    assert scan.returncode == 0 and json.loads(scan.stdout) == []
+    assert cli("freeze", "--dataset", "rt", db=db).returncode == 0
+    out = tmp_path / "out.jsonl"
+    assert cli("export", "--dataset", "rt", "--out", str(out), db=db).returncode == 0
+    canonical = [json.dumps(r, ensure_ascii=False, separators=(",", ":")) for r in rows]
+    assert out.read_text().splitlines() == canonical
+
+
+def test_unknown_dataset_is_one_clear_line(tmp_path):
+    out = cli("export", "--dataset", "ghost", "--out", str(tmp_path / "x"), "--json", db=tmp_path / "s.db")
+    assert out.returncode == 1
+    assert json.loads(out.stdout) == {"error": "No dataset called 'ghost'."}
+
+
+def test_models_lists_default_and_refuses_unavailable_hub_id(tmp_path, model_dir):
+    db = tmp_path / "s.db"
+    listed = json.loads(cli("models", "--json", db=db).stdout)
+    assert listed["models"][0]["name"] == "SmolLM2-135M-Instruct" and listed["models"][0]["ready"]
+    hub = cli("models", "--add", "someorg/not-cached-model", db=db)
+    assert hub.returncode == 1 and "offline" in hub.stderr
+    local = cli("models", "--add", str(model_dir), "--json", db=db)
+    assert local.returncode == 0 and any(m["source"] == "local" for m in json.loads(local.stdout)["models"])

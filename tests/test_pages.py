@@ -1,0 +1,145 @@
+"""Every page under streamlit.testing's AppTest, seeded through core functions."""
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import datasets, rating, store, training
+
+PAGES = ["pages/home.py", "pages/author.py", "pages/pii_check.py", "pages/train.py", "pages/rate.py",
+         "pages/results.py", "pages/settings.py"]
+TITLES = {"pages/home.py": "Tuning Studio", "pages/author.py": "Author", "pages/pii_check.py": "PII check",
+          "pages/train.py": "Train", "pages/rate.py": "Rate", "pages/results.py": "Results",
+          "pages/settings.py": "Settings"}
+
+
+def app(page: str | None = None) -> AppTest:
+    at = AppTest.from_file("../app.py", default_timeout=120)
+    at.run()
+    if page:
+        at.switch_page(page)
+        at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_a_fresh_studio(db_path, model_dir, page):
+    at = app(page)
+    assert at.title[0].value == TITLES[page]
+
+
+def test_home_guides_through_the_loop(db_path, model_dir):
+    at = app()
+    texts = " ".join(m.value for m in at.markdown)
+    assert "95 examples" in texts and "Check PII" in texts
+    assert "Next:" in at.info[0].value and "Check PII" in at.info[0].value
+
+
+def test_author_creates_an_example_in_the_editor(db_path, model_dir):
+    at = app("pages/author.py")
+    contents = [t for t in at.text_area if t.key and t.key.startswith("author.content.")]
+    contents[1].set_value("Where is order HP-1?")
+    contents[2].set_value("Category: Shipping\nPriority: P2\nSummary: Order HP-1 is late.\nReply: Trace it.")
+    at.run()
+    next(b for b in at.button if b.label == "Save").click().run()
+    assert not at.exception
+    assert any("Saved example" in s.value for s in at.success)
+    db = store.connect(db_path)
+    example = datasets.list_examples(db, 1, datasets.ExampleFilter(text="HP-1?"))[0][0]
+    assert example.status == "draft" and example.author == "Dana"
+
+
+def test_user_text_is_never_rendered_as_markdown_or_html(db_path, model_dir):
+    db = store.connect(db_path)
+    at = app()
+    evil = "<script>alert(1)</script> ![x](http://example.com/x.png) [click](javascript:alert(1))"
+    dataset = datasets.create_dataset(db, "evil ![img](http://example.com/i.png)")
+    example = datasets.save_example(db, dataset, [{"role": "user", "content": evil},
+                                                  {"role": "assistant", "content": evil}])
+    at.session_state["studio.dataset_id"] = dataset.id
+    at.session_state["author.editing_id"] = example.id
+    at.switch_page("pages/author.py").run()
+    assert not at.exception
+    code_blocks = [c.value for c in at.code]
+    assert any(evil in c for c in code_blocks)  # shown verbatim as text
+    for md in at.markdown:
+        assert "<script>" not in md.value and "](http" not in md.value
+
+
+def test_pii_page_scans_and_shows_findings(db_path, model_dir):
+    db = store.connect(db_path)
+    at = app("pages/pii_check.py")
+    dataset = datasets.get_dataset(db, 1)
+    datasets.save_example(db, dataset, [{"role": "user", "content": "Email me at kim.lee@example.com"},
+                                        {"role": "assistant", "content": "Noted."}])
+    next(b for b in at.button if b.label == "Scan now").click().run()
+    assert not at.exception
+    assert any("Scanned" in s.value for s in at.success)
+    assert any("⟦kim.lee@example.com⟧" in c.value for c in at.code)
+
+
+def test_train_page_shows_estimate_for_a_frozen_version(db_path, model_dir):
+    from core import pii
+
+    db = store.connect(db_path)
+    at = app()
+    pii.scan_dataset(db, 1)
+    datasets.freeze(db, datasets.get_dataset(db, 1))
+    at.switch_page("pages/train.py").run()
+    assert not at.exception
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["Optimizer steps"] == "57"
+    assert "Training tokens" in labels
+
+
+def test_rate_page_hides_identities_until_the_session_is_complete(rated_db):
+    at = AppTest.from_file("../app.py", default_timeout=120)
+    at.run()
+    at.switch_page("pages/rate.py").run()
+    assert not at.exception
+    db = store.connect(rated_db)
+    run_id = training.list_runs(db)[0].id
+    session = rating.start_session(db, run_id, "Dana")
+
+    def visible_text() -> str:
+        parts = [e.value for kind in ("markdown", "code", "caption", "text", "info", "warning")
+                 for e in getattr(at, kind) if isinstance(e.value, str)]
+        parts += [b.label for b in at.button] + [json.dumps({k: str(at.session_state[k]) for k in at.session_state})]
+        return " ".join(parts).lower()
+
+    total = rating.progress(db, session)[1]
+    for _ in range(total):
+        text = visible_text()
+        assert "base" not in text and "tuned" not in text
+        assert "answer a" in text and "answer b" in text
+        next(b for b in at.button if b.label == "Tie").click().run()
+        assert not at.exception
+    assert rating.progress(db, session) == (total, total)
+    assert any("identities revealed" in s.value for s in at.success)
+
+
+def test_results_page_summarises_ratings(rated_db):
+    db = store.connect(rated_db)
+    run_id = training.list_runs(db)[0].id
+    session = rating.start_session(db, run_id, "Dana")
+    for position, left in session.order:
+        rating.record_rating(db, session, position, "A" if left == "tuned" else "B")
+    at = AppTest.from_file("../app.py", default_timeout=120)
+    at.run()
+    at.switch_page("pages/results.py").run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Tuned better"] == str(len(session.order)) and metrics["Win rate"] == "100%"
+    assert "significant" in at.info[0].value
+
+
+def test_settings_saves_the_team(db_path, model_dir):
+    at = app("pages/settings.py")
+    at.text_area[0].set_value("Ana\nBen")
+    next(b for b in at.button if b.label == "Save team").click().run()
+    assert not at.exception
+    from core import auth
+
+    assert auth.team(store.connect(db_path)) == ["Ana", "Ben"]
