@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 import streamlit as st
 
@@ -22,19 +23,22 @@ def _db_from_argv() -> None:
 
 
 _db_from_argv()
-st.set_page_config(page_title="Tuning Studio", page_icon="🎛️", layout="wide")
+# A local icon file: a Material icon as page_icon makes the browser fetch it from Google.
+st.set_page_config(page_title="Tuning Studio", page_icon=str(Path(__file__).parent / ".streamlit" / "icon.png"),
+                   layout="wide")
 common.startup()
 if not common.login_gate():
     st.stop()
 common.sidebar()
+st.session_state[common.ROUTED_KEY] = True
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True, url_path="home"),
-    st.Page("pages/author.py", title="Author", icon="✍️", url_path="author"),
-    st.Page("pages/pii_check.py", title="PII check", icon="🛡️", url_path="pii"),
-    st.Page("pages/train.py", title="Train", icon="🏋️", url_path="train"),
-    st.Page("pages/rate.py", title="Rate", icon="⚖️", url_path="rate"),
-    st.Page("pages/results.py", title="Results", icon="📊", url_path="results"),
-    st.Page("pages/settings.py", title="Settings", icon="⚙️", url_path="settings"),
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True, url_path="home"),
+    st.Page("pages/author.py", title="Author", icon=":material/edit_note:", url_path="author"),
+    st.Page("pages/pii_check.py", title="PII check", icon=":material/shield:", url_path="pii"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
+    st.Page("pages/rate.py", title="Rate", icon=":material/balance:", url_path="rate"),
+    st.Page("pages/results.py", title="Results", icon=":material/monitoring:", url_path="results"),
+    st.Page("pages/settings.py", title="Settings", icon=":material/settings:", url_path="settings"),
 ]
 st.navigation(PAGES).run()

@@ -7,10 +7,12 @@ from core import datasets, models, templating, validation
 from core import stats_dataset as dstats
 from pages import common
 
+common.through_app()
+
 PAGE_SIZE = 25
 EDIT_KEY = "author.editing_id"
 PAGE_KEY = "author.page"
-TURNS_KEY = "author.turns"
+TURNS_PREFIX = "author.turns"
 MAX_UPLOAD_MB = 50
 
 st.title("Author")
@@ -29,6 +31,7 @@ with st.expander("New dataset", expanded=not datasets.list_datasets(db)):
                 st.error(str(exc))
 
 dataset = common.require_dataset()
+TURNS_KEY = f"{TURNS_PREFIX}.{dataset.id}"  # the editor's draft belongs to one dataset
 st.caption(f"Dataset: {common.md_escape(dataset.name)}")
 tab_examples, tab_editor, tab_import, tab_quarantine, tab_stats, tab_versions, tab_settings = st.tabs(
     ["Examples", "Editor", "Import", "Quarantine", "Statistics & duplicates", "Versions & export", "Dataset settings"])
@@ -101,10 +104,10 @@ with tab_editor:
         st.subheader(f"Editing example {editing}" if editing else "New example")
         for i, turn in enumerate(turns):
             c = st.columns([0.2, 0.7, 0.1])
-            turn["role"] = c[0].selectbox("Role", list(validation.ROLES), key=f"author.role.{editing}.{i}",
+            turn["role"] = c[0].selectbox("Role", list(validation.ROLES), key=f"author.role.{dataset.id}.{editing}.{i}",
                                           index=list(validation.ROLES).index(turn["role"]) if turn["role"] in validation.ROLES else 1)
-            turn["content"] = c[1].text_area("Content", turn["content"], key=f"author.content.{editing}.{i}", height=110)
-            if c[2].button("✕", key=f"author.remove.{editing}.{i}", help="Remove this turn"):
+            turn["content"] = c[1].text_area("Content", turn["content"], key=f"author.content.{dataset.id}.{editing}.{i}", height=110)
+            if c[2].button("✕", key=f"author.remove.{dataset.id}.{editing}.{i}", help="Remove this turn"):
                 turns.pop(i)
                 st.rerun()
         add = st.columns(3)

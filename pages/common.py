@@ -9,9 +9,21 @@ import streamlit as st
 
 from core import auth, datasets, models, store, training
 
+ROUTED_KEY = "studio.routed"
 USER_KEY = "studio.user"
 ROLE_KEY = "studio.role"
 DATASET_KEY = "studio.dataset_id"
+
+
+def through_app() -> None:
+    """Send a page that Streamlit ran directly to the router first.
+
+    Streamlit treats a `pages/` folder as a legacy multipage app until the router's
+    st.navigation has run once in the server process, so the very first request for a deep link
+    (e.g. /author after a restart) would run the page without the router's setup.
+    """
+    if not st.session_state.get(ROUTED_KEY):
+        st.switch_page("app.py")
 
 
 @st.cache_resource

@@ -5,6 +5,8 @@ import streamlit as st
 from core import overview
 from pages import common
 
+common.through_app()
+
 st.title("Tuning Studio")
 st.write("Teach a language model your house style: write examples, check them for personal data, "
          "train in the background, then rate base-versus-tuned answers blind.")
@@ -21,6 +23,7 @@ else:
     st.success("Every step is done. Train again with more examples, or approve an adapter on Results.")
 for number, step in enumerate(steps, start=1):
     cols = st.columns([0.06, 0.3, 0.64])
-    cols[0].write("✅" if step.done else ("➡️" if step is next_step else "⬜"))
+    cols[0].markdown(":material/check_circle:" if step.done else
+                     (":material/arrow_forward:" if step is next_step else ":material/radio_button_unchecked:"))
     cols[1].write(f"**{number}. {step.name}**")
     cols[2].write(f"{step.detail}  \n{step.why}")

@@ -6,16 +6,14 @@ import streamlit as st
 from core import datasets, pii
 from pages import common
 
+common.through_app()
+
 st.title("PII check")
 db = common.db()
 dataset = common.require_dataset()
 config = pii.current_config(db)
 
-gate = pii.gate_status(db, dataset.id)
-c = st.columns(3)
-c[0].metric("Unscanned examples", gate.unscanned_examples)
-c[1].metric("Open findings", gate.open_findings)
-c[2].metric("Gate", "clear" if gate.clear else "blocked")
+status_slot = st.container()  # filled after a scan, so the numbers are current
 if st.button("Scan now", type="primary"):
     bar = st.progress(0.0, text="Scanning…")
     summary = pii.scan_dataset(db, dataset.id, lambda done, total: bar.progress(done / max(total, 1),
@@ -23,6 +21,13 @@ if st.button("Scan now", type="primary"):
     bar.empty()
     st.success(f"Scanned {summary['scanned']} changed example(s), skipped {summary['skipped_unchanged']} "
                f"unchanged; {summary['findings']} finding(s).")
+
+gate = pii.gate_status(db, dataset.id)
+with status_slot:
+    c = st.columns(3)
+    c[0].metric("Unscanned examples", gate.unscanned_examples)
+    c[1].metric("Open findings", gate.open_findings)
+    c[2].metric("Gate", "clear" if gate.clear else "blocked")
 
 tab_review, tab_config = st.tabs(["Review findings", "Detection settings"])
 with tab_review:

@@ -7,6 +7,8 @@ import streamlit as st
 from core import datasets, generation, rating, training
 from pages import common
 
+common.through_app()
+
 SESSION_KEY = "rate.session_id"
 POSITION_KEY = "rate.position"
 SKIPPED_KEY = "rate.skipped"
@@ -23,16 +25,19 @@ run_id = st.selectbox("Run", [r.id for r in runs], format_func=lambda i: f"Run {
 pairs = rating.pairs(db, run_id)
 job = rating.latest_job(db, run_id)
 
+if job and job.status in ("queued", "running"):
+    # Raters wait until every answer is generated and PII-scanned.
+    @st.fragment(run_every=3)
+    def job_progress(job_id: int) -> None:
+        current = rating.get_job(common.db(), job_id)
+        label = "Scanning answers for PII…" if current.done >= current.total else "Generating answers"
+        st.progress(current.done / max(current.total, 1), text=f"{label} {current.done}/{current.total}")
+        if current.status not in ("running", "queued"):
+            st.rerun()
+
+    job_progress(job.id)
+    st.stop()
 if not pairs:
-    if job and job.status in ("queued", "running"):
-        @st.fragment(run_every=3)
-        def job_progress() -> None:
-            current = rating.get_job(common.db(), job.id)
-            st.progress(current.done / max(current.total, 1), text=f"Generating answers {current.done}/{current.total}")
-            if current.status != "running" and current.status != "queued":
-                st.rerun()
-        job_progress()
-        st.stop()
     if job and job.status == "failed":
         st.error(job.error.split("\n")[0])
     st.write("Generate base and tuned answers for every held-out prompt (greedy by default).")

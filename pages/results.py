@@ -6,6 +6,8 @@ import streamlit as st
 from core import charts, export, stats, training
 from pages import common
 
+common.through_app()
+
 st.title("Results")
 db = common.db()
 dataset = common.require_dataset()

@@ -6,6 +6,8 @@ import streamlit as st
 from core import auth, models, store
 from pages import common
 
+common.through_app()
+
 st.title("Settings")
 db = common.db()
 

@@ -8,6 +8,8 @@ import streamlit as st
 from core import charts, datasets, models, training
 from pages import common
 
+common.through_app()
+
 RUN_KEY = "train.run_id"
 
 st.title("Train")
@@ -89,7 +91,7 @@ with tab_runs:
         run_id = st.selectbox("Run", ids, index=ids.index(chosen) if chosen in ids else 0, format_func=lambda i: f"Run {i}")
         st.session_state[RUN_KEY] = run_id
 
-        @st.fragment(run_every=3)
+        @st.fragment(run_every=4)
         def live(run_id: int) -> None:
             live_db = common.db()
             training.reconcile(live_db)
@@ -105,8 +107,9 @@ with tab_runs:
             if last and run.total_steps and last.tokens_per_s and run.status == "running":
                 st.progress(min(1.0, last.step / run.total_steps), text=f"{last.step}/{run.total_steps} steps")
             if events:
+                # A stable key lets the chart update in place instead of being rebuilt each poll.
                 st.plotly_chart(charts.training_curves({f"run {run_id}": events}), width="stretch",
-                                key=f"train.curves.{run_id}.{len(events)}")
+                                key=f"train.curves.{run_id}")
             if run.error:
                 st.error(run.error.split("\n\n")[0])
                 with st.expander("Traceback"):

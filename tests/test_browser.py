@@ -1,0 +1,250 @@
+"""The whole journey in real headless Chromium: import → fix → author → PII → freeze → train →
+generate → rate blind as two raters → results → HTML report. Screenshots feed the README tour."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from core import datasets, rating, store, training
+from tests.browser import SCREENSHOTS, Guard, require_chromium, running_studio
+
+DATA = Path(__file__).resolve().parent / "data"
+EVIL = "<script>alert('xss')</script> <img src=http://203.0.113.9/x.png> ![t](http://203.0.113.9/t.png)"
+
+pytestmark = pytest.mark.browser
+
+
+_T0 = [time.time()]
+
+
+def mark(step: str) -> None:
+    print(f"[journey] step {step} at {time.time() - _T0[0]:.0f}s", flush=True)
+
+
+def shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(600)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)
+
+
+def settle(page) -> None:
+    """Wait until Streamlit has finished the current script run."""
+    page.wait_for_timeout(400)
+    page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=120_000)
+    page.wait_for_timeout(200)
+
+
+def go(page, url: str, path: str) -> None:
+    page.goto(f"{url}/{path}")
+    page.get_by_role("heading").first.wait_for(timeout=60_000)
+    settle(page)
+
+
+def nav(page, title: str) -> None:
+    """Move between pages with the sidebar, as a user does (the session, and its choices, stay)."""
+    page.get_by_role("link", name=title).click()
+    page.get_by_role("heading", name=title if title != "Home" else "Tuning Studio").first.wait_for()
+    settle(page)
+
+
+def click(page, name: str, *, exact: bool = True) -> None:
+    try:
+        page.get_by_role("button", name=name, exact=exact).filter(visible=True).first.click()
+    except Exception:
+        shot(page, "failed-click")
+        raise
+    settle(page)
+
+
+def tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+    settle(page)
+
+
+def choose(page, label: str, option: str) -> None:
+    box = page.get_by_label(label, exact=True).filter(visible=True).first
+    box.click()
+    box.fill(option)
+    page.get_by_role("option", name=option, exact=True).filter(visible=True).first.click()
+    settle(page)
+
+
+@pytest.fixture
+def chromium():
+    path = require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=path, headless=True, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+def test_whole_journey(tmp_path, model_dir, chromium):
+    db_file = tmp_path / "studio.db"
+    guard = Guard()
+    with running_studio(db_file) as url:
+        context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        guard.attach(page)
+
+        mark("0")
+        # 0. A deep link on a freshly started server lands on Home (the router runs first).
+        go(page, url, "author")
+        page.get_by_text("Next:").wait_for()
+        shot(page, "00-home")
+
+        mark("1")
+        # 1. A new dataset, imported with bad lines; one fixed in quarantine.
+        go(page, url, "author")
+        page.locator("summary", has_text="New dataset").click()
+        page.get_by_label("Name").wait_for(state="visible")
+        page.get_by_label("Name").fill("Journey support")
+        click(page, "Create dataset")
+        tab(page, "Import")
+        page.locator("input[type=file]").set_input_files(str(DATA / "journey_train.jsonl"))
+        settle(page)
+        click(page, "Import")
+        page.get_by_text("Imported 10; 2 quarantined").wait_for()
+        shot(page, "01-import-report")
+        tab(page, "Quarantine")
+        box = page.get_by_label("Fix the line").first
+        box.fill('{"messages": [{"role": "user", "content": "Where is HP-777?"}, '
+                 '{"role": "assistant", "content": "Category: Shipping\\nPriority: P2\\nSummary: HP-777 is late.\\nReply: Trace it."}]}')
+        page.keyboard.press("Control+Enter")
+        settle(page)
+        click(page, "Re-validate and import")
+        shot(page, "02-quarantine")
+        tab(page, "Import")
+        page.locator("input[type=file]").set_input_files(str(DATA / "journey_heldout.jsonl"))
+        settle(page)
+        choose(page, "Import into split", "heldout")
+        click(page, "Import")
+        page.get_by_text("Imported 3;").wait_for()
+
+        mark("2")
+        # 2. Author a new example in the editor (with hostile text, shown inert).
+        tab(page, "Editor")
+        contents = page.get_by_label("Content").filter(visible=True)
+        contents.nth(-2).fill(f"Quick one: {EVIL} where is order HP-610?")
+        contents.nth(-1).fill("Category: Shipping\nPriority: P3\nSummary: Customer asks where HP-610 is.\nReply: Share the tracking link.")
+        page.keyboard.press("Control+Enter")
+        settle(page)
+        choose(page, "Status", "ready")
+        click(page, "Save")
+        try:
+            page.get_by_text(re.compile(r"Saved example \d+")).wait_for()
+        except Exception:
+            shot(page, "debug-save")
+            raise
+        shot(page, "03-editor")
+
+        db = store.connect(db_file)
+        journey = datasets.get_dataset(db, "Journey support")
+        assert datasets.list_examples(db, journey.id)[1] == 15  # 10 + 1 fixed + 3 held-out + 1 authored
+        assert len(datasets.list_quarantine(db, journey.id)) == 1
+
+        mark("3")
+        # 3. PII: scan and anonymise the e-mail address.
+        nav(page, "PII check")
+        click(page, "Scan now")
+        try:
+            page.get_by_text("dana.rivera@example.com").first.wait_for()
+        except Exception:
+            shot(page, "debug-pii")
+            raise
+        shot(page, "04-pii-review")
+        click(page, "Anonymise all listed")
+        page.get_by_text("0 finding(s).").wait_for()
+        assert "dana.rivera" not in db.execute("SELECT group_concat(messages_json) FROM examples").fetchone()[0]
+
+        mark("4")
+        # 4. Freeze.
+        nav(page, "Author")
+        tab(page, "Versions & export")
+        click(page, "Freeze a version")
+        page.get_by_text("Version 1 frozen").wait_for()
+
+        mark("5")
+        # 5. Train a short run in the background and watch it finish.
+        nav(page, "Train")
+        choose(page, "Preset", "smoke-test")
+        shot(page, "05-train-estimate")
+        click(page, "Start training")
+        page.get_by_text(re.compile(r"Run \d+ queued")).wait_for()
+        tab(page, "Runs")
+        page.get_by_test_id("stMetricValue").filter(has_text=re.compile(r"running|queued|succeeded")).first.wait_for()
+        shot(page, "06-train-live")
+        # Leave the live view while the run trains: on 2 cores a browser repainting charts
+        # competes with the trainer. The run goes on regardless of the page.
+        tab(page, "New run")
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            run = training.list_runs(db)[0]
+            if run.finished:
+                break
+            page.wait_for_timeout(2000)
+        assert run.status == "succeeded", run.error
+        tab(page, "Runs")
+        page.wait_for_timeout(4500)  # the live fragment polls every 4 s
+        page.get_by_test_id("stMetricValue").filter(has_text="succeeded").first.wait_for()
+        shot(page, "06-train-done")
+
+        mark("6")
+        # 6. Generate the answer pairs.
+        nav(page, "Rate")
+        page.get_by_label("Max new tokens").fill("24")
+        click(page, "Generate answer pairs")
+        deadline = time.time() + 300
+        while time.time() < deadline and (job := rating.latest_job(db, run.id)) and job.status in ("queued", "running"):
+            page.wait_for_timeout(2000)
+        assert rating.latest_job(db, run.id).status == "succeeded"
+        assert len(rating.pairs(db, run.id)) == 3
+
+        mark("7")
+        # 7. Two raters in two browser contexts, blind; each pair is rated by both.
+        store.set_setting(db, "raters_per_pair", "2")
+        for rater in ("Dana", "Sam"):
+            other = chromium.new_context(viewport={"width": 1400, "height": 1000})
+            rater_page = other.new_page()
+            guard.attach(rater_page)
+            go(rater_page, url, "rate")
+            choose(rater_page, "Dataset", "Journey support")
+            choose(rater_page, "You are", rater)
+            for _ in range(10):
+                if rater_page.get_by_text("Your session is complete").count():
+                    break
+                html = rater_page.content().lower()
+                body = rater_page.locator("section.main, [data-testid='stMain']").first.inner_text().lower()
+                assert "tuned" not in body and "base model" not in body, "identity visible before the vote"
+                assert "answer a" in body and "answer b" in body
+                assert "left_side" not in html
+                if rater == "Dana":
+                    shot(rater_page, "07-rate-blind")
+                click(rater_page, "A is better" if rater == "Dana" else "Tie")
+            rater_page.get_by_text("Your session is complete").wait_for()
+            other.close()
+        assert db.execute("SELECT count(DISTINCT rater) FROM ratings").fetchone()[0] == 2
+
+        mark("8")
+        # 8. Results and the HTML report, opened offline.
+        nav(page, "Results")
+        page.get_by_text("Tuned better").first.wait_for()
+        shot(page, "08-results")
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Download HTML").click()
+        report = tmp_path / "report.html"
+        download.value.save_as(report)
+        report_page = context.new_page()
+        guard.attach(report_page)
+        report_page.goto(report.as_uri())
+        report_page.get_by_text("Evaluation of run").first.wait_for()
+        assert report_page.locator(".plotly-graph-div").count() >= 1
+        context.close()
+
+    assert guard.dialogs == [], "a script from user content ran"
+    assert guard.outside == [], f"requests left loopback: {guard.outside}"
