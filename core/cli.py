@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         db = store.connect(args.db)
         result = handler(db, args)
     except (CliError, datasets.DatasetError, models.ModelUnavailable, store.StoreError,
-            ValueError, KeyError) as exc:
+            ValueError, KeyError, PermissionError) as exc:
         message = str(exc).strip("'\"")
     except Exception as exc:  # anything else: still one clear line, never a traceback
         message = f"unexpected {type(exc).__name__}: {exc}"

@@ -175,3 +175,38 @@ def cmd_import_adapter(db: sqlite_utils.Database, args: argparse.Namespace) -> d
     run = training.import_adapter(db, args.directory, args.version_id, actor="cli")
     print(f"imported as run {run.id}", file=sys.stderr)
     return {"run": run.id, "adapter_sha256": run.adapter_sha256}
+
+
+def _summary_args(p: argparse.ArgumentParser) -> None:
+    _run_arg(p)
+    p.add_argument("--format", choices=["json", "csv", "md", "html"], default="json")
+    p.add_argument("--out", type=Path, help="file to write (default: stdout)")
+
+
+@command("summary", "evaluation summary of a rated run", _summary_args)
+def cmd_summary(db: sqlite_utils.Database, args: argparse.Namespace) -> Any:
+    from core import export
+
+    text = export.render(db, args.run, args.format)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+        return {"out": str(args.out), "format": args.format}
+    if args.json and args.format == "json":
+        return json.loads(text)
+    print(text)
+    return None
+
+
+def _approve_args(p: argparse.ArgumentParser) -> None:
+    _run_arg(p)
+    p.add_argument("--decision", choices=["approved", "rejected"], required=True)
+    p.add_argument("--note", default="")
+    p.add_argument("--actor", default="cli")
+
+
+@command("approve", "admin sign-off of a rated run (summary attached to the model card)", _approve_args)
+def cmd_approve(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
+    from core import export
+
+    export.approve(db, args.run, args.decision, args.note, args.actor, is_admin=True)
+    return {"run": args.run, "approval": args.decision}

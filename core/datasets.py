@@ -15,6 +15,7 @@ from core.duplicates import DuplicatePair, find_near_duplicates
 from core.store import audit, insert_row, now, transaction
 from core.validation import Messages, TokenCounter
 
+MAX_IMPORT_BYTES = 50 * 2**20  # also the page's upload limit
 DEFAULT_CRITERIA = ["task accuracy", "format compliance", "domain terminology", "tone"]
 
 
@@ -167,6 +168,9 @@ def import_jsonl(db: sqlite_utils.Database, dataset: Dataset, data: bytes, *, so
                  author: str = "", split: str = "train", count_tokens: TokenCounter | None = None,
                  max_length: int = 1024) -> ImportReport:
     """Import valid lines, quarantine invalid ones (fixable later), report every line's verdict."""
+    if len(data) > MAX_IMPORT_BYTES:
+        raise DatasetError(f"The file is {len(data) / 2**20:.0f} MB; the limit is {MAX_IMPORT_BYTES // 2**20} MB. "
+                           "Split it into smaller files.")
     parsed = validation.parse_jsonl(data)
     report = ImportReport(formats=parsed.formats, blank=parsed.blank)
     existing = {r[0] for r in db.execute(

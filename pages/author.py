@@ -13,7 +13,6 @@ PAGE_SIZE = 25
 EDIT_KEY = "author.editing_id"
 PAGE_KEY = "author.page"
 TURNS_PREFIX = "author.turns"
-MAX_UPLOAD_MB = 50
 
 st.title("Author")
 db = common.db()
@@ -170,13 +169,14 @@ with tab_import:
     upload = st.file_uploader("JSONL file", type=["jsonl", "json", "txt"], key="author.upload")
     into = st.selectbox("Import into split", ["train", "heldout"])
     if upload is not None and st.button("Import", type="primary"):
-        if upload.size > MAX_UPLOAD_MB * 2**20:
-            st.error(f"{upload.name} is {upload.size / 2**20:.0f} MB; the limit is {MAX_UPLOAD_MB} MB. Split the file.")
-        else:
+        try:
             with st.spinner("Validating every line…"):
                 report = datasets.import_jsonl(db, dataset, upload.getvalue(), source=upload.name,
                                                author=common.user(), split=into,
                                                count_tokens=templating.token_counter(models.DEFAULT_MODEL))
+        except datasets.DatasetError as exc:
+            st.error(str(exc))
+        else:
             st.success(f"Imported {report.imported}; {report.quarantined} quarantined; "
                        f"{report.duplicates} duplicates skipped; {report.blank} blank lines. "
                        f"Formats: {', '.join(f'{k} ({v})' for k, v in report.formats.items()) or 'none'}.")

@@ -110,8 +110,8 @@ with st.form(f"rate.form.{session.id}.{position}"):
     comment = st.text_input("Comment (optional)", existing.comment if existing else "")
     verdict_cols = st.columns(4)
     chosen = None
-    for col, verdict in zip(verdict_cols, rating.VERDICTS):
-        if col.form_submit_button(rating.VERDICT_LABELS[verdict], width="stretch"):
+    for key, (col, verdict) in enumerate(zip(verdict_cols, rating.VERDICTS), start=1):
+        if col.form_submit_button(rating.VERDICT_LABELS[verdict], width="stretch", shortcut=str(key)):
             chosen = verdict
     if chosen:
         spent = time.time() - st.session_state.get(STARTED_KEY, time.time())
@@ -122,12 +122,12 @@ with st.form(f"rate.form.{session.id}.{position}"):
         st.rerun()
 
 nav = st.columns(3)
-if nav[0].button("Skip for now"):
+if nav[0].button("Skip for now", shortcut="S"):
     skipped.add(position)
     st.session_state[POSITION_KEY] = None
     st.rerun()
 last = rating.last_rated_position(db, session)
-if last is not None and nav[1].button("Go back to my last rating"):
+if last is not None and nav[1].button("Go back to my last rating", shortcut="Z"):
     st.session_state[POSITION_KEY] = last
     st.session_state["rate.advance"] = False
     st.session_state[STARTED_KEY] = time.time()
@@ -140,4 +140,5 @@ with st.expander("Make this a training example"):
             st.success(f"Draft example {example.id} added to the dataset.")
         except datasets.DatasetError as exc:
             st.error(str(exc))
-st.caption("Keyboard: Tab to a verdict button and press Enter; raters never see which model wrote which answer.")
+st.caption("Keyboard: 1 = A better, 2 = B better, 3 = tie, 4 = both bad, S = skip, Z = back. "
+           "Nobody sees which model wrote which answer until their session is complete.")

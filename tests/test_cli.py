@@ -67,3 +67,22 @@ def test_models_lists_default_and_refuses_unavailable_hub_id(tmp_path, model_dir
     assert hub.returncode == 1 and "offline" in hub.stderr
     local = cli("models", "--add", str(model_dir), "--json", db=db)
     assert local.returncode == 0 and any(m["source"] == "local" for m in json.loads(local.stdout)["models"])
+
+
+def test_summary_writes_every_format(rated_db, tmp_path):
+    from core import rating, store, training
+
+    db = store.connect(rated_db)
+    run_id = training.list_runs(db)[0].id
+    session = rating.start_session(db, run_id, "Dana")
+    for position, left in session.order:
+        rating.record_rating(db, session, position, "A" if left == "tuned" else "tie")
+    for fmt in ("json", "csv", "md", "html"):
+        out = tmp_path / f"summary.{fmt}"
+        done = cli("summary", "--run", str(run_id), "--format", fmt, "--out", str(out), db=rated_db)
+        assert done.returncode == 0, done.stderr
+        assert out.stat().st_size > 200
+    data = json.loads(cli("summary", "--run", str(run_id), "--json", db=rated_db).stdout)
+    assert data["outcomes"]["wins"] >= 1 and data["lineage"]["adapter_sha256"]
+    approved = cli("approve", "--run", str(run_id), "--decision", "approved", "--note", "ok", db=rated_db)
+    assert approved.returncode == 0

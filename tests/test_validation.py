@@ -90,3 +90,20 @@ def test_too_long_warning_counts_with_the_models_own_template(db, model_dir):
     assert warning.code == "too_long"
     tokens = templating.count_tokens(models.DEFAULT_MODEL, long["messages"])
     assert f"{tokens:,} tokens" in warning.message and tokens > 300
+
+
+def test_huge_line_binary_file_and_oversized_upload(db):
+    dataset = datasets.create_dataset(db, "hostile")
+    ten_mb_line = json.dumps({"messages": [{"role": "user", "content": "x" * 10_000_000},
+                                           {"role": "assistant", "content": "y"}]}).encode()
+    report = datasets.import_jsonl(db, dataset, json.dumps(GOOD).encode() + b"\n" + ten_mb_line + b"\n")
+    assert report.imported == 1 and [e.code for e in report.errors] == ["line_too_large"]
+    stored = datasets.list_quarantine(db, dataset.id)[0]["raw_text"]
+    assert len(stored) < 1000  # a preview, not the 10 MB
+    binary = bytes(range(256)) * 64
+    report = datasets.import_jsonl(db, dataset, binary)
+    assert report.imported == 0 and report.quarantined >= 1
+    assert {e.code for e in report.errors} <= {"not_utf8", "invalid_json", "data_type", "missing_messages_list"}
+    with pytest.raises(datasets.DatasetError, match="limit is 50 MB"):
+        datasets.import_jsonl(db, dataset, b" " * (datasets.MAX_IMPORT_BYTES + 1))
+    assert db.table("examples").count == 1  # nothing already stored was lost
