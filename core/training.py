@@ -218,9 +218,15 @@ def estimate(db: sqlite_utils.Database, version: datasets.DatasetVersion, config
     peak_mb = (weight_bytes + lora_bytes + activation_bytes) / 2**20 + 900  # runtime + libraries
     available = _available_memory_mb()
     duration = train_tokens / measured_throughput(db)
-    costs = {name: round(train_tokens / 1e6 * rate, 4) for name, rate in HOSTED_RATES_PER_MILLION.items()}
+    costs = hosted_costs(train_tokens, HOSTED_RATES_PER_MILLION)
     return Estimate(train_tokens, steps, round(peak_mb), round(duration), peak_mb < available * 0.9,
                     round(available), costs)
+
+
+def hosted_costs(train_tokens: int, rates_per_million: dict[str, float]) -> dict[str, float]:
+    """What the same training tokens cost at hosted fine-tuning rates ($ per million tokens)."""
+    return {str(name): round(train_tokens / 1e6 * float(rate), 4)
+            for name, rate in rates_per_million.items() if name and rate == rate and rate is not None}
 
 
 def _available_memory_mb() -> float:

@@ -158,7 +158,7 @@ def _train(db: Any, run: training.TrainingRun, directory: Path, log_path: Path) 
         include_num_input_tokens_seen="non_padding", save_total_limit=2,
         disable_tqdm=True, dataloader_pin_memory=False,
         train_sampling_strategy="group_by_length")
-    callback = ProgressCallback(db, run.id)
+    callback = ProgressCallback(db, run.id, log_path)
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
                          processing_class=tokenizer, peft_config=peft_config,
                          callbacks=[callback])
@@ -192,9 +192,10 @@ def _train(db: Any, run: training.TrainingRun, directory: Path, log_path: Path) 
 class ProgressCallback(TrainerCallback):
     """Writes step events to SQLite and honours the cancel flag (one job each hook)."""
 
-    def __init__(self, db: Any, run_id: int) -> None:
+    def __init__(self, db: Any, run_id: int, log_path: Path | None = None) -> None:
         self.db = db
         self.run_id = run_id
+        self.log_path = log_path
         self.cancelled = False
         self.started = time.time()
         self.tokens_at_start: int | None = None
@@ -212,7 +213,10 @@ class ProgressCallback(TrainerCallback):
             "learning_rate": logs.get("learning_rate"),
             "tokens_per_s": round(tokens / elapsed, 1) if tokens else None,
             "memory_mb": round(peak_memory_mb()), "created_at": now()})
-        self.db.table("runs").update(self.run_id, {"heartbeat_at": now(), "total_steps": state.max_steps})
+        update: dict[str, Any] = {"heartbeat_at": now(), "total_steps": state.max_steps}
+        if self.log_path is not None:
+            update["log_tail"] = _tail(self.log_path)  # the live view shows the log while it grows
+        self.db.table("runs").update(self.run_id, update)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
         flag = self.db.execute("SELECT cancel_requested FROM runs WHERE id = ?", [self.run_id]).fetchone()

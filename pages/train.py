@@ -64,10 +64,12 @@ with tab_new:
         c[3].metric("Duration (est.)", f"{estimate.duration_s // 60:.0f} min {estimate.duration_s % 60:.0f} s")
         if not estimate.fits:
             st.warning(f"Estimated peak memory exceeds the {estimate.available_memory_mb:,} MB available here.")
-        st.caption("Build vs buy: the same training tokens at hosted fine-tuning rates")
-        st.data_editor(pd.DataFrame([{"service": k, "$ per 1M tokens": training.HOSTED_RATES_PER_MILLION[k],
-                                      "cost $": v} for k, v in estimate.hosted_costs.items()]),
-                       hide_index=True, key="train.costs", num_rows="dynamic")
+        st.caption("Build vs buy: the same training tokens at hosted fine-tuning rates (edit the rates)")
+        rates = st.data_editor(pd.DataFrame([{"service": k, "$ per 1M tokens": v}
+                                             for k, v in training.HOSTED_RATES_PER_MILLION.items()]),
+                               hide_index=True, key="train.rates", num_rows="dynamic")
+        costs = training.hosted_costs(estimate.train_tokens, dict(zip(rates["service"], rates["$ per 1M tokens"])))
+        st.dataframe(pd.DataFrame([{"service": k, "cost $": v} for k, v in costs.items()]), hide_index=True)
         if st.button("Start training", type="primary"):
             try:
                 run = training.start_run(db, version, base_model=base, preset=preset, config=config,

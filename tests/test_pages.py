@@ -143,3 +143,22 @@ def test_settings_saves_the_team(db_path, model_dir):
     from core import auth
 
     assert auth.team(store.connect(db_path)) == ["Ana", "Ben"]
+
+
+def test_password_gate_with_roles(db_path, model_dir, tmp_path, monkeypatch):
+    from core import auth
+
+    users = tmp_path / "users.toml"
+    users.write_text(auth.add_user_line("ana", "admin", "s3cret") + auth.add_user_line("raj", "rater", "pw"))
+    monkeypatch.setenv("STUDIO_USERS_FILE", str(users))
+    at = AppTest.from_file("../app.py", default_timeout=120)
+    at.run()
+    assert at.title[0].value == "Tuning Studio" and not at.metric  # only the sign-in form
+    at.text_input[0].set_value("ana")
+    at.text_input[1].set_value("wrong")
+    at.button[0].click().run()
+    assert "wrong password" in at.error[0].value
+    at.text_input[1].set_value("s3cret")
+    at.button[0].click().run()
+    assert at.session_state["studio.user"] == "ana" and at.session_state["studio.role"] == "admin"
+    assert "s3cret" not in users.read_text()
