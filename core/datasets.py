@@ -414,6 +414,16 @@ def list_examples(db: sqlite_utils.Database, dataset_id: int, flt: ExampleFilter
     return [Example.from_row(r) for r in rows], total
 
 
+def content_signature(db: sqlite_utils.Database, dataset_id: int) -> str:
+    """Changes whenever any example of the dataset changes: a cache key for expensive checks."""
+    row = db.execute("SELECT count(*), max(updated_at), sum(id * revision), group_concat(DISTINCT split) "
+                     "FROM examples WHERE dataset_id = ?", [dataset_id]).fetchone()
+    findings = db.execute("SELECT count(*), max(decided_at) FROM pii_findings f JOIN examples e ON e.id = f.example_id "
+                          "WHERE e.dataset_id = ?", [dataset_id]).fetchone()
+    scans = db.execute("SELECT count(*), max(id) FROM pii_configs").fetchone()
+    return repr((tuple(row), tuple(findings), tuple(scans), db.table("pii_scans").count))
+
+
 def all_examples(db: sqlite_utils.Database, dataset_id: int) -> list[Example]:
     return [Example.from_row(r) for r in db.query(
         "SELECT * FROM examples WHERE dataset_id = ? ORDER BY id", [dataset_id])]

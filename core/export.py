@@ -93,12 +93,12 @@ def summary_html(summary: stats.Summary) -> str:
             "</body></html>")
 
 
-def render(db: sqlite_utils.Database, run_id: int, fmt: str) -> str:
+def render(db: sqlite_utils.Database, run_id: int, fmt: str, summary: stats.Summary | None = None) -> str:
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
     if fmt == "csv":
         return ratings_csv(db, run_id)
-    summary = stats.summarize(db, run_id)
+    summary = summary or stats.summarize(db, run_id)
     return {"json": summary_json, "md": summary_markdown, "html": summary_html}[fmt](summary)
 
 

@@ -124,6 +124,14 @@ def mean_ci(values: Sequence[float]) -> tuple[float | None, tuple[float, float] 
     return mean, (float(low), float(high))
 
 
+def ratings_signature(db: sqlite_utils.Database, run_id: int | None = None) -> tuple:
+    """Changes whenever ratings (of one run, or of all runs) change: a cache key for summaries."""
+    where, params = ("WHERE run_id = ?", [run_id]) if run_id is not None else ("", [])
+    row = db.execute(f"SELECT count(*), max(updated_at), sum(id) FROM ratings {where}", params).fetchone()
+    runs = db.execute("SELECT count(*), max(finished_at), group_concat(approval) FROM runs").fetchone()
+    return tuple(row) + tuple(runs)
+
+
 def summarize(db: sqlite_utils.Database, run_id: int) -> Summary:
     run = training.get_run(db, run_id)
     ratings = rating.ratings_for_run(db, run_id)

@@ -14,6 +14,13 @@ EDIT_KEY = "author.editing_id"
 PAGE_KEY = "author.page"
 TURNS_PREFIX = "author.turns"
 
+@st.cache_data(ttl=600, show_spinner="Checking duplicates and the PII gate…", max_entries=16)
+def freeze_check(dataset_id: int, signature: str) -> datasets.FreezeCheck:
+    """Near-duplicate and leakage checks are O(examples); recompute only when the data changes."""
+    del signature  # part of the cache key only
+    return datasets.freeze_check(common.db(), dataset_id)
+
+
 st.title("Author")
 db = common.db()
 
@@ -215,16 +222,17 @@ with tab_stats:
         st.dataframe(pd.DataFrame([{"examples": stats.examples, "missing system": stats.missing_system,
                                     "missing user": stats.missing_user, "over max length": stats.over_length}]),
                      hide_index=True)
-    leaks = datasets.leakage(db, dataset.id)
-    near = datasets.near_duplicates(db, dataset.id)
+    leaks = freeze_check(dataset.id, datasets.content_signature(db, dataset.id)).leakage
     st.subheader("Held-out leakage")
     st.write("Held-out prompts that nearly duplicate training prompts block freezing." if leaks else "No leakage found.")
     if leaks:
         st.dataframe(pd.DataFrame([vars(p) for p in leaks]), hide_index=True)
     st.subheader("Near-duplicates in training")
-    st.write(f"{len(near)} pair(s)." if near else "None found.")
-    if near:
-        st.dataframe(pd.DataFrame([vars(p) for p in near]), hide_index=True)
+    if st.button("Find near-duplicates"):
+        near = datasets.near_duplicates(db, dataset.id)
+        st.write(f"{len(near)} pair(s)." if near else "None found.")
+        if near:
+            st.dataframe(pd.DataFrame([vars(p) for p in near]), hide_index=True)
     c = st.columns(3)
     fraction = c[0].slider("Held-out fraction", 0.05, 0.5, 0.2)
     seed = c[1].number_input("Seed", value=0, step=1)
@@ -234,7 +242,7 @@ with tab_stats:
 
 # ----------------------------------------------------------------------------- versions
 with tab_versions:
-    check = datasets.freeze_check(db, dataset.id)
+    check = freeze_check(dataset.id, datasets.content_signature(db, dataset.id))
     st.write(f"Ready to freeze: {check.train} train, {check.heldout} held-out ({check.drafts} drafts are left out).")
     for reason in check.blockers + check.pii_blockers:
         st.warning(reason)

@@ -8,6 +8,18 @@ from pages import common
 
 common.through_app()
 
+@st.cache_data(ttl=600, show_spinner="Computing statistics…", max_entries=32)
+def summary_for(run_id: int, ratings_signature: tuple) -> stats.Summary:
+    del ratings_signature  # cache key only: recomputed when ratings change
+    return stats.summarize(common.db(), run_id)
+
+
+@st.cache_data(ttl=600, show_spinner="Fitting Bradley–Terry strengths…", max_entries=8)
+def strengths_for(dataset_id: int, ratings_signature: tuple) -> list:
+    del ratings_signature
+    return stats.bradley_terry(common.db(), dataset_id)
+
+
 st.title("Results")
 db = common.db()
 dataset = common.require_dataset()
@@ -19,7 +31,7 @@ approved = [r.id for r in runs if r.approval == "approved"]
 if approved:
     st.success(f"Approved adapter for this dataset: run {approved[0]}")
 run_id = st.selectbox("Run", [r.id for r in runs], format_func=lambda i: f"Run {i}")
-summary = stats.summarize(db, run_id)
+summary = summary_for(run_id, stats.ratings_signature(db, run_id))
 st.info(summary.verdict_text)
 o = summary.outcomes
 c = st.columns(5)
@@ -43,7 +55,7 @@ if summary.agreement.get("pairwise"):
     st.json({k: v for k, v in summary.agreement.items() if k != "pairwise"})
 st.subheader("Automatic checks")
 st.json(summary.checks)
-strengths = stats.bradley_terry(db, dataset.id)
+strengths = strengths_for(dataset.id, stats.ratings_signature(db))
 if len(strengths) > 1:
     st.subheader("Which adapter is best (Bradley–Terry, log-odds vs base)")
     st.dataframe(pd.DataFrame(strengths), hide_index=True)
@@ -51,7 +63,8 @@ if len(strengths) > 1:
 st.subheader("Export")
 cols = st.columns(4)
 for col, fmt in zip(cols, export.FORMATS):
-    col.download_button(f"Download {fmt.upper()}", export.render(db, run_id, fmt),
+    # Rendered only when clicked (the HTML report inlines plotly.js, several MB).
+    col.download_button(f"Download {fmt.upper()}", lambda fmt=fmt: export.render(common.db(), run_id, fmt, summary),
                         file_name=f"run-{run_id}-evaluation.{fmt}", key=f"results.dl.{fmt}")
 
 st.subheader("Sign-off")
