@@ -47,8 +47,8 @@ with tab_examples:
     cols = st.columns(6)
     flt = datasets.ExampleFilter(
         text=cols[0].text_input("Search text"), tag=cols[1].text_input("Tag"),
-        status=cols[2].selectbox("Status", ["", "draft", "ready"]),
-        split=cols[3].selectbox("Split", ["", "train", "heldout"]),
+        status=cols[2].selectbox("Status", ["", "draft", "ready"], format_func=lambda v: v or "any"),
+        split=cols[3].selectbox("Split", ["", "train", "heldout"], format_func=lambda v: v or "any"),
         has_pii=cols[4].checkbox("Has open PII"), has_problem=cols[5].checkbox("Has problem"))
     page = st.session_state.setdefault(PAGE_KEY, 0)
     rows, total = datasets.list_examples(db, dataset.id, flt, limit=PAGE_SIZE, offset=page * PAGE_SIZE)

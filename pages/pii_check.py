@@ -32,8 +32,8 @@ with status_slot:
 tab_review, tab_config = st.tabs(["Review findings", "Detection settings"])
 with tab_review:
     f = st.columns(2)
-    entity = f[0].selectbox("Entity type", [""] + config.active_entities)
-    status = f[1].selectbox("Status", ["open", "dismissed", "anonymised", ""])
+    entity = f[0].selectbox("Entity type", [""] + config.active_entities, format_func=lambda v: v or "any")
+    status = f[1].selectbox("Status", ["open", "dismissed", "anonymised", ""], format_func=lambda v: v or "any")
     findings = pii.open_findings(db, dataset.id, entity_type=entity, status=status)
     st.write(f"{len(findings)} finding(s).")
     if findings and status == "open":

@@ -225,7 +225,7 @@ def test_whole_journey(tmp_path, model_dir, chromium):
                 assert "left_side" not in html
                 if rater == "Dana":
                     shot(rater_page, "07-rate-blind")
-                click(rater_page, "A is better" if rater == "Dana" else "Tie")
+                click(rater_page, "A is better" if rater == "Dana" else "Tie", exact=False)
             rater_page.get_by_text("Your session is complete").wait_for()
             other.close()
         assert db.execute("SELECT count(DISTINCT rater) FROM ratings").fetchone()[0] == 2
