@@ -44,7 +44,7 @@ def bench_import(db) -> dict:
 
 
 def bench_pii(db) -> dict:
-    ds = demo.seed_demo(db) or datasets.get_dataset(db, demo.DEMO_NAME)
+    ds = datasets.get_dataset(db, demo.DEMO_NAME)
     texts = [m["content"] for e in datasets.all_examples(db, ds.id) for m in e.messages]
     config = pii.current_config(db)
     pii.analyze_text("warm up John Smith", config)
@@ -97,7 +97,7 @@ def bench_pages(db_path: Path) -> dict:
     held = [e.id for e in datasets.list_examples(db, big.id, limit=200)[0]]
     datasets.bulk_update(db, {i: {"split": "heldout"} for i in held})
     pii.save_config(db, pii.current_config(db))
-    db.execute("INSERT INTO pii_scans (content_hash, config_hash, scanned_at) SELECT content_hash, ?, ? FROM examples",
+    db.execute("INSERT OR IGNORE INTO pii_scans (content_hash, config_hash, scanned_at) SELECT content_hash, ?, ? FROM examples",
                [pii.current_config(db).hash, store.now()])
     version = datasets.freeze(db, big, override_reason="bench", is_admin=True)
     seed_ratings(db, version.id)
@@ -121,6 +121,7 @@ def main() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.db"
         db = store.connect(path)
+        demo.seed_demo(db)
         results = {"import": bench_import(db), "pii": bench_pii(db)}
         results["pages"] = bench_pages(path)
     return results

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -19,16 +18,18 @@ OUT = REPO / "bench" / "out"
 def run_child(code: str, *args: str, timeout: int = 1800) -> dict[str, Any]:
     """Run `python -c code args...` and return its JSON result with wall time and peak RSS (MB)."""
     started = time.time()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, capture_output=True, text=True,
+    # RUSAGE_CHILDREN's maxrss is the largest child so far, so each child reports its own peak.
+    wrapped = code + "\nimport resource as _r, json as _j\nprint(_j.dumps({'_self_rss_kb': _r.getrusage(_r.RUSAGE_SELF).ru_maxrss, '_self_cpu_s': sum(_r.getrusage(_r.RUSAGE_SELF)[:2])}))\n"
+    proc = subprocess.run([sys.executable, "-c", wrapped, *args], cwd=REPO, capture_output=True, text=True,
                           timeout=timeout, env=dict(os.environ, PYTHONPATH=str(REPO)))
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-3000:])
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    lines = proc.stdout.strip().splitlines()
+    own = json.loads(lines[-1])
+    result = json.loads(lines[-2])
     result["wall_s"] = round(time.time() - started, 2)
-    result["cpu_s"] = round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 2)
-    result["peak_rss_mb"] = round(after.ru_maxrss / 1024)
+    result["cpu_s"] = round(own["_self_cpu_s"], 2)
+    result["peak_rss_mb"] = round(own["_self_rss_kb"] / 1024)
     return result
 
 

@@ -17,9 +17,11 @@ def ratio(a: float, b: float) -> str:
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    data = bench_data.main()
-    generation = bench_generation.main()
-    training = bench_training.main()
+    only = set(sys.argv[1].split(",")) if len(sys.argv) > 1 else {"data", "generation", "training"}
+    previous = json.loads((OUT / "results.json").read_text()) if (OUT / "results.json").exists() else {}
+    data = bench_data.main() if "data" in only else previous["data"]
+    generation = bench_generation.main() if "generation" in only else previous["generation"]
+    training = bench_training.main() if "training" in only else previous["training"]
     results = {"data": data, "generation": generation, "training": training,
                "total_minutes": round((time.time() - started) / 60, 1)}
     (OUT / "results.json").write_text(json.dumps(results, indent=2))

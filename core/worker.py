@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -26,8 +27,7 @@ def _detach(db_file: str, job: str, object_id: int) -> None:
     # Fork so the launcher exits at once (the app reaps it) and this process is adopted by init.
     pid = os.fork()
     if pid > 0:
-        log_dir = Path(db_file).resolve().parent / "logs"
-        (log_dir / f"{job}-{object_id}.pid").write_text(str(pid))
+        (training.log_dir(db_file) / f"{job}-{object_id}.pid").write_text(str(pid))
         os._exit(0)
     os.setsid()
 
@@ -40,6 +40,16 @@ def peak_memory_mb() -> float:
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_has_bf16() -> bool:
+    """bf16 matmuls run ~4x faster than fp32 on CPUs with AMX / AVX512-BF16 (measured in bench/)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def explain_failure(exc: BaseException) -> str:
@@ -58,6 +68,7 @@ def explain_failure(exc: BaseException) -> str:
 
 def train(db_file: str, run_id: int) -> int:
     db = store.connect(db_file)
+    before = db.execute("SELECT started_at FROM runs WHERE id = ?", [run_id]).fetchone()
     claimed = db.execute(
         "UPDATE runs SET status = 'running', pid = ?, started_at = coalesce(started_at, ?), heartbeat_at = ? "
         "WHERE id = ? AND status = 'queued'", [os.getpid(), now(), now(), run_id]).rowcount
@@ -65,6 +76,8 @@ def train(db_file: str, run_id: int) -> int:
         return 0  # another worker took it, or it was cancelled meanwhile
     run = training.get_run(db, run_id)
     directory = training.run_dir(Path(db_file), run_id)
+    if before is not None and before[0] is None:
+        shutil.rmtree(directory, ignore_errors=True)  # a first start never resumes leftovers
     directory.mkdir(parents=True, exist_ok=True)
     log_path = directory / "train.log"
     log = open(log_path, "a", buffering=1)
@@ -130,7 +143,10 @@ def _train(db: Any, run: training.TrainingRun, directory: Path, log_path: Path) 
     if train_set is None:
         raise ValueError("no training example has an assistant answer inside max_length")
 
-    compute_dtype = torch.bfloat16 if cuda else torch.float32
+    # On CPU, bf16 measured only ~5 % faster here (4-bit dequantisation dominates, not matmuls),
+    # so "auto" keeps fp32 there, where the presets' behaviour was measured.
+    use_bf16 = (cuda and config.precision != "fp32") or (config.precision == "bf16" and (cuda or cpu_has_bf16()))
+    compute_dtype = torch.bfloat16 if use_bf16 else torch.float32
     load_kwargs: dict[str, Any] = {"dtype": compute_dtype}
     if config.method == "qlora":
         load_kwargs["quantization_config"] = BitsAndBytesConfig(
@@ -152,7 +168,7 @@ def _train(db: Any, run: training.TrainingRun, directory: Path, log_path: Path) 
         logging_steps=1, save_strategy="epoch" if not config.max_steps else "steps",
         save_steps=max(1, config.max_steps // 2) if config.max_steps else 500,
         eval_strategy="epoch" if eval_set is not None else "no", seed=config.seed,
-        report_to="none", max_length=config.max_length, use_cpu=not cuda, bf16=cuda,
+        report_to="none", max_length=config.max_length, use_cpu=not cuda, bf16=use_bf16,
         optim="paged_adamw_8bit" if cuda else "adamw_torch",
         gradient_checkpointing=config.gradient_checkpointing,
         include_num_input_tokens_seen="non_padding", save_total_limit=2,

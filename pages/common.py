@@ -129,6 +129,15 @@ def require_dataset() -> datasets.Dataset:
     return dataset
 
 
+def finished_runs(db: sqlite_utils.Database, dataset: datasets.Dataset) -> list[training.TrainingRun]:
+    """The dataset's succeeded runs; stops the page with a hint when there are none."""
+    runs = [r for r in training.list_runs(db, dataset.id) if r.status == "succeeded"]
+    if not runs:
+        st.info("No finished run yet: train one on the Train page.")
+        st.stop()
+    return runs
+
+
 def show_text(text: str, *, key: str | None = None) -> None:
     """User or model text, shown inert: never as HTML or markdown (no links, images or scripts)."""
     st.code(text, language=None, wrap_lines=True)

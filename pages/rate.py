@@ -4,7 +4,7 @@ import time
 
 import streamlit as st
 
-from core import datasets, generation, rating, training
+from core import datasets, generation, rating
 from pages import common
 
 common.through_app()
@@ -17,10 +17,7 @@ STARTED_KEY = "rate.started_at"
 st.title("Rate")
 db = common.db()
 dataset = common.require_dataset()
-runs = [r for r in training.list_runs(db, dataset.id) if r.status == "succeeded"]
-if not runs:
-    st.info("No finished run yet: train one on the Train page.")
-    st.stop()
+runs = common.finished_runs(db, dataset)
 run_id = st.selectbox("Run", [r.id for r in runs], format_func=lambda i: f"Run {i}")
 pairs = rating.pairs(db, run_id)
 job = rating.latest_job(db, run_id)

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core import charts, export, stats, training
+from core import charts, export, stats
 from pages import common
 
 common.through_app()
@@ -23,10 +23,7 @@ def strengths_for(dataset_id: int, ratings_signature: tuple) -> list:
 st.title("Results")
 db = common.db()
 dataset = common.require_dataset()
-runs = [r for r in training.list_runs(db, dataset.id) if r.status == "succeeded"]
-if not runs:
-    st.info("No finished run yet.")
-    st.stop()
+runs = common.finished_runs(db, dataset)
 approved = [r.id for r in runs if r.approval == "approved"]
 if approved:
     st.success(f"Approved adapter for this dataset: run {approved[0]}")

@@ -12,6 +12,14 @@ common.through_app()
 
 RUN_KEY = "train.run_id"
 
+@st.cache_data(ttl=3600, max_entries=64, show_spinner="Counting tokens…")
+def cached_estimate(version_id: int, config_json: str, throughput: float) -> training.Estimate:
+    """Versions are immutable, so an estimate only changes with the config or measured speed."""
+    del throughput  # cache key only
+    live = common.db()
+    return training.estimate(live, datasets.version_by_id(live, version_id), training.TrainingConfig.from_json(config_json))
+
+
 st.title("Train")
 db = common.db()
 dataset = common.require_dataset()
@@ -56,7 +64,7 @@ with tab_new:
         except ValueError as exc:
             st.error(str(exc))
             st.stop()
-        estimate = training.estimate(db, version, config)
+        estimate = cached_estimate(version.id, config.to_json(), training.measured_throughput(db))
         c = st.columns(4)
         c[0].metric("Training tokens", f"{estimate.train_tokens:,}")
         c[1].metric("Optimizer steps", estimate.steps)

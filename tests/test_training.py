@@ -131,3 +131,31 @@ def test_estimate_is_plausible(db, demo_dataset):
     assert small.steps == 57 and seed.steps == 15
     assert 1000 < small.peak_memory_mb < 20000 and small.duration_s > 0
     assert small.hosted_costs["Hosted small model (article)"] == pytest.approx(small.train_tokens / 1e6 * 3, rel=1e-3)
+
+
+@pytest.mark.slow
+def test_bundle_trains_after_the_launching_process_exits(db, db_path, model_dir, tmp_path):
+    """The scale-out path, and 'restart the app mid-run': the CLI process that queued the run
+    exits at once, the worker it started trains on to the end."""
+    import subprocess
+    import sys
+
+    from tests.test_cli import REPO
+
+    version = small_version(db, model_dir, train_n=8, heldout_n=2)
+    run = training.start_run(db, version, preset="smoke-test", launch=False)
+    bundle = tmp_path / "bundle"
+    assert subprocess.run([sys.executable, "-m", "core", "--db", str(db_path), "train-bundle", "--run", str(run.id),
+                           "--out", str(bundle)], cwd=REPO, check=True, capture_output=True).returncode == 0
+    assert sorted(p.name for p in bundle.iterdir()) == ["README.md", "config.json", "heldout.jsonl", "train.jsonl"]
+    other_db = tmp_path / "elsewhere" / "bundle.db"
+    out = subprocess.run([sys.executable, "-m", "core", "--db", str(other_db), "--json", "train", "--bundle", str(bundle),
+                          "--set", "max_steps=2"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    queued = json.loads(out.stdout)
+    elsewhere = store.connect(other_db)
+    finished = wait_for(elsewhere, queued["run"], lambda r: r.finished)
+    assert finished.status == "succeeded", finished.error
+    assert finished.config.max_steps == 2 and finished.preset == "smoke-test"
+    imported = training.import_adapter(db, Path(finished.adapter_path), version.id)
+    assert imported.adapter_sha256 == finished.adapter_sha256 and imported.status == "succeeded"
