@@ -139,7 +139,7 @@ Dataset '{dataset}', version {number}. Train it on any machine with the studio c
     python -m core --db bundle.db train --bundle . --wait
 
 On several GPUs, the same trainer runs under `accelerate launch`. Bring the adapter back with
-`python -m core import-adapter runs/run-0001/adapter` on the studio machine.
+`python -m core import-adapter runs/bundle/run-0001/adapter --version-id N` on the studio machine.
 """
 
 
