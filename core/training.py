@@ -13,7 +13,7 @@ from typing import Any
 import sqlite_utils
 
 from core import datasets, models
-from core.paths import REPO_ROOT, data_dir, db_path
+from core.paths import REPO_ROOT, data_dir
 from core.store import audit, get_setting, insert_row, now, transaction
 
 TERMINAL = ("succeeded", "failed", "cancelled", "interrupted")
@@ -21,10 +21,6 @@ TERMINAL = ("succeeded", "failed", "cancelled", "interrupted")
 # replaced by this machine's own measurement after its first run (see `measured_throughput`).
 PRIOR_TOKENS_PER_S = 550.0
 HOSTED_RATES_PER_MILLION = {"Hosted small model (article)": 3.0, "Hosted large model (article)": 25.0}
-
-
-def _help(text: str) -> Any:
-    return field(metadata={"help": text})
 
 
 @dataclass(frozen=True)
@@ -430,10 +426,6 @@ def latest_checkpoint(directory: Path) -> Path | None:
 def config_diff(a: TrainingConfig, b: TrainingConfig) -> dict[str, tuple[Any, Any]]:
     left, right = asdict(a), asdict(b)
     return {k: (left[k], right[k]) for k in left if left[k] != right[k]}
-
-
-def default_db() -> Path:
-    return db_path(None)
 
 
 def import_adapter(db: sqlite_utils.Database, directory: Path, version_id: int, *, actor: str = "",

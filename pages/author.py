@@ -5,6 +5,7 @@ import streamlit as st
 
 from core import datasets, models, templating, validation
 from core import stats_dataset as dstats
+from core.paths import safe_name
 from pages import common
 
 common.through_app()
@@ -265,7 +266,7 @@ with tab_versions:
         try:
             text = datasets.export_jsonl(db, dataset, version=number,
                                          split=None if split_choice == "all" else split_choice)
-            st.download_button("Download JSONL", text, file_name=f"{dataset.id}-v{number}-{split_choice}.jsonl",
+            st.download_button("Download JSONL", text, file_name=f"{safe_name(dataset.name)}-v{number}-{split_choice}.jsonl",
                                mime="application/jsonl")
         except datasets.DatasetError as exc:
             st.error(str(exc))

@@ -60,3 +60,16 @@ def test_full_disk_rolls_back(db_path):
                                               "detail_json": "{}", "created_at": store.now()})
     assert db.table("audit_log").count == 0
     assert store.get_setting(db, "before") == "1"
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("Harbor & Pine support triage", "Harbor-Pine-support-triage"),
+    ("../../etc/passwd", "etc-passwd"),
+    ("..", "item"),
+    ("a/b\\c", "a-b-c"),
+    ("", "item"),
+])
+def test_names_that_become_paths_are_sanitised(name, expected):
+    from core.paths import safe_name
+
+    assert safe_name(name) == expected
