@@ -276,16 +276,12 @@ def record_rating(db: sqlite_utils.Database, session: RatingSession, position: i
             "seconds_spent = ratings.seconds_spent + excluded.seconds_spent, updated_at = excluded.updated_at",
             [session.id, session.run_id, position, session.rater, left, verdict, preferred,
              json.dumps(by_side, sort_keys=True), comment, float(seconds_spent), stamp, stamp])
-        rated, total = _counts(db, session)
+        rated, total = progress(db, session)
         if rated >= total and session.completed_at is None:
             db.table("rating_sessions").update(session.id, {"completed_at": stamp})
     row = next(iter(db.query("SELECT * FROM ratings WHERE run_id = ? AND position = ? AND rater = ?",
                              [session.run_id, position, session.rater])))
     return Rating.from_row(row)
-
-
-def _counts(db: sqlite_utils.Database, session: RatingSession) -> tuple[int, int]:
-    return progress(db, session)
 
 
 def last_rated_position(db: sqlite_utils.Database, session: RatingSession) -> int | None:

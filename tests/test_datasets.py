@@ -12,8 +12,6 @@ def convo(user: str, answer: str = "Fine.") -> list[dict[str, str]]:
 
 
 def test_round_trip_import_export_is_byte_identical(db, demo_dataset):
-    source = (datasets.REPO_ROOT if hasattr(datasets, "REPO_ROOT") else None)
-    del source
     from core.demo import DEMO_DIR
 
     lines = (DEMO_DIR / "train.jsonl").read_text().splitlines()
