@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 REQS := requirements.txt requirements-dev.txt constraints.txt
 STAMP := $(VENV)/.installed-$(shell cat $(REQS) | sha1sum | cut -c1-10)
 PORT ?= 8501
+# 127.0.0.1 unless a users file exists (the app refuses a wider address without one).
+ADDRESS ?= 127.0.0.1
 
 .PHONY: run test lint install browser bench clean
 
@@ -28,7 +30,7 @@ browser:
 
 run: install
 	$(PY) -m core init
-	$(PY) -m streamlit run app.py --server.headless true --server.port $(PORT)
+	$(PY) -m streamlit run app.py --server.headless true --server.port $(PORT) --server.address $(ADDRESS)
 
 lint: install
 	$(PY) -m ruff check core pages app.py tests bench scripts

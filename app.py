@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import secrets
 import sys
 from pathlib import Path
 
 import streamlit as st
 
 import core  # noqa: F401  (sets HF_HUB_OFFLINE before anything imports transformers)
+from core import auth, permissions
 from pages import common
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+log = logging.getLogger("tuning_studio")
 
 
 def _db_from_argv() -> None:
@@ -26,6 +32,12 @@ _db_from_argv()
 # A local icon file: a Material icon as page_icon makes the browser fetch it from Google.
 st.set_page_config(page_title="Tuning Studio", page_icon=str(Path(__file__).parent / ".streamlit" / "icon.png"),
                    layout="wide")
+if not auth.load_users() and (st.get_option("server.address") or "") not in LOOPBACK:
+    # Without a users file nobody signs in, so the studio must not be reachable from other machines.
+    st.error("No users file: the studio is single-user and only listens on 127.0.0.1. To open it to a "
+             "team, create .streamlit/users.toml (see the README) and start it with "
+             "`make run ADDRESS=0.0.0.0`.")
+    st.stop()
 common.startup()
 if not common.login_gate():
     st.stop()
@@ -41,4 +53,14 @@ PAGES = [
     st.Page("pages/results.py", title="Results", icon=":material/monitoring:", url_path="results"),
     st.Page("pages/settings.py", title="Settings", icon=":material/settings:", url_path="settings"),
 ]
-st.navigation(PAGES).run()
+try:
+    st.navigation(PAGES).run()
+except permissions.PermissionDenied as exc:
+    common.error(exc)
+except Exception:
+    # The browser gets one line and an id; the traceback (with server paths) stays in the log.
+    error_id = secrets.token_hex(4)
+    log.exception("error id %s", error_id)
+    if os.environ.get("STUDIO_RAISE_ERRORS"):  # tests: fail loudly instead of showing the line
+        raise
+    st.error(f"Something went wrong (error id {error_id}). An admin finds the details in the server log.")

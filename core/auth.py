@@ -7,17 +7,32 @@ import hmac
 import json
 import os
 import secrets
+import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from math import ceil
 from pathlib import Path
 
 import sqlite_utils
 
 from core.paths import REPO_ROOT
-from core.store import get_setting, set_setting
+from core.store import audit, get_setting, set_setting, transaction
 
 ROLES = ("author", "rater", "admin")
 DEFAULT_TEAM = ["Dana", "Sam", "Riley"]
+SYSTEM_ACTOR = "studio"  # the studio's own writes (demo seed, reconcile); never a user name
+# Sign-in back-off: this many failures in the window are free, then each further attempt waits
+# twice as long as the one before (2 s, 4 s, ... up to 5 minutes), per name and per client.
+FREE_FAILURES = 5
+BACKOFF_BASE_S = 2.0
+BACKOFF_MAX_S = 300.0
+FAILURE_WINDOW_S = 3600.0
+
+
+class SignInRefused(Exception):
+    """Too many failed sign-ins for this name or client; the message says how long to wait."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +63,8 @@ def load_users(path: Path | None = None) -> dict[str, User]:
         role = entry.get("role", "rater")
         if role not in ROLES:
             raise ValueError(f"{target}: user {name} has unknown role {role!r}")
+        if name == SYSTEM_ACTOR:
+            raise ValueError(f"{target}: '{SYSTEM_ACTOR}' is reserved for the studio's own writes")
         users[name] = User(name, role, entry["password_hash"])
     return users
 
@@ -59,6 +76,49 @@ def check_password(users: dict[str, User], name: str, password: str) -> User | N
         return None
     _scheme, salt, _digest = user.password_hash.split("$", 2)
     return user if hmac.compare_digest(hash_password(password, salt), user.password_hash) else None
+
+
+def _failures(db: sqlite_utils.Database, column: str, value: str, since: float) -> list[float]:
+    rows = db.execute(f"SELECT created_at FROM sign_in_failures WHERE {column} = ?", [value]).fetchall()
+    stamps = [datetime.fromisoformat(r[0]).timestamp() for r in rows]
+    return sorted(t for t in stamps if t >= since)
+
+
+def backoff_seconds(db: sqlite_utils.Database, name: str, client: str, *, at: float) -> float:
+    """Seconds left before this name or client may try again (0 when it may now)."""
+    wait_until = 0.0
+    for column, value in (("user_name", name), ("client", client)):
+        recent = _failures(db, column, value, at - FAILURE_WINDOW_S)
+        extra = len(recent) - FREE_FAILURES
+        if extra >= 0:
+            wait = min(BACKOFF_BASE_S * 2 ** extra, BACKOFF_MAX_S)
+            wait_until = max(wait_until, recent[-1] + wait)
+    return max(0.0, wait_until - at)
+
+
+def sign_in(db: sqlite_utils.Database, users: dict[str, User], name: str, password: str, client: str,
+            *, clock: Callable[[], float] = time.time) -> User | None:
+    """Check a password with back-off; failures and refusals go to the audit log.
+
+    Returns the user, or None for a wrong name or password; raises SignInRefused while backing off.
+    """
+    name, client = name.strip(), client or "unknown"
+    at = clock()
+    wait = backoff_seconds(db, name, client, at=at)
+    if wait > 0:
+        with transaction(db):
+            audit(db, name or "anonymous", "sign_in_refused", "user", name, {"client": client, "wait_s": round(wait)})
+        raise SignInRefused(f"Too many failed sign-ins. Try again in {ceil(wait)} s.")
+    user = check_password(users, name, password)
+    stamp = datetime.fromtimestamp(at, UTC).isoformat()
+    with transaction(db):
+        if user is None:
+            db.table("sign_in_failures").insert({"user_name": name, "client": client, "created_at": stamp})
+            audit(db, name or "anonymous", "sign_in_failed", "user", name, {"client": client})
+        else:
+            db.execute("DELETE FROM sign_in_failures WHERE user_name = ?", [name])
+            audit(db, name, "sign_in", "user", name, {"client": client})
+    return user
 
 
 def add_user_line(name: str, role: str, password: str) -> str:
@@ -74,11 +134,3 @@ def team(db: sqlite_utils.Database) -> list[str]:
         return sorted(users)
     raw = get_setting(db, "team")
     return json.loads(raw) if raw else list(DEFAULT_TEAM)
-
-
-def set_team(db: sqlite_utils.Database, names: list[str]) -> list[str]:
-    cleaned = sorted({n.strip() for n in names if n.strip()})
-    if not cleaned:
-        raise ValueError("The team needs at least one name.")
-    set_setting(db, "team", json.dumps(cleaned))
-    return cleaned

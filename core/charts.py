@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.text_safety import chart_label
 from core.training import RunEvent
 
 
@@ -16,6 +17,7 @@ def training_curves(series: dict[str, list[RunEvent]]) -> Any:
     for name, events in series.items():
         train = [e for e in events if e.loss is not None]
         held = [e for e in events if e.eval_loss is not None]
+        name = chart_label(name)
         fig.add_trace(go.Scatter(x=[e.step for e in train], y=[e.loss for e in train], name=f"{name} train loss",
                                  mode="lines"), row=1, col=1)
         if held:
@@ -46,7 +48,7 @@ def criterion_comparison(summary: Any) -> Any:
     for side, colour in (("base", "#e76f51"), ("tuned", "#2a9d8f")):
         means = [r[f"{side}_mean"] or 0 for r in rows]
         errors = [((r[f"{side}_ci"] or (m, m))[1] - m) for r, m in zip(rows, means)]
-        fig.add_trace(go.Bar(name=side, x=[r["criterion"] for r in rows], y=means,
+        fig.add_trace(go.Bar(name=side, x=[chart_label(r["criterion"]) for r in rows], y=means,
                              error_y={"type": "data", "array": errors}, marker_color=colour))
     fig.update_layout(title="Mean score per criterion (1–5)", barmode="group", height=320,
                       yaxis={"range": [0, 5.5]}, margin={"t": 40, "b": 20, "l": 20, "r": 20})
@@ -57,7 +59,8 @@ def agreement_heatmap(summary: Any) -> Any:
     import plotly.graph_objects as go
 
     a = summary.agreement
-    fig = go.Figure(go.Heatmap(z=a.get("pairwise") or [[None]], x=a.get("raters") or [""], y=a.get("raters") or [""],
+    raters = [chart_label(r) for r in a.get("raters") or [""]]
+    fig = go.Figure(go.Heatmap(z=a.get("pairwise") or [[None]], x=raters, y=raters,
                                zmin=0, zmax=1, colorscale="Teal"))
     fig.update_layout(title="Agreement between raters (same model preferred)", height=320,
                       margin={"t": 40, "b": 20, "l": 20, "r": 20})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -68,7 +69,7 @@ def _models_args(p: argparse.ArgumentParser) -> None:
 def cmd_models(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
     if args.add:
         try:
-            models.add_model(db, args.add, actor="cli")
+            models.add_model(db, args.add, actor=args.user)
         except models.ModelUnavailable as exc:
             raise CliError(str(exc)) from exc
     return {"models": [_model_dict(m) for m in models.list_models(db)]}
@@ -82,7 +83,6 @@ def _import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", type=Path)
     p.add_argument("--dataset", required=True, help="dataset name (created if missing)")
     p.add_argument("--split", choices=["train", "heldout"], default="train")
-    p.add_argument("--author", default="cli")
     p.add_argument("--max-length", type=int, default=1024)
 
 
@@ -94,10 +94,16 @@ def cmd_import(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str,
         data = args.file.read_bytes()
     except OSError as exc:
         raise CliError(f"Cannot read {args.file}: {exc.strerror}") from exc
-    dataset = _dataset(db, args.dataset, create=True)
-    report = datasets.import_jsonl(db, dataset, data, source=args.file.name, author=args.author,
-                                   split=args.split, max_length=args.max_length,
-                                   count_tokens=templating.token_counter(models.DEFAULT_MODEL))
+    existed = args.dataset in {d.name for d in datasets.list_datasets(db)}
+    dataset = _dataset(db, args.dataset, create=True, actor=args.user)
+    try:
+        report = datasets.import_jsonl(db, dataset, data, source=args.file.name, author=args.user,
+                                       split=args.split, max_length=args.max_length,
+                                       count_tokens=templating.token_counter(models.DEFAULT_MODEL))
+    except BaseException:
+        if not existed:  # a whole import that failed leaves no empty dataset behind
+            datasets.delete_empty_dataset(db, dataset.id, actor=args.user)
+        raise
     if not args.json:
         for problem in report.errors + report.warnings:
             print(f"{args.file}:{problem.line}: {problem.code}: {problem.message}", file=sys.stderr)
@@ -118,22 +124,21 @@ def _export_args(p: argparse.ArgumentParser) -> None:
 @command("export", "write canonical OpenAI chat JSONL", _export_args)
 def cmd_export(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
     dataset = _dataset(db, args.dataset)
-    text = datasets.export_jsonl(db, dataset, version=args.version, split=args.split, current=args.current)
+    text = datasets.export_jsonl(db, dataset, version=args.version, split=args.split, current=args.current,
+                                 actor=args.user)
     args.out.write_text(text, encoding="utf-8")
     return {"out": str(args.out), "examples": text.count("\n")}
 
 
 def _freeze_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True)
-    p.add_argument("--actor", default="cli")
     p.add_argument("--override-reason", default="", help="admin override of the PII gate")
 
 
 @command("freeze", "make an immutable dataset version", _freeze_args)
 def cmd_freeze(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
     dataset = _dataset(db, args.dataset)
-    version = datasets.freeze(db, dataset, actor=args.actor, override_reason=args.override_reason,
-                              is_admin=bool(args.override_reason))
+    version = datasets.freeze(db, dataset, actor=args.user, override_reason=args.override_reason)
     return vars(version)
 
 
@@ -142,7 +147,8 @@ def cmd_pii_scan(db: sqlite_utils.Database, args: argparse.Namespace) -> Any:
     from core import pii
 
     dataset = _dataset(db, args.dataset)
-    summary = pii.scan_dataset(db, dataset.id, lambda done, total: say(args, f"scanned {done}/{total}"))
+    summary = pii.scan_dataset(db, dataset.id, lambda done, total: say(args, f"scanned {done}/{total}"),
+                               actor=args.user)
     findings = [f.to_dict() for f in pii.open_findings(db, dataset.id, status="")]
     if not args.json:
         say(args, f"{summary['scanned']} scanned, {summary['skipped_unchanged']} unchanged, "
@@ -150,12 +156,12 @@ def cmd_pii_scan(db: sqlite_utils.Database, args: argparse.Namespace) -> Any:
     return findings
 
 
-def _dataset(db: sqlite_utils.Database, name: str, create: bool = False) -> datasets.Dataset:
+def _dataset(db: sqlite_utils.Database, name: str, create: bool = False, actor: str = "") -> datasets.Dataset:
     try:
         return datasets.get_dataset(db, name)
     except datasets.DatasetError:
         if create:
-            return datasets.create_dataset(db, name, actor="cli")
+            return datasets.create_dataset(db, name, actor=actor)
         raise
 
 
@@ -166,11 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Tuning Studio command line.")
     parser.add_argument("--db", help="database path (default: $STUDIO_DB or data/studio.db)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument("--user", default=os.environ.get("STUDIO_USER", "cli"),
+                        help="who acts (default: $STUDIO_USER or 'cli'); with a users file, its role decides "
+                             "what the command may do")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (_fn, arguments, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         p.add_argument("--db", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        p.add_argument("--user", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         arguments(p)
     return parser
 

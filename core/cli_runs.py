@@ -28,7 +28,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 @command("train", "queue a background training run (or --wait for it)", _train_args)
 def cmd_train(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
     if args.bundle:
-        version, config, preset, base = _load_bundle(db, args.bundle)
+        version, config, preset, base = _load_bundle(db, args.bundle, args.user)
     else:
         if not args.dataset:
             raise CliError("--dataset or --bundle is required")
@@ -40,7 +40,7 @@ def cmd_train(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, 
     if len(overrides) != len(args.set):
         raise CliError("--set takes KEY=VALUE")
     config = config.with_overrides(overrides)
-    run = training.start_run(db, version, base_model=base, preset=preset, config=config, actor="cli")
+    run = training.start_run(db, version, base_model=base, preset=preset, config=config, actor=args.user)
     if args.wait:
         run = _wait(db, run.id, args)
     return _run_dict(run)
@@ -80,12 +80,12 @@ def _run_arg(p: argparse.ArgumentParser) -> None:
 
 @command("cancel", "ask a run to stop at the next step", _run_arg)
 def cmd_cancel(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
-    return _run_dict(training.cancel_run(db, args.run, actor="cli"))
+    return _run_dict(training.cancel_run(db, args.run, actor=args.user))
 
 
 @command("resume", "continue a stopped run from its last checkpoint", _run_arg)
 def cmd_resume(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
-    return _run_dict(training.resume_run(db, args.run, actor="cli"))
+    return _run_dict(training.resume_run(db, args.run, actor=args.user))
 
 
 def _generate_args(p: argparse.ArgumentParser) -> None:
@@ -100,7 +100,7 @@ def cmd_generate(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[st
     from core import generation
 
     config = generation.GenerationConfig(max_new_tokens=args.max_new_tokens, do_sample=args.sample, seed=args.seed)
-    job = rating.start_generation(db, args.run, config, actor="cli", launch=False)
+    job = rating.start_generation(db, args.run, config, actor=args.user, launch=False)
     db.execute("UPDATE generation_jobs SET status = 'running' WHERE id = ?", [job.id])
     say(args, f"generating {job.total} pairs…")
     rating.run_generation_job(db, job.id)
@@ -122,7 +122,8 @@ def cmd_train_bundle(db: sqlite_utils.Database, args: argparse.Namespace) -> dic
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     for split in ("train", "heldout"):
-        (out / f"{split}.jsonl").write_text(datasets.export_jsonl(db, dataset, version=version.number, split=split),
+        (out / f"{split}.jsonl").write_text(datasets.export_jsonl(db, dataset, version=version.number, split=split,
+                                                                  actor=args.user),
                                             encoding="utf-8")
     (out / "config.json").write_text(json.dumps({
         "preset": run.preset, "base_model": run.base_model, "config": json.loads(run.config.to_json()),
@@ -143,24 +144,24 @@ On several GPUs, the same trainer runs under `accelerate launch`. Bring the adap
 """
 
 
-def _load_bundle(db: sqlite_utils.Database, bundle: Path) -> tuple[datasets.DatasetVersion, training.TrainingConfig, str, str]:
+def _load_bundle(db: sqlite_utils.Database, bundle: Path, actor: str) -> tuple[datasets.DatasetVersion, training.TrainingConfig, str, str]:
     meta = json.loads((bundle / "config.json").read_text())
     name = f"{meta['dataset']} (bundle v{meta['dataset_version']})"
     try:
         dataset = datasets.get_dataset(db, name)
     except datasets.DatasetError:
-        dataset = datasets.create_dataset(db, name, actor="cli")
+        dataset = datasets.create_dataset(db, name, actor=actor)
         for split in ("train", "heldout"):
             datasets.import_jsonl(db, dataset, (bundle / f"{split}.jsonl").read_bytes(), split=split,
-                                  source=f"bundle/{split}.jsonl", author="cli")
+                                  source=f"bundle/{split}.jsonl", author=actor)
         from core import pii
 
-        pii.scan_dataset(db, dataset.id)
+        pii.scan_dataset(db, dataset.id, actor=actor)
     try:
         version = datasets.get_version(db, dataset.id)
     except datasets.DatasetError:
-        version = datasets.freeze(db, dataset, actor="cli",
-                                  override_reason="bundle was PII-checked on the studio machine", is_admin=True)
+        version = datasets.freeze(db, dataset, actor=actor,
+                                  override_reason="bundle was PII-checked on the studio machine")
     config = training.TrainingConfig.from_json(json.dumps(meta["config"]))
     return version, config, meta["preset"], meta["base_model"]
 
@@ -172,7 +173,7 @@ def _import_adapter_args(p: argparse.ArgumentParser) -> None:
 
 @command("import-adapter", "bring an adapter trained elsewhere back, with its lineage", _import_adapter_args)
 def cmd_import_adapter(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
-    run = training.import_adapter(db, args.directory, args.version_id, actor="cli")
+    run = training.import_adapter(db, args.directory, args.version_id, actor=args.user)
     print(f"imported as run {run.id}", file=sys.stderr)
     return {"run": run.id, "adapter_sha256": run.adapter_sha256}
 
@@ -187,7 +188,7 @@ def _summary_args(p: argparse.ArgumentParser) -> None:
 def cmd_summary(db: sqlite_utils.Database, args: argparse.Namespace) -> Any:
     from core import export
 
-    text = export.render(db, args.run, args.format)
+    text = export.render(db, args.run, args.format, args.user)
     if args.out:
         args.out.write_text(text, encoding="utf-8")
         return {"out": str(args.out), "format": args.format}
@@ -201,12 +202,11 @@ def _approve_args(p: argparse.ArgumentParser) -> None:
     _run_arg(p)
     p.add_argument("--decision", choices=["approved", "rejected"], required=True)
     p.add_argument("--note", default="")
-    p.add_argument("--actor", default="cli")
 
 
 @command("approve", "admin sign-off of a rated run (summary attached to the model card)", _approve_args)
 def cmd_approve(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
     from core import export
 
-    export.approve(db, args.run, args.decision, args.note, args.actor, is_admin=True)
+    export.approve(db, args.run, args.decision, args.note, args.user)
     return {"run": args.run, "approval": args.decision}

@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlite_utils
 
-from core import validation
+from core import permissions, text_safety, validation
 from core.duplicates import DuplicatePair, find_near_duplicates
 from core.store import audit, insert_row, now, transaction
 from core.validation import Messages, TokenCounter
@@ -116,6 +116,7 @@ def create_dataset(db: sqlite_utils.Database, name: str, *, description: str = "
                    system_prompt: str = "", guidelines: str = "", convention_regex: str = "",
                    criteria: list[str] | None = None, glossary: list[str] | None = None,
                    actor: str = "") -> Dataset:
+    permissions.require(actor, "create_dataset")
     name = name.strip()
     if not name or len(name) > 80:
         raise DatasetError("A dataset name must be 1 to 80 characters.")
@@ -124,11 +125,33 @@ def create_dataset(db: sqlite_utils.Database, name: str, *, description: str = "
     with transaction(db):
         dataset_id = insert_row(db, "datasets", {
             "name": name, "description": description, "system_prompt": system_prompt,
-            "guidelines": guidelines, "criteria_json": json.dumps(criteria or DEFAULT_CRITERIA),
+            "guidelines": guidelines, "criteria_json": json.dumps(_criteria(criteria or DEFAULT_CRITERIA)),
             "convention_regex": convention_regex, "glossary_json": json.dumps(glossary or []),
             "created_at": now()})
         audit(db, actor, "create_dataset", "dataset", dataset_id, {"name": name})
     return get_dataset(db, name)
+
+
+def _criteria(names: list[str]) -> list[str]:
+    # Criteria become slider labels, chart ticks and report columns: identifiers, not free text.
+    try:
+        return [text_safety.check_criterion_name(c) for c in names if c.strip()]
+    except ValueError as exc:
+        raise DatasetError(str(exc)) from exc
+
+
+def delete_empty_dataset(db: sqlite_utils.Database, dataset_id: int, actor: str = "") -> bool:
+    """Remove a dataset that holds nothing (no examples, quarantine or versions); False otherwise."""
+    permissions.require(actor, "create_dataset")
+    with transaction(db):
+        removed = db.execute(
+            "DELETE FROM datasets WHERE id = ? AND NOT EXISTS (SELECT 1 FROM examples WHERE dataset_id = ?) "
+            "AND NOT EXISTS (SELECT 1 FROM quarantine WHERE dataset_id = ?) "
+            "AND NOT EXISTS (SELECT 1 FROM dataset_versions WHERE dataset_id = ?)",
+            [dataset_id, dataset_id, dataset_id, dataset_id]).rowcount
+        if removed:
+            audit(db, actor, "delete_empty_dataset", "dataset", dataset_id, {})
+    return bool(removed)
 
 
 def get_dataset(db: sqlite_utils.Database, name_or_id: str | int) -> Dataset:
@@ -144,10 +167,11 @@ def list_datasets(db: sqlite_utils.Database) -> list[Dataset]:
 
 
 def update_dataset(db: sqlite_utils.Database, dataset_id: int, actor: str = "", **fields: Any) -> Dataset:
+    permissions.require(actor, "edit_dataset")
     allowed = {"description", "system_prompt", "guidelines", "convention_regex"}
     row: dict[str, Any] = {k: v for k, v in fields.items() if k in allowed}
     if "criteria" in fields:
-        row["criteria_json"] = json.dumps([c for c in fields["criteria"] if c.strip()])
+        row["criteria_json"] = json.dumps(_criteria(fields["criteria"]))
     if "glossary" in fields:
         row["glossary_json"] = json.dumps([g for g in fields["glossary"] if g.strip()])
     if row.get("convention_regex"):
@@ -168,6 +192,7 @@ def import_jsonl(db: sqlite_utils.Database, dataset: Dataset, data: bytes, *, so
                  author: str = "", split: str = "train", count_tokens: TokenCounter | None = None,
                  max_length: int = 1024) -> ImportReport:
     """Import valid lines, quarantine invalid ones (fixable later), report every line's verdict."""
+    permissions.require(author, "import_examples")
     if len(data) > MAX_IMPORT_BYTES:
         raise DatasetError(f"The file is {len(data) / 2**20:.0f} MB; the limit is {MAX_IMPORT_BYTES // 2**20} MB. "
                            "Split it into smaller files.")
@@ -241,6 +266,7 @@ def list_quarantine(db: sqlite_utils.Database, dataset_id: int) -> list[dict[str
 def fix_quarantined(db: sqlite_utils.Database, quarantine_id: int, new_text: str, *,
                     author: str = "") -> list[validation.LineProblem]:
     """Re-validate an edited quarantined line; import it when valid. Returns remaining problems."""
+    permissions.require(author, "edit_examples")
     row = db.table("quarantine").get(quarantine_id)
     parsed = validation.parse_line(new_text.encode("utf-8"), row["line_no"])
     if not parsed.ok or parsed.messages is None:
@@ -264,6 +290,7 @@ def fix_quarantined(db: sqlite_utils.Database, quarantine_id: int, new_text: str
 
 
 def discard_quarantined(db: sqlite_utils.Database, quarantine_id: int, author: str = "") -> None:
+    permissions.require(author, "edit_examples")
     with transaction(db):
         row = db.table("quarantine").get(quarantine_id)
         db.table("quarantine").delete(quarantine_id)
@@ -281,6 +308,7 @@ def save_example(db: sqlite_utils.Database, dataset: Dataset, messages: Messages
                  status: str | None = None, tags: list[str] | None = None,
                  reason: str = "edit") -> Example:
     """Create or update one example; an update keeps the previous text as a revision."""
+    permissions.require(author, "edit_examples")
     problems = validation.check_messages(messages, 1)
     codes = sorted({p.code for p in problems})
     if status == "ready" and codes:
@@ -336,6 +364,7 @@ def duplicate_example(db: sqlite_utils.Database, dataset: Dataset, example_id: i
 
 def delete_examples(db: sqlite_utils.Database, example_ids: list[int], author: str = "") -> int:
     """Delete examples; their text stays in example_revisions and in any frozen version."""
+    permissions.require(author, "delete_examples")
     stamp = now()
     with transaction(db):
         for example_id in example_ids:
@@ -351,6 +380,7 @@ def delete_examples(db: sqlite_utils.Database, example_ids: list[int], author: s
 
 def bulk_update(db: sqlite_utils.Database, changes: dict[int, dict[str, Any]], author: str = "") -> int:
     """Apply tag/split/status edits from the data editor in one transaction."""
+    permissions.require(author, "edit_examples")
     with transaction(db):
         for example_id, change in changes.items():
             row: dict[str, Any] = {}
@@ -432,6 +462,7 @@ def all_examples(db: sqlite_utils.Database, dataset_id: int) -> list[Example]:
 def random_split(db: sqlite_utils.Database, dataset_id: int, heldout_fraction: float = 0.2,
                  seed: int = 0, author: str = "") -> tuple[int, int]:
     """Seeded split of all examples; returns (train, heldout) counts."""
+    permissions.require(author, "edit_examples")
     if not 0 < heldout_fraction < 1:
         raise DatasetError("The held-out fraction must be between 0 and 1.")
     ids = [r[0] for r in db.execute("SELECT id FROM examples WHERE dataset_id = ? ORDER BY id",
@@ -518,8 +549,9 @@ def freeze_check(db: sqlite_utils.Database, dataset_id: int) -> FreezeCheck:
 
 
 def freeze(db: sqlite_utils.Database, dataset: Dataset, *, actor: str = "",
-           override_reason: str = "", is_admin: bool = False) -> DatasetVersion:
+           override_reason: str = "") -> DatasetVersion:
     """Make an immutable version of the ready examples (drafts are left out)."""
+    permissions.require(actor, "freeze")
     check = freeze_check(db, dataset.id)
     if check.blockers:
         raise DatasetError("Cannot freeze: " + " ".join(check.blockers))
@@ -527,8 +559,7 @@ def freeze(db: sqlite_utils.Database, dataset: Dataset, *, actor: str = "",
         if not override_reason.strip():
             raise DatasetError("Cannot freeze: " + " ".join(check.pii_blockers)
                                + " Resolve them on the PII check page, or an admin overrides with a reason.")
-        if not is_admin:
-            raise DatasetError("Only an admin can override the PII gate.")
+        permissions.require(actor, "pii_override")
     rows = db.query("SELECT id, messages_json, content_hash, split FROM examples WHERE dataset_id = ? "
                     "AND status = 'ready' ORDER BY split DESC, id", [dataset.id])
     members = list(rows)
@@ -587,8 +618,9 @@ def version_messages(db: sqlite_utils.Database, version_id: int, split: str | No
 # ----------------------------------------------------------------------------- export
 
 def export_jsonl(db: sqlite_utils.Database, dataset: Dataset, *, version: int | None = None,
-                 split: str | None = None, current: bool = False) -> str:
+                 split: str | None = None, current: bool = False, actor: str = "") -> str:
     """Canonical OpenAI chat JSONL of a frozen version (default: the latest) or the current rows."""
+    permissions.require(actor, "export_dataset")
     if split not in (None, "train", "heldout"):
         raise DatasetError("split must be train or heldout.")
     if current:

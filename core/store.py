@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +41,9 @@ def connect(path: str | Path | None = None, *, migrate: bool = True) -> sqlite_u
     db.execute("PRAGMA foreign_keys = ON")
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
+    # Deleted and overwritten content is zeroed on disk, so erased personal data does not linger
+    # in free pages (see pii.erase_values, which also checkpoints the WAL).
+    db.execute("PRAGMA secure_delete = ON")
     if migrate:
         migrations.apply(db)
     return db
@@ -107,6 +111,14 @@ def table_counts(db: sqlite_utils.Database) -> dict[str, int]:
 @migrations()
 def m001_initial_schema(db: sqlite_utils.Database) -> None:
     _run_statements(db, SCHEMA_V1)
+
+
+@migrations()
+def m002_trust(db: sqlite_utils.Database) -> None:
+    """Rating can be closed per run; sign-in failures for back-off; a store id for run folders."""
+    _run_statements(db, SCHEMA_V2)
+    db.execute("INSERT OR IGNORE INTO settings (key, value, updated_at) VALUES ('store_id', ?, ?)",
+               [secrets.token_hex(4), now()])
 
 
 def _run_statements(db: sqlite_utils.Database, script: str) -> None:
@@ -245,6 +257,27 @@ CREATE TABLE audit_log (
     id INTEGER PRIMARY KEY, actor TEXT NOT NULL, action TEXT NOT NULL, object_type TEXT NOT NULL,
     object_id TEXT, detail_json TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL);
 """
+
+
+SCHEMA_V2 = """
+ALTER TABLE runs ADD COLUMN rating_closed_at TEXT;
+ALTER TABLE runs ADD COLUMN rating_closed_by TEXT NOT NULL DEFAULT '';
+
+CREATE TABLE sign_in_failures (
+    id INTEGER PRIMARY KEY, user_name TEXT NOT NULL, client TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE INDEX idx_sign_in_failures_user ON sign_in_failures(user_name);
+CREATE INDEX idx_sign_in_failures_client ON sign_in_failures(client);
+"""
+
+
+def store_id(db: sqlite_utils.Database) -> str:
+    """A random id made when the database was created: tells apart databases of the same name."""
+    return get_setting(db, "store_id") or "legacy"
+
+
+def checkpoint(db: sqlite_utils.Database) -> None:
+    """Copy the WAL into the main file and truncate it, so no old page versions stay on disk."""
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def audit_entries(db: sqlite_utils.Database, limit: int = 200) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field, fields
@@ -12,7 +13,7 @@ from typing import Any
 
 import sqlite_utils
 
-from core import datasets, models
+from core import datasets, models, permissions
 from core.paths import REPO_ROOT, data_dir
 from core.store import audit, get_setting, insert_row, now, transaction
 
@@ -179,15 +180,30 @@ class Estimate:
 
 
 def run_dir(db: sqlite_utils.Database | Path, run_id: int) -> Path:
-    """Files of one run. Keyed by the database's name too: two databases in one folder (or a
-    re-created database whose run ids start again at 1) must never share checkpoints."""
+    """Files of one run. Keyed by the database's name and store id: two databases in one folder,
+    or a database re-created under an old name (run ids start again at 1), never share files."""
     database = db if isinstance(db, Path) else Path(db_file(db))
-    return data_dir(database) / "runs" / database.stem / f"run-{run_id:04d}"
+    return data_dir(database) / "runs" / _folder_name(database) / f"run-{run_id:04d}"
 
 
 def log_dir(database: str | Path) -> Path:
     path = Path(database).resolve()
-    return path.parent / "logs" / path.stem
+    return path.parent / "logs" / _folder_name(path)
+
+
+def _folder_name(database: Path) -> str:
+    # Read the store id with a plain read-only connection: callers (the launcher) may hold none.
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)
+        try:
+            row = conn.execute("SELECT value FROM settings WHERE key = 'store_id'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        row = None
+    return f"{database.stem}-{row[0]}" if row else database.stem
 
 
 def db_file(db: sqlite_utils.Database) -> str:
@@ -260,6 +276,7 @@ def start_run(db: sqlite_utils.Database, version: datasets.DatasetVersion, *,
     """Queue a run on a frozen version and launch the queue; returns at once."""
     from core import pii
 
+    permissions.require(actor, "start_run")
     models.resolve(base_model)  # a clear ModelUnavailable now, not a traceback in the worker
     gate = pii.gate_status(db, version.dataset_id, version_id=version.id)
     if gate.open_findings and not version.pii_override_reason:
@@ -379,6 +396,7 @@ def reconcile(db: sqlite_utils.Database) -> int:
 
 def cancel_run(db: sqlite_utils.Database, run_id: int, actor: str = "") -> TrainingRun:
     """Ask a run to stop; the trainer saves and stops at the next step. A queued run stops now."""
+    permissions.require(actor, "start_run")
     run = get_run(db, run_id)
     with transaction(db):
         if run.status == "queued" and run.pid is None:
@@ -391,6 +409,7 @@ def cancel_run(db: sqlite_utils.Database, run_id: int, actor: str = "") -> Train
 
 def resume_run(db: sqlite_utils.Database, run_id: int, actor: str = "", launch: bool = True) -> TrainingRun:
     """Re-queue an interrupted, cancelled or failed run; it continues from its last checkpoint."""
+    permissions.require(actor, "start_run")
     run = get_run(db, run_id)
     if run.status not in ("interrupted", "cancelled", "failed"):
         raise datasets.DatasetError(f"Run {run_id} is {run.status}; only stopped runs can resume.")
@@ -404,8 +423,7 @@ def resume_run(db: sqlite_utils.Database, run_id: int, actor: str = "", launch: 
 
 
 def delete_run(db: sqlite_utils.Database, run_id: int, actor: str = "") -> None:
-    import shutil
-
+    permissions.require(actor, "delete_run")
     run = get_run(db, run_id)
     if run.status == "running":
         raise datasets.DatasetError("Cancel the run before deleting it.")
@@ -428,16 +446,38 @@ def config_diff(a: TrainingConfig, b: TrainingConfig) -> dict[str, tuple[Any, An
     return {k: (left[k], right[k]) for k in left if left[k] != right[k]}
 
 
+# The files that make a PEFT adapter; anything else in the folder (optimizer state, data, links to
+# elsewhere on the server) is not copied.
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin", "README.md")
+
+
+def _adapter_files(source: Path) -> list[Path]:
+    """The adapter's own regular files; a symbolic link is refused, never followed."""
+    if source.is_symlink() or not source.is_dir():
+        raise datasets.DatasetError(f"{source} is not a folder (symbolic links are not followed).")
+    files = []
+    for name in ADAPTER_FILES:
+        path = source / name
+        if path.is_symlink():
+            raise datasets.DatasetError(f"{path} is a symbolic link; copy the real file into the folder.")
+        if path.is_file():
+            files.append(path)
+    names = {f.name for f in files}
+    if "adapter_config.json" not in names:
+        raise datasets.DatasetError(f"{source} has no adapter_config.json: not a PEFT adapter directory.")
+    if not names & {"adapter_model.safetensors", "adapter_model.bin"}:
+        raise datasets.DatasetError(f"{source} has no adapter weights (adapter_model.safetensors).")
+    return files
+
+
 def import_adapter(db: sqlite_utils.Database, directory: Path, version_id: int, *, actor: str = "",
                    base_model: str = models.DEFAULT_MODEL) -> TrainingRun:
     """Register a PEFT adapter trained elsewhere (a bundle, another machine) as a finished run."""
-    import shutil
-
     from core import generation
 
+    permissions.require(actor, "import_adapter")
     source = Path(directory)
-    if not (source / "adapter_config.json").exists():
-        raise datasets.DatasetError(f"{source} has no adapter_config.json: not a PEFT adapter directory.")
+    files = _adapter_files(source)
     adapter_config = json.loads((source / "adapter_config.json").read_text())
     version = datasets.version_by_id(db, version_id)
     with transaction(db):
@@ -447,9 +487,19 @@ def import_adapter(db: sqlite_utils.Database, directory: Path, version_id: int, 
             "queued_at": now(), "finished_at": now(),
             "metrics_json": json.dumps({"imported_from": str(source.resolve()),
                                         "base_model_name_or_path": adapter_config.get("base_model_name_or_path")})})
-        target = run_dir(db, run_id) / "adapter"
-        shutil.copytree(source, target)
-        db.table("runs").update(run_id, {"adapter_path": str(target),
-                                         "adapter_sha256": generation.adapter_sha256(target)})
-        audit(db, actor, "import_adapter", "run", run_id, {"source": str(source)})
+    # Copy and hash outside the write transaction (slow work never holds the write lock).
+    target = run_dir(db, run_id) / "adapter"
+    try:
+        target.mkdir(parents=True, exist_ok=False)
+        for f in files:
+            shutil.copyfile(f, target / f.name, follow_symlinks=False)
+        sha = generation.adapter_sha256(target)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        with transaction(db):
+            db.execute("DELETE FROM runs WHERE id = ?", [run_id])
+        raise
+    with transaction(db):
+        db.table("runs").update(run_id, {"adapter_path": str(target), "adapter_sha256": sha})
+        audit(db, actor, "import_adapter", "run", run_id, {"source": str(source), "files": [f.name for f in files]})
     return get_run(db, run_id)

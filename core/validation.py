@@ -35,7 +35,36 @@ CODES = {
     "duplicate_in_file": "exact duplicate of an earlier line in this file",
     "duplicate_in_dataset": "exact duplicate of an example already in the dataset",
     "too_long": "longer than the model's max length (warning)",
+    "too_deep": "JSON nested too deeply to be an example",
+    "non_standard_number": "NaN or Infinity, which standard JSON does not allow",
+    "lone_surrogate": "a \\ud800-style escape that is not a character (invalid Unicode)",
 }
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _strict_loads(text: str) -> Any:
+    """Standard JSON only: NaN, Infinity and -Infinity are refused (Python accepts them)."""
+    return json.loads(text, parse_constant=_refuse_constant)
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 @dataclass(frozen=True)
@@ -188,10 +217,21 @@ def parse_line(raw_bytes: bytes, line: int) -> ParsedLine:
             line, "not_utf8",
             f"line {line}: byte 0x{bad:02x} at byte {exc.start + 1} is not UTF-8; save the file as UTF-8"),))
     try:
-        obj = json.loads(text)
+        obj = _strict_loads(text)
     except json.JSONDecodeError as exc:
         return ParsedLine(line, text, None, "unknown", (LineProblem(
             line, "invalid_json", f"line {line}: invalid JSON at column {exc.colno}: {exc.msg}"),))
+    except RecursionError:
+        return ParsedLine(line, text[:200], None, "unknown", (LineProblem(
+            line, "too_deep", f"line {line}: JSON nested too deeply to be an example"),))
+    except ValueError as exc:  # raised by _refuse_constant
+        return ParsedLine(line, text, None, "unknown", (LineProblem(
+            line, "non_standard_number",
+            f"line {line}: {exc} is not standard JSON; write a number or a string"),))
+    if _has_lone_surrogate(obj):
+        return ParsedLine(line, text, None, "unknown", (LineProblem(
+            line, "lone_surrogate",
+            f"line {line}: a \\u escape (such as \\ud800) that is not a valid character; remove it"),))
     if not isinstance(obj, dict):
         return ParsedLine(line, text, None, "unknown", (LineProblem(
             line, "data_type", f"line {line}: expected a JSON object, got {type(obj).__name__}"),))

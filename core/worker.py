@@ -75,7 +75,7 @@ def train(db_file: str, run_id: int) -> int:
     if not claimed:
         return 0  # another worker took it, or it was cancelled meanwhile
     run = training.get_run(db, run_id)
-    directory = training.run_dir(Path(db_file), run_id)
+    directory = training.run_dir(db, run_id)
     if before is not None and before[0] is None:
         shutil.rmtree(directory, ignore_errors=True)  # a first start never resumes leftovers
     directory.mkdir(parents=True, exist_ok=True)

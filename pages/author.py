@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core import datasets, models, templating, validation
+from core import datasets, models, permissions, templating, validation
 from core import stats_dataset as dstats
 from core.paths import safe_name
 from pages import common
@@ -35,11 +35,13 @@ with st.expander("New dataset", expanded=not datasets.list_datasets(db)):
                 st.session_state[common.DATASET_KEY] = created.id
                 st.rerun()
             except datasets.DatasetError as exc:
-                st.error(str(exc))
+                common.error(str(exc))
 
 dataset = common.require_dataset()
 TURNS_KEY = f"{TURNS_PREFIX}.{dataset.id}"  # the editor's draft belongs to one dataset
 st.caption(f"Dataset: {common.md_escape(dataset.name)}")
+if not common.allowed("edit_examples"):
+    st.info("You can read this dataset; changing it needs the author or admin role.")
 tab_examples, tab_editor, tab_import, tab_quarantine, tab_stats, tab_versions, tab_settings = st.tabs(
     ["Examples", "Editor", "Import", "Quarantine", "Statistics & duplicates", "Versions & export", "Dataset settings"])
 
@@ -86,10 +88,10 @@ with tab_examples:
                 datasets.bulk_update(db, changes, author=common.user())
                 if to_delete:
                     datasets.delete_examples(db, to_delete, author=common.user())
-                st.success(f"Saved {len(changes)} change(s), deleted {len(to_delete)}.")
+                common.success(f"Saved {len(changes)} change(s), deleted {len(to_delete)}.")
                 st.rerun()
             except datasets.DatasetError as exc:
-                st.error(str(exc))
+                common.error(str(exc))
         chosen = buttons[1].selectbox("Open in editor", [None] + [e.id for e in rows],
                                       format_func=lambda i: "—" if i is None else f"Example {i}")
         if chosen is not None and buttons[2].button("Edit", key="author.open"):
@@ -126,7 +128,7 @@ with tab_editor:
             st.rerun()
         problems = validation.check_messages(turns, 1)
         for p in problems:
-            st.warning(p.message.removeprefix("line 1: "))
+            common.warning(p.message.removeprefix("line 1: "))
         meta = st.columns(3)
         split = meta[0].selectbox("Split", ["train", "heldout"], index=0 if not current or current.split == "train" else 1)
         status = meta[1].selectbox("Status", ["draft", "ready"], index=1 if current and current.status == "ready" else 0)
@@ -137,9 +139,9 @@ with tab_editor:
                 saved = datasets.save_example(db, dataset, turns, example_id=editing, author=common.user(),
                                               split=split, status=status, tags=[t.strip() for t in tags.split(",") if t.strip()])
                 st.session_state[EDIT_KEY] = saved.id
-                st.success(f"Saved example {saved.id} (revision {saved.revision}).")
+                common.success(f"Saved example {saved.id} (revision {saved.revision}).")
             except datasets.DatasetError as exc:
-                st.error(str(exc))
+                common.error(str(exc))
         if editing and actions[1].button("Duplicate"):
             copy = datasets.duplicate_example(db, dataset, editing, author=common.user())
             st.session_state[EDIT_KEY] = copy.id
@@ -168,7 +170,7 @@ with tab_editor:
                            f"(inside ⟦ ⟧). Training cuts at {templating.DEFAULT_MAX_LENGTH}.")
                 common.show_text(marked)
             except models.ModelUnavailable as exc:
-                st.warning(str(exc))
+                common.warning(str(exc))
 
 # ----------------------------------------------------------------------------- import
 with tab_import:
@@ -183,9 +185,9 @@ with tab_import:
                                                author=common.user(), split=into,
                                                count_tokens=templating.token_counter(models.DEFAULT_MODEL))
         except datasets.DatasetError as exc:
-            st.error(str(exc))
+            common.error(str(exc))
         else:
-            st.success(f"Imported {report.imported}; {report.quarantined} quarantined; "
+            common.success(f"Imported {report.imported}; {report.quarantined} quarantined; "
                        f"{report.duplicates} duplicates skipped; {report.blank} blank lines. "
                        f"Formats: {', '.join(f'{k} ({v})' for k, v in report.formats.items()) or 'none'}.")
             if report.errors or report.warnings:
@@ -199,14 +201,14 @@ with tab_quarantine:
         st.write("Nothing in quarantine.")
     for row in held[:50]:
         with st.container(border=True):
-            st.caption(f"{common.md_escape(row['source'])} line {row['line_no']} · {row['code']}")
+            common.caption(f"{row['source']} line {row['line_no']} · {row['code']}")
             st.text(row["message"])
             fixed = st.text_area("Fix the line", row["raw_text"], key=f"author.q.{row['id']}", height=100)
             c = st.columns(2)
             if c[0].button("Re-validate and import", key=f"author.qfix.{row['id']}"):
                 remaining = datasets.fix_quarantined(db, row["id"], fixed, author=common.user())
                 if remaining:
-                    st.error("; ".join(p.message for p in remaining))
+                    common.error("; ".join(p.message for p in remaining))
                 else:
                     st.rerun()
             if c[1].button("Discard", key=f"author.qdel.{row['id']}"):
@@ -239,24 +241,23 @@ with tab_stats:
     seed = c[1].number_input("Seed", value=0, step=1)
     if c[2].button("Random split"):
         train_n, held_n = datasets.random_split(db, dataset.id, fraction, int(seed), author=common.user())
-        st.success(f"{train_n} train / {held_n} held-out.")
+        common.success(f"{train_n} train / {held_n} held-out.")
 
 # ----------------------------------------------------------------------------- versions
 with tab_versions:
     check = freeze_check(dataset.id, datasets.content_signature(db, dataset.id))
     st.write(f"Ready to freeze: {check.train} train, {check.heldout} held-out ({check.drafts} drafts are left out).")
     for reason in check.blockers + check.pii_blockers:
-        st.warning(reason)
+        common.warning(reason)
     override = ""
-    if check.pii_blockers and common.is_admin():
+    if check.pii_blockers and common.allowed("pii_override"):
         override = st.text_input("Admin override of the PII gate: reason (audit-logged)")
     if st.button("Freeze a version", type="primary", disabled=bool(check.blockers)):
         try:
-            version = datasets.freeze(db, dataset, actor=common.user(), override_reason=override,
-                                      is_admin=common.is_admin())
-            st.success(f"Version {version.number} frozen (sha256 {version.content_hash[:12]}…).")
+            version = datasets.freeze(db, dataset, actor=common.user(), override_reason=override)
+            common.success(f"Version {version.number} frozen (sha256 {version.content_hash[:12]}…).")
         except datasets.DatasetError as exc:
-            st.error(str(exc))
+            common.error(str(exc))
     versions = datasets.list_versions(db, dataset.id)
     if versions:
         st.dataframe(pd.DataFrame([vars(v) for v in versions]), hide_index=True)
@@ -264,12 +265,12 @@ with tab_versions:
         number = c[0].selectbox("Export version", [v.number for v in reversed(versions)])
         split_choice = c[1].selectbox("Split", ["all", "train", "heldout"])
         try:
-            text = datasets.export_jsonl(db, dataset, version=number,
+            text = datasets.export_jsonl(db, dataset, version=number, actor=common.user(),
                                          split=None if split_choice == "all" else split_choice)
             st.download_button("Download JSONL", text, file_name=f"{safe_name(dataset.name)}-v{number}-{split_choice}.jsonl",
                                mime="application/jsonl")
-        except datasets.DatasetError as exc:
-            st.error(str(exc))
+        except (datasets.DatasetError, permissions.PermissionDenied) as exc:
+            common.error(str(exc))
 
 # ----------------------------------------------------------------------------- settings
 with tab_settings:
@@ -287,6 +288,6 @@ with tab_settings:
                                         system_prompt=system_prompt, guidelines=guidelines,
                                         convention_regex=convention, criteria=criteria.split(","),
                                         glossary=glossary.split(","))
-                st.success("Saved.")
+                common.success("Saved.")
             except datasets.DatasetError as exc:
-                st.error(str(exc))
+                common.error(str(exc))

@@ -7,7 +7,7 @@ from typing import Any
 import sqlite_utils
 import streamlit as st
 
-from core import auth, datasets, models, store, training
+from core import auth, datasets, models, permissions, store, text_safety, training
 
 ROUTED_KEY = "studio.routed"
 USER_KEY = "studio.user"
@@ -49,7 +49,7 @@ def startup() -> None:
     with st.spinner("Preparing the studio (first start converts the default model, ~30 s)…"):
         state = _startup_once(str(db_path()))
     if state["model_error"]:
-        st.warning(f"Default model unavailable: {state['model_error']}")
+        warning(f"Default model unavailable: {state['model_error']}")
 
 
 def db() -> sqlite_utils.Database:
@@ -70,7 +70,11 @@ def login_gate() -> bool:
         name = st.text_input("User name")
         password = st.text_input("Password", type="password")
         if st.form_submit_button("Sign in"):
-            user = auth.check_password(users, name, password)
+            try:
+                user = auth.sign_in(db(), users, name, password, client_address())
+            except auth.SignInRefused as exc:
+                error(exc)
+                return False
             if user is None:
                 st.error("Unknown user or wrong password.")
             else:
@@ -80,10 +84,23 @@ def login_gate() -> bool:
     return False
 
 
+def client_address() -> str:
+    """The browser's address as Streamlit sees it (behind a proxy: the proxy's)."""
+    try:
+        return str(st.context.ip_address or "unknown")
+    except (AttributeError, RuntimeError):  # not served over a websocket (AppTest)
+        return "unknown"
+
+
+def allowed(action: str) -> bool:
+    """Whether the signed-in user's role may do this (the core function checks it again)."""
+    return permissions.allowed(user(), action)
+
+
 def sidebar() -> None:
     with st.sidebar:
         if auth.load_users():
-            st.caption(f"Signed in as **{st.session_state[USER_KEY]}** ({st.session_state[ROLE_KEY]})")
+            st.caption(f"Signed in as **{md_escape(st.session_state[USER_KEY])}** ({st.session_state[ROLE_KEY]})")
             if st.button("Sign out"):
                 st.session_state.pop(USER_KEY, None)
                 st.session_state.pop(ROLE_KEY, None)
@@ -105,10 +122,6 @@ def sidebar() -> None:
 
 def user() -> str:
     return str(st.session_state.get(USER_KEY) or "anonymous")
-
-
-def is_admin() -> bool:
-    return st.session_state.get(ROLE_KEY) == "admin"
 
 
 def current_dataset() -> datasets.Dataset | None:
@@ -153,9 +166,28 @@ def show_conversation(messages: list[dict[str, Any]]) -> None:
         show_text(message["content"])
 
 
-_MD_SPECIAL = "\\`*_{}[]()<>#+-.!|~$"
+def md_escape(text: object) -> str:
+    """User text inside Markdown (headings, captions, labels): see core.text_safety."""
+    return text_safety.markdown_inline(text)
 
 
-def md_escape(text: str) -> str:
-    """Escape user text for places that only take markdown (headings, captions): no links, no images."""
-    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text)
+# Alerts and captions render Markdown; every message that may carry user text (a dataset name,
+# a bad line's role, an error naming a user) goes through these, so it is shown as text.
+def error(message: object) -> None:
+    st.error(md_escape(message))
+
+
+def success(message: object) -> None:
+    st.success(md_escape(message))
+
+
+def warning(message: object) -> None:
+    st.warning(md_escape(message))
+
+
+def info(message: object) -> None:
+    st.info(md_escape(message))
+
+
+def caption(message: object) -> None:
+    st.caption(md_escape(message))

@@ -18,9 +18,9 @@ if dataset.description:
 steps = overview.loop_steps(common.db(), dataset)
 next_step = next((s for s in steps if not s.done), None)
 if next_step:
-    st.info(f"Next: **{next_step.name}** — {next_step.why}")
+    st.info(f"Next: **{common.md_escape(next_step.name)}** — {common.md_escape(next_step.why)}")
 else:
-    st.success("Every step is done. Train again with more examples, or approve an adapter on Results.")
+    common.success("Every step is done. Train again with more examples, or approve an adapter on Results.")
 for number, step in enumerate(steps, start=1):
     cols = st.columns([0.06, 0.3, 0.64])
     cols[0].markdown(":material/check_circle:" if step.done else

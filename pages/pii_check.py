@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core import datasets, pii
+from core import datasets, permissions, pii
 from pages import common
 
 common.through_app()
@@ -17,9 +17,10 @@ status_slot = st.container()  # filled after a scan, so the numbers are current
 if st.button("Scan now", type="primary"):
     bar = st.progress(0.0, text="Scanning…")
     summary = pii.scan_dataset(db, dataset.id, lambda done, total: bar.progress(done / max(total, 1),
-                                                                                text=f"Scanned {done}/{total}"))
+                                                                                text=f"Scanned {done}/{total}"),
+                               actor=common.user())
     bar.empty()
-    st.success(f"Scanned {summary['scanned']} changed example(s), skipped {summary['skipped_unchanged']} "
+    common.success(f"Scanned {summary['scanned']} changed example(s), skipped {summary['skipped_unchanged']} "
                f"unchanged; {summary['findings']} finding(s).")
 
 gate = pii.gate_status(db, dataset.id)
@@ -36,30 +37,34 @@ with tab_review:
     status = f[1].selectbox("Status", ["open", "dismissed", "anonymised", ""], format_func=lambda v: v or "any")
     findings = pii.open_findings(db, dataset.id, entity_type=entity, status=status)
     st.write(f"{len(findings)} finding(s).")
+    can_dismiss = common.allowed("pii_dismiss")
+    if not can_dismiss:
+        st.caption("Deciding that a finding is not personal data clears the gate, so it needs the admin role. "
+                   "Anonymising is open to authors.")
     if findings and status == "open":
         with st.form("pii.bulk"):
             st.write("Bulk action on every finding listed above")
             method = st.selectbox("Anonymise as", ["replace", "mask", "redact"],
                                   help="replace: <PERSON_1> placeholders, consistent within an example")
-            reason = st.text_input("…or dismiss all, because")
+            reason = st.text_input("…or dismiss all, because", disabled=not can_dismiss)
             a, b = st.columns(2)
             if a.form_submit_button("Anonymise all listed"):
                 changed = pii.anonymise(db, [x.id for x in findings], method=method, actor=common.user())
-                st.success(f"Anonymised {changed} example(s) (new revisions).")
+                common.success(f"Anonymised {changed} example(s) (new revisions).")
                 st.rerun()
-            if b.form_submit_button("Dismiss all listed"):
+            if b.form_submit_button("Dismiss all listed", disabled=not can_dismiss):
                 try:
                     pii.dismiss(db, [x.id for x in findings], reason, actor=common.user())
                     st.rerun()
                 except ValueError as exc:
-                    st.error(str(exc))
+                    common.error(str(exc))
     for finding in findings[:40]:
         example = datasets.get_example(db, finding.example_id) if finding.example_id else None
         if example is None:
             continue
         text = example.messages[finding.message_index]["content"]
         with st.container(border=True):
-            st.caption(f"Example {example.id} · message {finding.message_index + 1} "
+            common.caption(f"Example {example.id} · message {finding.message_index + 1} "
                        f"({example.messages[finding.message_index]['role']}) · {finding.entity_type} · "
                        f"score {finding.score:.2f} · {finding.status}")
             # The span is marked with brackets inside plain text: no HTML is ever rendered.
@@ -71,7 +76,7 @@ with tab_review:
                 if row[1].button("Anonymise", key=f"pii.a.{finding.id}"):
                     pii.anonymise(db, [finding.id], method=method, actor=common.user())
                     st.rerun()
-                reason = row[2].text_input("Not PII because", key=f"pii.r.{finding.id}")
+                reason = row[2].text_input("Not PII because", key=f"pii.r.{finding.id}", disabled=not can_dismiss)
                 if reason and st.button("Dismiss", key=f"pii.d.{finding.id}"):
                     pii.dismiss(db, [finding.id], reason, actor=common.user())
                     st.rerun()
@@ -89,23 +94,11 @@ with tab_config:
                              help=r"e.g. EMPLOYEE_ID | \bEMP-\d{5}\b | 0.9")
         if st.form_submit_button("Save settings (new version)"):
             try:
-                deny_lists = {}
-                for line in deny.splitlines():
-                    if ":" in line:
-                        key, words = line.split(":", 1)
-                        deny_lists[key.strip().upper()] = [w.strip() for w in words.split(",") if w.strip()]
-                regex_rules = []
-                for line in rules.splitlines():
-                    if line.strip():
-                        parts = [p.strip() for p in line.split("|")]
-                        regex_rules.append(pii.RegexRule(parts[0].upper(), parts[1], float(parts[2]) if len(parts) > 2 else 0.9))
-                new = pii.PiiConfig(entities=entities, threshold=threshold,
-                                    allow_list=[a.strip() for a in allow.splitlines() if a.strip()],
-                                    deny_lists=deny_lists, regex_rules=regex_rules)
+                new = pii.config_from_text(entities, threshold, allow, deny, rules)
                 pii.save_config(db, new, actor=common.user())
-                st.success("Saved. Examples will be rescanned with the new settings.")
-            except (ValueError, IndexError) as exc:
-                st.error(f"Not saved: {exc}")
+                common.success("Saved. Examples will be rescanned with the new settings.")
+            except (ValueError, permissions.PermissionDenied) as exc:
+                common.error(f"Not saved: {exc}")
     sample = st.text_area("Test box: type text to see what the current settings detect")
     if sample:
         hits = pii.analyze_text(sample, config)

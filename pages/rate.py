@@ -4,7 +4,7 @@ import time
 
 import streamlit as st
 
-from core import datasets, generation, rating
+from core import datasets, generation, permissions, rating
 from pages import common
 
 common.through_app()
@@ -36,7 +36,7 @@ if job and job.status in ("queued", "running"):
     st.stop()
 if not pairs:
     if job and job.status == "failed":
-        st.error(job.error.split("\n")[0])
+        common.error(job.error.split("\n")[0])
     st.write("Generate base and tuned answers for every held-out prompt (greedy by default).")
     with st.form("rate.generate"):
         max_new = st.number_input("Max new tokens", 16, 1024, 160)
@@ -48,7 +48,7 @@ if not pairs:
                     max_new_tokens=int(max_new), do_sample=sample, seed=int(seed)), actor=common.user())
                 st.rerun()
             except rating.RatingError as exc:
-                st.error(str(exc))
+                common.error(str(exc))
     st.stop()
 
 identical = sum(p.identical for p in pairs)
@@ -57,14 +57,14 @@ rater = common.user()
 try:
     session = rating.start_session(db, run_id, rater)
 except rating.RatingError as exc:
-    st.info(str(exc))
+    common.info(exc)
     st.stop()
 st.session_state[SESSION_KEY] = session.id
 done, total = rating.progress(db, session)
 st.progress(done / max(total, 1), text=f"{done} of {total} rated by you")
 
 if done >= total:
-    st.success("Your session is complete. Here is what you rated, with identities revealed.")
+    common.success("Your session is complete. Here is what you rated, with identities revealed.")
     revealed = rating.reveal(db, session)
     st.dataframe([{"pair": r.position, "A was": r.left_side, "your verdict": rating.VERDICT_LABELS[r.verdict],
                    "preferred": r.preferred} for r in revealed], hide_index=True)
@@ -73,7 +73,9 @@ if done >= total:
 skipped = st.session_state.setdefault(SKIPPED_KEY, set())
 position = st.session_state.get(POSITION_KEY)
 if position is None or rating.my_rating(db, session, position) is not None and st.session_state.get("rate.advance", True):
-    position = rating.next_position(db, session, skipped=skipped) or rating.next_position(db, session)
+    position = rating.next_position(db, session, skipped=skipped)
+    if position is None:  # only skipped pairs are left: offer them again (position 0 is a pair too)
+        position = rating.next_position(db, session)
     st.session_state[POSITION_KEY] = position
     st.session_state[STARTED_KEY] = time.time()
 if position is None:
@@ -89,9 +91,9 @@ for col, label, text, flags in ((left, "A", pair.text_a, pair.flags_a), (right, 
         st.markdown(f"**Answer {label}**")
         common.show_text(text)
         if "pii" in flags:
-            st.warning("This answer may contain personal data.")
+            common.warning("This answer may contain personal data.")
         if "names_model" in flags:
-            st.warning("This answer mentions a model; judge the content only.")
+            common.warning("This answer mentions a model; judge the content only.")
 
 dataset_criteria = dataset.criteria
 with st.form(f"rate.form.{session.id}.{position}"):
@@ -100,7 +102,7 @@ with st.form(f"rate.form.{session.id}.{position}"):
         for criterion in dataset_criteria:
             c = st.columns(2)
             for col, label in zip(c, ("A", "B")):
-                value = col.select_slider(f"{criterion} — {label}", options=[0, 1, 2, 3, 4, 5], value=0,
+                value = col.select_slider(f"{common.md_escape(criterion)} — {label}", options=[0, 1, 2, 3, 4, 5], value=0,
                                           format_func=lambda v: "–" if v == 0 else str(v))
                 if value:
                     scores[label][criterion] = value
@@ -112,8 +114,12 @@ with st.form(f"rate.form.{session.id}.{position}"):
             chosen = verdict
     if chosen:
         spent = time.time() - st.session_state.get(STARTED_KEY, time.time())
-        rating.record_rating(db, session, position, chosen, scores={k: v for k, v in scores.items() if v},
-                             comment=comment, seconds_spent=spent)
+        try:
+            rating.record_rating(db, session, position, chosen, scores={k: v for k, v in scores.items() if v},
+                                 comment=comment, seconds_spent=spent)
+        except rating.RatingError as exc:
+            common.error(exc)
+            st.stop()
         st.session_state[POSITION_KEY] = None
         st.session_state["rate.advance"] = True
         st.rerun()
@@ -134,8 +140,8 @@ with st.expander("Make this a training example"):
     if st.button("Add as draft example") and corrected.strip():
         try:
             example = rating.make_training_example(db, run_id, position, corrected, author=rater)
-            st.success(f"Draft example {example.id} added to the dataset.")
-        except datasets.DatasetError as exc:
-            st.error(str(exc))
+            common.success(f"Draft example {example.id} added to the dataset.")
+        except (datasets.DatasetError, permissions.PermissionDenied) as exc:
+            common.error(str(exc))
 st.caption("Keyboard: 1 = A better, 2 = B better, 3 = tie, 4 = both bad, S = skip, Z = back. "
            "Nobody sees which model wrote which answer until their session is complete.")

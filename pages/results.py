@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core import charts, export, stats
+from core import charts, export, permissions, rating, stats
 from pages import common
 
 common.through_app()
@@ -26,10 +26,22 @@ dataset = common.require_dataset()
 runs = common.finished_runs(db, dataset)
 approved = [r.id for r in runs if r.approval == "approved"]
 if approved:
-    st.success(f"Approved adapter for this dataset: run {approved[0]}")
+    common.success(f"Approved adapter for this dataset: run {approved[0]}")
 run_id = st.selectbox("Run", [r.id for r in runs], format_func=lambda i: f"Run {i}")
+# Blinding is decided in core (rating.results_access); the page only says what it decided.
+access = rating.results_access(db, run_id, common.user())
+closed = rating.rating_closed(db, run_id)
+if closed:
+    st.caption("Rating of this run is closed: votes are final.")
+elif common.allowed("close_rating"):
+    if st.button("Close rating", help="Votes freeze and everyone may see this run's results."):
+        rating.close_rating(db, run_id, actor=common.user())
+        st.rerun()
+if not access.allowed:
+    common.info(access.reason)
+    st.stop()
 summary = summary_for(run_id, stats.ratings_signature(db, run_id))
-st.info(summary.verdict_text)
+common.info(summary.verdict_text)
 o = summary.outcomes
 c = st.columns(5)
 c[0].metric("Tuned better", o.wins)
@@ -61,19 +73,21 @@ st.subheader("Export")
 cols = st.columns(4)
 for col, fmt in zip(cols, export.FORMATS):
     # Rendered only when clicked (the HTML report inlines plotly.js, several MB).
-    col.download_button(f"Download {fmt.upper()}", lambda fmt=fmt: export.render(common.db(), run_id, fmt, summary),
+    viewer = common.user()
+    col.download_button(f"Download {fmt.upper()}",
+                        lambda fmt=fmt, viewer=viewer: export.render(common.db(), run_id, fmt, viewer, summary),
                         file_name=f"run-{run_id}-evaluation.{fmt}", key=f"results.dl.{fmt}")
 
 st.subheader("Sign-off")
-if common.is_admin():
+if common.allowed("approve"):
     note = st.text_input("Decision note")
     a, b = st.columns(2)
     for col, decision in ((a, "approved"), (b, "rejected")):
         if col.button(decision.capitalize()):
             try:
-                export.approve(db, run_id, decision, note, common.user(), is_admin=True)
-                st.success(f"Run {run_id} {decision}.")
-            except (ValueError, PermissionError) as exc:
-                st.error(str(exc))
+                export.approve(db, run_id, decision, note, common.user())
+                common.success(f"Run {run_id} {decision}.")
+            except (ValueError, permissions.PermissionDenied) as exc:
+                common.error(str(exc))
 else:
     st.caption("Only admins can approve or reject a run.")

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core import auth, models, store
+from core import auth, models, permissions, store, studio_settings
 from pages import common
 
 common.through_app()
@@ -18,9 +18,9 @@ with st.form("settings.add_model"):
     if st.form_submit_button("Add model"):
         try:
             added = models.add_model(db, location, actor=common.user())
-            st.success(f"Added {added.name}.")
-        except models.ModelUnavailable as exc:
-            st.error(str(exc))
+            common.success(f"Added {added.name}.")
+        except (models.ModelUnavailable, permissions.PermissionDenied) as exc:
+            common.error(str(exc))
 
 st.subheader("Team")
 if auth.load_users():
@@ -30,10 +30,10 @@ else:
         names = st.text_area("Team members, one per line", "\n".join(auth.team(db)))
         if st.form_submit_button("Save team"):
             try:
-                auth.set_team(db, names.splitlines())
-                st.success("Saved.")
-            except ValueError as exc:
-                st.error(str(exc))
+                studio_settings.set_team(db, names.splitlines(), actor=common.user())
+                common.success("Saved.")
+            except (ValueError, permissions.PermissionDenied) as exc:
+                common.error(str(exc))
 
 st.subheader("Rating and queue")
 with st.form("settings.numbers"):
@@ -41,9 +41,12 @@ with st.form("settings.numbers"):
     concurrent = st.number_input("Training runs at once on this machine", 1, 8,
                                  int(store.get_setting(db, "max_concurrent_runs", "1") or 1))
     if st.form_submit_button("Save"):
-        store.set_setting(db, "raters_per_pair", str(int(k)))
-        store.set_setting(db, "max_concurrent_runs", str(int(concurrent)))
-        st.success("Saved.")
+        try:
+            studio_settings.set_raters_per_pair(db, int(k), actor=common.user())
+            studio_settings.set_max_concurrent_runs(db, int(concurrent), actor=common.user())
+            common.success("Saved.")
+        except (ValueError, permissions.PermissionDenied) as exc:
+            common.error(exc)
 
 st.subheader("Audit log")
 st.dataframe(pd.DataFrame(store.audit_entries(db)), hide_index=True)

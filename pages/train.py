@@ -62,7 +62,7 @@ with tab_new:
         try:
             config = training.TrainingConfig(**values)
         except ValueError as exc:
-            st.error(str(exc))
+            common.error(str(exc))
             st.stop()
         estimate = cached_estimate(version.id, config.to_json(), training.measured_throughput(db))
         c = st.columns(4)
@@ -71,7 +71,7 @@ with tab_new:
         c[2].metric("Peak memory (est.)", f"{estimate.peak_memory_mb:,} MB")
         c[3].metric("Duration (est.)", f"{estimate.duration_s // 60:.0f} min {estimate.duration_s % 60:.0f} s")
         if not estimate.fits:
-            st.warning(f"Estimated peak memory exceeds the {estimate.available_memory_mb:,} MB available here.")
+            common.warning(f"Estimated peak memory exceeds the {estimate.available_memory_mb:,} MB available here.")
         st.caption("Build vs buy: the same training tokens at hosted fine-tuning rates (edit the rates)")
         rates = st.data_editor(pd.DataFrame([{"service": k, "$ per 1M tokens": v}
                                              for k, v in training.HOSTED_RATES_PER_MILLION.items()]),
@@ -83,9 +83,9 @@ with tab_new:
                 run = training.start_run(db, version, base_model=base, preset=preset, config=config,
                                          actor=common.user())
                 st.session_state[RUN_KEY] = run.id
-                st.success(f"Run {run.id} queued; it keeps running if you close the browser.")
+                common.success(f"Run {run.id} queued; it keeps running if you close the browser.")
             except (datasets.DatasetError, models.ModelUnavailable) as exc:
-                st.error(str(exc))
+                common.error(str(exc))
 
 with tab_runs:
     runs = training.list_runs(db, dataset.id)
@@ -121,7 +121,7 @@ with tab_runs:
                 st.plotly_chart(charts.training_curves({f"run {run_id}": events}), width="stretch",
                                 key=f"train.curves.{run_id}")
             if run.error:
-                st.error(run.error.split("\n\n")[0])
+                common.error(run.error.split("\n\n")[0])
                 with st.expander("Traceback"):
                     st.code(run.error, language=None)
             if run.log_tail or run.status == "running":
@@ -139,11 +139,11 @@ with tab_runs:
         if run.status in ("interrupted", "cancelled", "failed") and actions[1].button("Resume"):
             training.resume_run(db, run_id, actor=common.user())
             st.rerun()
-        if run.finished and common.is_admin() and actions[2].button("Delete run"):
+        if run.finished and common.allowed("delete_run") and actions[2].button("Delete run"):
             training.delete_run(db, run_id, actor=common.user())
             st.rerun()
         if run.adapter_path:
-            st.caption(f"Adapter: {run.adapter_path} · sha256 {run.adapter_sha256}")
+            common.caption(f"Adapter: {run.adapter_path} · sha256 {run.adapter_sha256}")
 
 with tab_compare:
     runs = training.list_runs(db, dataset.id)

@@ -18,6 +18,35 @@ from core import datasets, demo, models, pii, store, training  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 
 
+# Errors in pages raise in tests instead of becoming a one-line message with an error id.
+os.environ["STUDIO_RAISE_ERRORS"] = "1"
+
+TEAM = {"boss": "admin", "ana": "author", "Dana": "author", "Sam": "rater", "Riley": "rater"}
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def no_users_file(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Single-user mode unless a test asks for a team: a developer's own users file never leaks in."""
+    monkeypatch.setenv("STUDIO_USERS_FILE", str(tmp_path_factory.getbasetemp() / "no-users.toml"))
+
+
+@pytest.fixture(scope="session")
+def users_toml(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from core import auth
+
+    path = tmp_path_factory.mktemp("users") / "users.toml"
+    path.write_text("".join(auth.add_user_line(name, role, PASSWORD) for name, role in TEAM.items()))
+    return path
+
+
+@pytest.fixture
+def team_users(users_toml: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A users file with one admin (boss), authors (ana, Dana) and raters (Sam, Riley)."""
+    monkeypatch.setenv("STUDIO_USERS_FILE", str(users_toml))
+    return dict(TEAM)
+
+
 @pytest.fixture
 def db_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "studio.db"

@@ -18,7 +18,7 @@ def test_init_and_status_json(tmp_path, model_dir):
     assert cli("init", db=db).returncode == 0
     out = cli("status", "--json", db=db)
     data = json.loads(out.stdout)
-    assert data["model_ready"] is True and data["last_migration"] == "m001_initial_schema"
+    assert data["model_ready"] is True and data["last_migration"] == "m002_trust"
     assert data["tables"]["examples"] == 95 and data["tables"]["datasets"] == 1
 
 

@@ -96,11 +96,11 @@ def test_gate_anonymise_dismiss_and_incremental_rescan(db):
     assert datasets.get_example(db, leaky.id).revision == 2
 
 
-def test_admin_override_of_the_gate_is_recorded(db):
-    dataset = datasets.create_dataset(db, "override")
-    datasets.save_example(db, dataset, convo("Card 4111 1111 1111 1111 please"), status="ready")
-    pii.scan_dataset(db, dataset.id)
-    with pytest.raises(datasets.DatasetError, match="Only an admin"):
-        datasets.freeze(db, dataset, override_reason="synthetic data", is_admin=False)
-    version = datasets.freeze(db, dataset, override_reason="synthetic test cards", is_admin=True, actor="boss")
+def test_admin_override_of_the_gate_is_recorded(db, team_users):
+    dataset = datasets.create_dataset(db, "override", actor="ana")
+    datasets.save_example(db, dataset, convo("Card 4111 1111 1111 1111 please"), status="ready", author="ana")
+    pii.scan_dataset(db, dataset.id, actor="ana")
+    with pytest.raises(PermissionError, match="may not pii override"):
+        datasets.freeze(db, dataset, override_reason="synthetic data", actor="ana")
+    version = datasets.freeze(db, dataset, override_reason="synthetic test cards", actor="boss")
     assert version.pii_override_reason == "synthetic test cards"

@@ -52,7 +52,7 @@ def test_summary_matches_recomputation_from_csv(rated_db):
 
     rate_everything(db, rid, ["Dana", "Sam"], verdict_of)
     summary = stats.summarize(db, rid)
-    rows = list(csv.DictReader(io.StringIO(export.ratings_csv(db, rid))))
+    rows = list(csv.DictReader(io.StringIO(export.ratings_csv(db, rid, "admin"))))
     counts = Counter(r["preferred"] for r in rows)
     assert summary.outcomes.wins == counts["tuned"]
     assert summary.outcomes.losses == counts["base"]
@@ -97,26 +97,26 @@ def test_exports_carry_lineage_and_html_is_self_contained(rated_db):
     session = rating.start_session(db, rid, "Dana")
     rating.record_rating(db, session, session.order[0][0], "A", comment="<script>alert(1)</script>")
     for fmt in export.FORMATS:
-        text = export.render(db, rid, fmt)
+        text = export.render(db, rid, fmt, "admin")
         assert run.adapter_sha256 in text
-    html = export.render(db, rid, "html")
+    html = export.render(db, rid, "html", "admin")
     assert external_references(html) == [] and "Plotly" in html
     assert "Content-Security-Policy" in html
     assert "<script>alert(1)</script>" not in html
-    data = json.loads(export.render(db, rid, "json"))
+    data = json.loads(export.render(db, rid, "json", "admin"))
     assert data["lineage"]["dataset_version_sha256"] and data["lineage"]["base_model"]
 
 
-def test_sign_off_requires_admin_and_a_summary(rated_db):
+def test_sign_off_requires_admin_and_a_summary(rated_db, team_users):
     db = store.connect(rated_db)
     rid = training.list_runs(db)[0].id
     with pytest.raises(ValueError, match="Rate the run"):
-        export.approve(db, rid, "approved", "ok", "boss", is_admin=True)
+        export.approve(db, rid, "approved", "ok", "boss")
     session = rating.start_session(db, rid, "Dana")
     rating.record_rating(db, session, session.order[0][0], "A")
     with pytest.raises(PermissionError):
-        export.approve(db, rid, "approved", "ok", "Dana", is_admin=False)
-    export.approve(db, rid, "approved", "good enough", "boss", is_admin=True)
+        export.approve(db, rid, "approved", "ok", "Dana")
+    export.approve(db, rid, "approved", "good enough", "boss")
     assert training.get_run(db, rid).approval == "approved"
     assert db.execute("SELECT count(*) FROM audit_log WHERE action = 'run_approved'").fetchone()[0] == 1
 

@@ -12,7 +12,8 @@ def test_migrations_apply_once_and_twice_changes_nothing(db_path):
     schema = db.execute("SELECT group_concat(sql, ';') FROM sqlite_master").fetchone()[0]
     applied = [m.name for m in store.migrations.applied(db)]
     db2 = store.connect(db_path)
-    assert [m.name for m in store.migrations.applied(db2)] == applied == ["m001_initial_schema"]
+    assert [m.name for m in store.migrations.applied(db2)] == applied == ["m001_initial_schema", "m002_trust"]
+    assert store.store_id(db2) == store.store_id(db) != "legacy"
     assert db2.execute("SELECT group_concat(sql, ';') FROM sqlite_master").fetchone()[0] == schema
 
 
@@ -20,6 +21,7 @@ def test_pragmas(db):
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert db.execute("PRAGMA busy_timeout").fetchone()[0] == store.BUSY_TIMEOUT_MS
+    assert db.execute("PRAGMA secure_delete").fetchone()[0] == 1
 
 
 def test_transaction_rolls_back_everything_on_error(db):
@@ -28,7 +30,7 @@ def test_transaction_rolls_back_everything_on_error(db):
             db.table("settings").insert({"key": "a", "value": "1", "updated_at": store.now()})
             db.table("settings").insert({"key": "b", "value": "2", "updated_at": store.now()})
             raise RuntimeError("boom")
-    assert db.table("settings").count == 0
+    assert db.execute("SELECT count(*) FROM settings WHERE key IN ('a', 'b')").fetchone()[0] == 0
 
 
 def test_locked_database_gives_clear_error_and_keeps_data(db_path):

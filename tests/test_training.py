@@ -22,7 +22,7 @@ def small_version(db, model_dir, train_n=16, heldout_n=4):
     pii.save_config(db, pii.PiiConfig(allow_list=["Canada", "Portland", "Zipper", "Gift", "Alder", "Granite",
                                                   "Harbor & Pine"]))
     pii.scan_dataset(db, dataset.id)
-    return datasets.freeze(db, dataset, override_reason="demo data", is_admin=True)
+    return datasets.freeze(db, dataset, override_reason="demo data")
 
 
 def wait_for(db, run_id, predicate, timeout=600):
