@@ -108,7 +108,7 @@ def sign_in(db: sqlite_utils.Database, users: dict[str, User], name: str, passwo
     if wait > 0:
         with transaction(db):
             audit(db, name or "anonymous", "sign_in_refused", "user", name, {"client": client, "wait_s": round(wait)})
-        raise SignInRefused(f"Too many failed sign-ins. Try again in {ceil(wait)} s.")
+        raise SignInRefused(f"Too many failed sign-ins. Try again in {ceil(wait - 1e-6)} s.")
     user = check_password(users, name, password)
     stamp = datetime.fromtimestamp(at, UTC).isoformat()
     with transaction(db):

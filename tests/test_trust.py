@@ -1,0 +1,297 @@
+"""Trust probes from issue 12: blinding, sign-in back-off, erasure, inert sinks, strict import."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import (
+    auth,
+    charts,
+    datasets,
+    export,
+    permissions,
+    pii,
+    rating,
+    stats,
+    store,
+    text_safety,
+    training,
+    validation,
+)
+from tests.conftest import PASSWORD
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_id(db) -> int:
+    return training.list_runs(db)[0].id
+
+
+def convo(text: str, answer: str = "Noted.") -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
+
+
+# ----------------------------------------------------------------------------- blinding
+
+def test_a_rater_mid_session_sees_no_outcome_and_no_export(rated_db, team_users):
+    db = store.connect(rated_db)
+    rid = run_id(db)
+    session = rating.start_session(db, rid, "Sam")
+    rating.record_rating(db, session, session.order[0][0], "A")
+    assert not rating.results_access(db, rid, "Sam").allowed
+    for fmt in export.FORMATS:
+        with pytest.raises(permissions.PermissionDenied, match="your own session is complete"):
+            export.render(db, rid, fmt, "Sam")
+    # The blinding rule holds for an admin who is rating too.
+    boss = rating.start_session(db, rid, "boss")
+    rating.record_rating(db, boss, boss.order[0][0], "B")
+    assert not rating.results_access(db, rid, "boss").allowed
+    # A rater who is not rating still waits for rating to close; an admin who is not rating does not.
+    assert not rating.results_access(db, rid, "Riley").allowed
+    assert rating.results_access(db, rid, "ana").allowed is False
+    assert rating.results_access(db, rid, "boss").allowed is False
+    rating.close_rating(db, rid, actor="boss")
+    assert rating.results_access(db, rid, "Riley").allowed and rating.results_access(db, rid, "Sam").allowed
+    with pytest.raises(rating.RatingError, match="closed"):
+        rating.record_rating(db, session, session.order[1][0], "A")
+
+
+def test_votes_are_frozen_after_the_reveal(rated_db):
+    db = store.connect(rated_db)
+    rid = run_id(db)
+    session = rating.start_session(db, rid, "Dana")
+    while (position := rating.next_position(db, session)) is not None:
+        rating.record_rating(db, session, position, "A")
+    assert rating.reveal(db, session)
+    with pytest.raises(rating.RatingError, match="can no longer change"):
+        rating.record_rating(db, session, session.order[0][0], "B")
+    assert {r.verdict for r in rating.ratings_for_run(db, rid)} == {"A"}
+
+
+def test_results_page_tells_a_curious_rater_why_it_shows_nothing(rated_db, team_users):
+    db = store.connect(rated_db)
+    rid = run_id(db)
+    session = rating.start_session(db, rid, "Sam")
+    rating.record_rating(db, session, session.order[0][0], "A")
+    at = AppTest.from_file("../app.py", default_timeout=120)
+    at.session_state["studio.user"] = "Sam"
+    at.session_state["studio.role"] = "rater"
+    at.run()
+    at.switch_page("pages/results.py").run()
+    assert not at.exception
+    assert any("your own session is complete" in i.value for i in at.info)
+    assert not at.metric and not [b for b in at.get("download_button")]
+    shown = " ".join(str(e.value) for e in at.markdown) + " ".join(str(e.value) for e in at.caption)
+    assert "Tuned better" not in shown and "Sam" not in " ".join(str(d.value) for d in at.dataframe)
+
+
+# ----------------------------------------------------------------------------- sign-in
+
+def test_sign_in_backs_off_per_name_and_client_and_the_right_password_works_after(db, team_users):
+    users = auth.load_users()
+    clock = [1_000_000.0]
+
+    def now() -> float:
+        return clock[0]
+
+    for _ in range(auth.FREE_FAILURES):
+        assert auth.sign_in(db, users, "boss", "wrong", "10.0.0.9", clock=now) is None
+        clock[0] += 0.1
+    with pytest.raises(auth.SignInRefused, match="Try again in 2 s"):
+        auth.sign_in(db, users, "boss", PASSWORD, "10.0.0.7", clock=now)  # per name, from any client
+    clock[0] += 2.1
+    assert auth.sign_in(db, users, "boss", "wrong", "10.0.0.9", clock=now) is None  # one more try, wrong
+    with pytest.raises(auth.SignInRefused, match="Try again in 4 s"):  # the wait doubles
+        auth.sign_in(db, users, "ana", PASSWORD, "10.0.0.9", clock=now)  # per client, for any name
+    clock[0] += 4.1
+    assert auth.sign_in(db, users, "boss", PASSWORD, "10.0.0.7", clock=now).role == "admin"
+    actions = [r["action"] for r in store.audit_entries(db)]
+    assert actions.count("sign_in_failed") == auth.FREE_FAILURES + 1
+    assert actions.count("sign_in_refused") == 2 and actions[0] == "sign_in"
+    assert all(PASSWORD not in r["detail_json"] for r in store.audit_entries(db))
+
+
+# ----------------------------------------------------------------------------- erasure
+
+def test_anonymising_erases_the_raw_value_from_every_file_on_disk(db_path, model_dir):
+    planted = "quimby.ostrowski@example.org"
+    db = store.connect(db_path)
+    dataset = datasets.create_dataset(db, "erasure")
+    example = datasets.save_example(db, dataset, convo(f"Write to {planted} today"), status="ready")
+    example = datasets.save_example(db, dataset, convo(f"Please write to {planted} today"),
+                                    example_id=example.id, status="ready")  # a revision holds it too
+    datasets.save_example(db, dataset, convo("Ordinary question", "Ordinary answer"), status="ready",
+                          split="heldout")
+    datasets.import_jsonl(db, dataset, f'{{"messages": [{{"role": "user", "content": "{planted}"}}]}}\n'.encode())
+    version = datasets.freeze(db, dataset, override_reason="frozen before the scan")
+    log = training.run_dir(db, 1) / "train.log"
+    log.parent.mkdir(parents=True)
+    log.write_text(f"step 1: sample {planted}\n")
+    pii.scan_dataset(db, dataset.id)
+    found = pii.open_findings(db, dataset.id, entity_type="EMAIL_ADDRESS")
+    assert found
+    pii.anonymise(db, [f.id for f in found], method="replace")
+    assert "<EMAIL_ADDRESS_1>" in datasets.get_example(db, example.id).messages[0]["content"]
+    assert datasets.version_by_id(db, version.id).content_hash != version.content_hash
+    db.conn.close()
+    needle = planted.encode()
+    leaks = [str(p) for p in db_path.parent.rglob("*") if p.is_file() and needle in p.read_bytes()]
+    assert leaks == []
+
+
+def test_an_empty_entity_selection_is_refused():
+    with pytest.raises(ValueError, match="at least one entity"):
+        pii.PiiConfig(entities=[])
+    with pytest.raises(ValueError, match="Deny lists, line 1"):
+        pii.config_from_text(["PERSON"], 0.35, "", "not a deny line", "")
+    with pytest.raises(ValueError, match="Entity name"):
+        pii.config_from_text(["PERSON"], 0.35, "", "[x](http://e.com): word", "")
+
+
+# ----------------------------------------------------------------------------- sinks
+
+@pytest.mark.parametrize("text,escaped", [
+    ("[click](http://evil.example)", r"\[click\]\(http\:\/\/evil\.example\)".replace(r"\/", "/")),
+    ("www.evil.example", r"www\.evil\.example"),
+    ("a|b", r"a\|b"),
+    (":red[alarm]", r"\:red\[alarm\]"),
+    ("<img src=x>", r"\<img src\=x\>"),
+])
+def test_markdown_escaping_known_values(text, escaped):
+    assert text_safety.markdown_inline(text) == escaped
+
+
+def test_ratings_csv_neutralises_formulas_as_a_spreadsheet_reads_them(rated_db):
+    db = store.connect(rated_db)
+    rid = run_id(db)
+    session = rating.start_session(db, rid, "=cmd|' /C calc'!A0")
+    rating.record_rating(db, session, session.order[0][0], "A", comment='=HYPERLINK("http://evil","x")')
+    rating.record_rating(db, session, session.order[1][0], "B", comment="\t+1 and -2 and @SUM(A1)")
+    text = export.render(db, rid, "csv", "admin")
+    cells = [cell for row in csv.reader(io.StringIO(text)) for cell in row]
+    assert all(not c.startswith(("=", "+", "-", "@", "\t", "\r")) for c in cells)
+    assert "'=HYPERLINK(\"http://evil\",\"x\")" in cells
+
+
+def test_markdown_report_and_charts_keep_user_names_inert(rated_db):
+    db = store.connect(rated_db)
+    rid = run_id(db)
+    session = rating.start_session(db, rid, "Eve | <a href='http://x'>x</a>")
+    rating.record_rating(db, session, session.order[0][0], "A",
+                         scores={"A": {"tone": 4}, "B": {"tone": 2}})
+    summary = stats.summarize(db, rid)
+    report = export.render(db, rid, "md", "admin", summary)
+    row = next(line for line in report.splitlines() if line.startswith("| Eve"))
+    assert row.count("|") - row.count("\\|") == 7  # six columns: the name's pipe is escaped
+    html = export.render(db, rid, "html", "admin", summary)
+    assert "<a href='http://x'>" not in html and "href=\\u0027http" not in html
+    figure = charts.agreement_heatmap(summary)
+    assert all("<a" not in str(label) for label in figure.data[0].x or [])
+    with pytest.raises(datasets.DatasetError, match="Criterion"):
+        datasets.update_dataset(db, 1, criteria=["<a href='x'>tone</a>"])
+
+
+def test_quarantine_messages_show_hostile_roles_as_text(db_path, model_dir):
+    db = store.connect(db_path)
+    at = AppTest.from_file("../app.py", default_timeout=120)
+    at.run()
+    bad = {"messages": [{"role": "[click](http://evil.example)", "content": "x"},
+                        {"role": "assistant", "content": "y"}]}
+    datasets.import_jsonl(db, datasets.get_dataset(db, 1), (json.dumps(bad) + "\n").encode(),
+                          source="[src](http://evil.example).jsonl")
+    at.switch_page("pages/author.py").run()
+    assert not at.exception
+    rendered = [str(e.value) for kind in ("caption", "markdown", "error", "warning", "info", "success")
+                for e in at.get(kind)]
+    assert not [r for r in rendered if "](http" in r]
+    assert any(r"\[src\]" in r for r in rendered)
+
+
+def test_tracebacks_never_reach_the_browser():
+    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["showErrorDetails"] == "none"
+    assert config["server"]["address"] == "127.0.0.1"
+    assert "STUDIO_RAISE_ERRORS" in (REPO / "app.py").read_text()
+
+
+# ----------------------------------------------------------------------------- import
+
+def test_hostile_lines_are_quarantined_one_by_one(db):
+    good = json.dumps({"messages": convo("Where is my order?")})
+    lines = [good, "[" * 100_000 + "]" * 100_000,
+             '{"messages": [{"role": "user", "content": "\\ud800"}, {"role": "assistant", "content": "x"}]}',
+             '{"messages": [{"role": "user", "content": "hi", "weight": NaN}, {"role": "assistant", "content": "x"}]}',
+             json.dumps({"messages": convo("Second good line")})]
+    dataset = datasets.create_dataset(db, "hostile")
+    report = datasets.import_jsonl(db, dataset, "\n".join(lines).encode())
+    assert report.imported == 2
+    assert [(e.line, e.code) for e in report.errors] == [(2, "too_deep"), (3, "lone_surrogate"),
+                                                          (4, "non_standard_number")]
+    for line in datasets.export_jsonl(db, dataset, current=True).splitlines():
+        json.loads(line, parse_constant=lambda name: (_ for _ in ()).throw(ValueError(name)))
+        line.encode("utf-8")
+
+
+def test_cli_import_that_fails_leaves_no_empty_dataset(tmp_path):
+    big = tmp_path / "big.jsonl"
+    with open(big, "wb") as f:
+        f.truncate(datasets.MAX_IMPORT_BYTES + 1)
+    db = tmp_path / "s.db"
+    out = subprocess.run([sys.executable, "-m", "core", "--db", str(db), "import", str(big), "--dataset", "fresh"],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1 and "limit is 50 MB" in out.stderr
+    assert [d.name for d in datasets.list_datasets(store.connect(db))] == []
+
+
+def test_import_adapter_copies_only_the_adapter_and_refuses_links(rated_db, random_adapter, tmp_path):
+    db = store.connect(rated_db)
+    version_id = datasets.get_version(db, 1).id
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    for f in random_adapter.iterdir():
+        (folder / f.name).write_bytes(f.read_bytes())
+    (folder / "secrets.txt").write_text("not part of an adapter")
+    run = training.import_adapter(db, folder, version_id)
+    copied = sorted(p.name for p in Path(run.adapter_path).iterdir())
+    assert "secrets.txt" not in copied and "adapter_config.json" in copied
+    (folder / "adapter_model.safetensors").unlink()
+    (folder / "adapter_model.safetensors").symlink_to("/etc/hostname")
+    with pytest.raises(datasets.DatasetError, match="symbolic link"):
+        training.import_adapter(db, folder, version_id)
+
+
+def test_a_recreated_database_does_not_reuse_old_run_folders(tmp_path):
+    path = tmp_path / "studio.db"
+    first = training.run_dir(store.connect(path), 1)
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    assert training.run_dir(store.connect(path), 1) != first
+
+
+def test_adding_a_model_needs_an_admin_and_does_not_reveal_which_paths_exist(db, team_users, tmp_path):
+    from core import models
+
+    with pytest.raises(permissions.PermissionDenied):
+        models.add_model(db, "/etc", actor="ana")
+    messages = []
+    for path in (tmp_path / "missing", tmp_path):
+        with pytest.raises(models.ModelUnavailable) as caught:
+            models.add_model(db, str(path), actor="boss")
+        messages.append(str(caught.value).replace(str(path), "PATH"))
+    assert messages[0] == messages[1]
+
+
+def test_no_users_file_means_loopback_only():
+    makefile = (REPO / "Makefile").read_text()
+    assert "ADDRESS ?= 127.0.0.1" in makefile and "--server.address $(ADDRESS)" in makefile
+    assert os.environ.get("STUDIO_USERS_FILE", "").endswith("no-users.toml")
