@@ -18,7 +18,7 @@ from pathlib import Path
 import sqlite_utils
 
 from core.paths import REPO_ROOT
-from core.store import audit, get_setting, set_setting, transaction
+from core.store import audit, get_setting, transaction
 
 ROLES = ("author", "rater", "admin")
 DEFAULT_TEAM = ["Dana", "Sam", "Riley"]

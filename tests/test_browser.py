@@ -208,6 +208,7 @@ def test_whole_journey(tmp_path, model_dir, chromium):
         mark("7")
         # 7. Two raters in two browser contexts, blind; each pair is rated by both.
         store.set_setting(db, "raters_per_pair", "2")
+        curious = True
         for rater in ("Dana", "Sam"):
             other = chromium.new_context(viewport={"width": 1400, "height": 1000})
             rater_page = other.new_page()
@@ -226,6 +227,14 @@ def test_whole_journey(tmp_path, model_dir, chromium):
                 if rater == "Dana":
                     shot(rater_page, "07-rate-blind")
                 click(rater_page, "A is better" if rater == "Dana" else "Tie", exact=False)
+                if rater == "Sam" and curious:
+                    # A curious rater: one vote in, they try Results and its exports. Refused.
+                    curious = False
+                    nav(rater_page, "Results")
+                    rater_page.get_by_text("your own session is complete").wait_for()
+                    main = rater_page.locator("[data-testid='stMain']").first.inner_text()
+                    assert "Tuned better" not in main and "Download" not in main
+                    nav(rater_page, "Rate")
             rater_page.get_by_text("Your session is complete").wait_for()
             other.close()
         assert db.execute("SELECT count(DISTINCT rater) FROM ratings").fetchone()[0] == 2
@@ -247,4 +256,45 @@ def test_whole_journey(tmp_path, model_dir, chromium):
         context.close()
 
     assert guard.dialogs == [], "a script from user content ran"
+    assert guard.outside == [], f"requests left loopback: {guard.outside}"
+
+
+def test_a_team_rater_is_refused_pii_decisions(tmp_path, model_dir, chromium, users_toml):
+    """With a users file: sign-in (a wrong password first), then a rater tries the PII review."""
+    from core import demo, pii
+    from core.permissions import SYSTEM_ACTOR
+    from tests.conftest import PASSWORD
+
+    db_file = tmp_path / "studio.db"
+    db = store.connect(db_file)
+    dataset = demo.seed_demo(db)
+    datasets.save_example(db, dataset, [{"role": "user", "content": "Mail lee.hart@example.org please"},
+                                        {"role": "assistant", "content": "Noted."}], status="ready",
+                          author=SYSTEM_ACTOR)
+    pii.scan_dataset(db, dataset.id, actor=SYSTEM_ACTOR)
+    assert pii.gate_status(db, dataset.id).open_findings >= 1
+    guard = Guard()
+    with running_studio(db_file, {"STUDIO_USERS_FILE": str(users_toml)}) as url:
+        page = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        guard.attach(page)
+        page.goto(url)
+        page.get_by_label("User name").fill("Sam")
+        page.get_by_role("textbox", name="Password").fill("not the password")
+        click(page, "Sign in")
+        page.get_by_text("Unknown user or wrong password.").wait_for()
+        page.get_by_role("textbox", name="Password").fill(PASSWORD)
+        click(page, "Sign in")
+        page.get_by_text("Signed in as").wait_for()
+        nav(page, "PII check")
+        page.get_by_text("needs the admin role").first.wait_for()
+        assert page.get_by_role("button", name="Dismiss all listed").is_disabled()
+        assert page.get_by_label("Not PII because").first.is_disabled()
+        before = pii.gate_status(db, dataset.id).open_findings
+        page.get_by_role("tab", name="Detection settings").click()
+        settle(page)
+        click(page, "Save settings (new version)")
+        page.get_by_text("may not pii settings").wait_for()
+        assert pii.gate_status(db, dataset.id).open_findings == before
+        assert db.execute("SELECT count(*) FROM audit_log WHERE actor = 'Sam' AND action LIKE 'pii%'").fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM audit_log WHERE action = 'sign_in_failed'").fetchone()[0] == 1
     assert guard.outside == [], f"requests left loopback: {guard.outside}"

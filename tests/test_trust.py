@@ -26,7 +26,6 @@ from core import (
     store,
     text_safety,
     training,
-    validation,
 )
 from tests.conftest import PASSWORD
 
