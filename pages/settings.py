@@ -49,4 +49,8 @@ with st.form("settings.numbers"):
             common.error(exc)
 
 st.subheader("Audit log")
-st.dataframe(pd.DataFrame(store.audit_entries(db)), hide_index=True)
+if common.allowed("studio_settings"):
+    st.dataframe(pd.DataFrame(store.audit_entries(db)), hide_index=True)
+else:
+    # The log holds sign-off summaries and sign-in addresses: a rater mid-session must not read it.
+    st.caption("The audit log is for admins.")
