@@ -77,7 +77,8 @@ def summary_markdown(summary: stats.Summary) -> str:
              f"| {o.wins} | {o.losses} | {o.ties} ({o.automatic_ties}) | {o.both_bad} | {o.total} |", "",
              f"- Win rate W/(W+L): {_pct(summary.win_rate)} (Wilson 95 % CI {_ci(summary.win_rate_ci)})",
              f"- Sign test p-value: {_p(summary.sign_test_p)}",
-             f"- Score (W + ½T)/N: {_pct(summary.score)} (clustered bootstrap 95 % CI {_ci(summary.score_ci)})",
+             f"- Score {stats.SCORE_DEFINITION}: {_pct(summary.score)} "
+             f"(prompt-clustered bootstrap 95 % CI {_ci(summary.score_ci)})",
              f"- Tie rate {_pct(summary.tie_rate)}, both-bad rate {_pct(summary.both_bad_rate)}",
              f"- Decisive votes needed to detect a 60 % win rate (80 % power): {summary.ratings_needed_for_60}", "",
              "## Per criterion", "", "| criterion | base | tuned | difference | n |", "|---|---|---|---|---|"]

@@ -84,12 +84,17 @@ def ratings_needed(target: float = TARGET_WIN_RATE, alpha: float = 0.05, power: 
     return int(np.ceil(n))
 
 
+# The score's one definition (issue 13): tuned better 1, base better 0, tie and both-bad ½ —
+# both-bad favours neither model. The estimate, its bootstrap interval and Bradley–Terry all use it.
+SCORE_DEFINITION = "(W + ½·(T + B))/N: tuned better counts 1, tie and both-bad ½, base better 0"
+
+
 def outcome_value(preferred: str) -> float:
     return {"tuned": 1.0, "base": 0.0, "tie": 0.5, "both_bad": 0.5}[preferred]
 
 
 def bootstrap_score(by_prompt: dict[int, list[float]], seed: int = 0) -> tuple[float, float] | None:
-    """(W + ½T)/N with a percentile bootstrap that resamples prompts, keeping each prompt's votes
+    """The score (SCORE_DEFINITION) with a percentile bootstrap that resamples prompts, keeping each prompt's votes
     together (clustered), since several raters' votes on one prompt are not independent."""
     from scipy.stats import bootstrap
 
@@ -147,7 +152,7 @@ def summarize(db: sqlite_utils.Database, run_id: int) -> Summary:
     for p in pairs:
         if p.identical:
             by_prompt[p.position].append(0.5)
-    score = (outcomes.wins + 0.5 * outcomes.ties) / n if n else None
+    score = (outcomes.wins + 0.5 * (outcomes.ties + outcomes.both_bad)) / n if n else None
     summary = Summary(
         run_id=run_id, lineage=lineage(db, run), outcomes=outcomes,
         tie_rate=outcomes.ties / n if n else 0.0, both_bad_rate=outcomes.both_bad / n if n else 0.0,
@@ -302,7 +307,7 @@ def bradley_terry(db: sqlite_utils.Database, dataset_id: int, *, seed: int = 0,
     battles: list[tuple[int, float]] = []  # (run index, outcome for tuned: 1, 0 or 0.5)
     names = []
     for run in runs:
-        votes = [outcome_value(r.preferred) for r in rating.ratings_for_run(db, run.id) if r.preferred != "both_bad"]
+        votes = [outcome_value(r.preferred) for r in rating.ratings_for_run(db, run.id)]
         if votes:
             names.append(run.id)
             battles.extend((len(names) - 1, v) for v in votes)

@@ -51,8 +51,9 @@ c[3].metric("Both bad", o.both_bad)
 c[4].metric("Win rate", "–" if summary.win_rate is None else f"{summary.win_rate:.0%}")
 st.write(f"Wilson 95 % CI: {export._ci(summary.win_rate_ci)} · sign test p = "
          f"{'–' if summary.sign_test_p is None else f'{summary.sign_test_p:.3g}'} · "
-         f"(W + ½T)/N = {export._pct(summary.score)} (bootstrap CI {export._ci(summary.score_ci)}) · "
+         f"score {export._pct(summary.score)} (bootstrap CI {export._ci(summary.score_ci)}) · "
          f"tie rate {export._pct(summary.tie_rate)} · both-bad rate {export._pct(summary.both_bad_rate)}")
+st.caption(f"Score = {stats.SCORE_DEFINITION}.")
 st.plotly_chart(charts.outcome_bars(summary), width="stretch")
 if summary.per_criterion:
     st.plotly_chart(charts.criterion_comparison(summary), width="stretch")

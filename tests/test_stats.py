@@ -62,7 +62,7 @@ def test_summary_matches_recomputation_from_csv(rated_db):
     assert summary.win_rate == pytest.approx(w / (w + lost))
     assert summary.win_rate_ci == pytest.approx(proportion_confint(w, w + lost, method="wilson"))
     assert summary.sign_test_p == pytest.approx(binomtest(w, w + lost, 0.5).pvalue)
-    assert summary.score == pytest.approx((w + 0.5 * counts["tie"]) / len(rows))
+    assert summary.score == pytest.approx((w + 0.5 * (counts["tie"] + counts["both_bad"])) / len(rows))
     low, high = summary.score_ci
     assert low <= summary.score <= high
     tone = next(c for c in summary.per_criterion if c["criterion"] == "tone")
