@@ -43,12 +43,13 @@ def say(args: argparse.Namespace, text: str) -> None:
 @command("init", "create the database, convert the default model, seed the demo project",
          lambda p: p.add_argument("--no-model", action="store_true", help="skip the model conversion"))
 def cmd_init(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
-    from core import demo, training
+    from core import demo, rating, training
 
     if not args.no_model:
         models.ensure_default_model(lambda msg: say(args, msg))
     seeded = demo.seed_demo(db)
     reconciled = training.reconcile(db)
+    rating.reconcile_jobs(db)
     return {"db": str(db_path(args.db)), "model": str(models.default_model_dir()),
             "demo_seeded": seeded is not None, "runs_marked_interrupted": reconciled,
             "last_migration": store.last_migration(db)}

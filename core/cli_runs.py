@@ -100,10 +100,18 @@ def cmd_generate(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[st
     from core import generation
 
     config = generation.GenerationConfig(max_new_tokens=args.max_new_tokens, do_sample=args.sample, seed=args.seed)
-    job = rating.start_generation(db, args.run, config, actor=args.user, launch=False)
-    db.execute("UPDATE generation_jobs SET status = 'running' WHERE id = ?", [job.id])
-    say(args, f"generating {job.total} pairs…")
-    rating.run_generation_job(db, job.id)
+    # Through the worker, like the page: the job is reconciled if the process dies.
+    job = rating.start_generation(db, args.run, config, actor=args.user)
+    say(args, f"generating {job.total} pairs in the background (job {job.id})…")
+    done = -1
+    while (job := rating.get_job(db, job.id)).status in ("queued", "running"):
+        if job.done != done:
+            done = job.done
+            say(args, f"{job.done}/{job.total}")
+        time.sleep(1)
+        rating.reconcile_jobs(db)
+    if job.status != "succeeded":
+        raise CliError(f"generation failed: {job.error.splitlines()[0] if job.error else job.status}")
     found = rating.pairs(db, args.run)
     return {"run": args.run, "pairs": len(found), "identical": sum(p.identical for p in found),
             "flagged": sum(bool(set(p.flags) - {"identical"}) for p in found)}

@@ -143,7 +143,7 @@ def approve(db: sqlite_utils.Database, run_id: int, decision: str, note: str, ac
         raise ValueError("Rate the run before signing it off: the summary is empty.")
     run = training.get_run(db, run_id)
     with transaction(db):
-        db.table("runs").update(run_id, {"approval": decision, "approval_note": note})
+        training.set_approval(db, run_id, decision, note)
         audit(db, actor, f"run_{decision}", "run", run_id, {"note": note, "summary": summary.verdict_text})
     if run.adapter_path and Path(run.adapter_path).exists():
         card = Path(run.adapter_path) / "README.md"

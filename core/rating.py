@@ -104,8 +104,35 @@ def start_generation(db: sqlite_utils.Database, run_id: int, config: generation.
         audit(db, actor, "start_generation", "run", run_id, {"job": job_id})
     if launch:
         pid = training.spawn_worker(training.db_file(db), "generate", job_id)
-        db.table("generation_jobs").update(job_id, {"pid": pid})
+        with transaction(db):
+            db.execute("UPDATE generation_jobs SET pid = ? WHERE id = ? AND status = 'queued'", [pid, job_id])
     return get_job(db, job_id)
+
+
+def claim_job(db: sqlite_utils.Database, job_id: int, pid: int) -> bool:
+    """The worker takes a queued generation job (False: someone else did, or it was reconciled)."""
+    with transaction(db):
+        return bool(db.execute("UPDATE generation_jobs SET status = 'running', pid = ? WHERE id = ? AND "
+                               "status = 'queued'", [pid, job_id]).rowcount)
+
+
+def fail_job(db: sqlite_utils.Database, job_id: int, error: str) -> None:
+    with transaction(db):
+        db.table("generation_jobs").update(job_id, {"status": "failed", "finished_at": now(), "error": error})
+
+
+def reconcile_jobs(db: sqlite_utils.Database) -> int:
+    """Jobs whose worker is gone (killed, machine restarted) become `failed` with a reason, so the
+    Rate page offers to generate again instead of waiting forever (issue 15)."""
+    stale = [r["id"] for r in db.query("SELECT id, pid FROM generation_jobs WHERE status IN ('queued', 'running') "
+                                       "AND pid IS NOT NULL") if not training.process_alive(r["pid"])]
+    for job_id in stale:
+        with transaction(db):
+            db.execute("UPDATE generation_jobs SET status = 'failed', finished_at = ?, error = ? WHERE id = ? AND "
+                       "status IN ('queued', 'running')",
+                       [now(), "The answer-generation process stopped unexpectedly (killed, or the machine "
+                        "restarted). Generate the answer pairs again.", job_id])
+    return len(stale)
 
 
 def get_job(db: sqlite_utils.Database, job_id: int) -> GenerationJob:
@@ -149,11 +176,11 @@ def run_generation_job(db: sqlite_utils.Database, job_id: int) -> None:
             db.table("generation_jobs").update(job_id, {"done": start + len(chunk)})
     # Held-out loss and the forgetting probe, base vs tuned, recorded on the run for the summary.
     general = [line for line in generation.GENERAL_TEXT.read_text().splitlines() if line.strip()]
-    metrics = dict(run.metrics)
+    metrics = {}
     for side in ("base", "tuned"):
         metrics[f"heldout_loss_{side}"] = round(generation.mean_loss(model, tokenizer, heldout, side=side), 4)
         metrics[f"general_loss_{side}"] = round(generation.mean_loss(model, tokenizer, texts=general, side=side), 4)
-    db.table("runs").update(run.id, {"metrics_json": json.dumps(metrics)})
+    training.record_metrics(db, run.id, metrics)
     # Outputs are PII-scanned before anyone rates them.
     rows = list(db.query("SELECT id, text, flags_json FROM generations WHERE run_id = ?", [run.id]))
     found = pii.scan_generation_texts(db, [(r["id"], r["text"]) for r in rows])

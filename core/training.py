@@ -15,7 +15,7 @@ import sqlite_utils
 
 from core import datasets, models, permissions
 from core.paths import REPO_ROOT, data_dir
-from core.store import audit, get_setting, insert_row, now, transaction
+from core.store import audit, get_setting, insert_row, now, set_setting, transaction
 
 TERMINAL = ("succeeded", "failed", "cancelled", "interrupted")
 # Tokens per second of training measured on the 2-core reference machine with the shipped model;
@@ -323,8 +323,13 @@ def max_concurrent(db: sqlite_utils.Database) -> int:
 
 
 def launch_next(db: sqlite_utils.Database) -> int | None:
-    """Start the oldest queued run if a slot is free; returns its id."""
+    """Start the oldest queued run if a slot is free; returns its id.
+
+    The slot is claimed in a short transaction (pid = this process, alive while it launches), and
+    the worker is spawned after the commit: spawning never holds the write lock (issue 15).
+    """
     reconcile(db)
+    me = os.getpid()
     with transaction(db):
         busy = db.execute("SELECT count(*) FROM runs WHERE status = 'running' OR "
                           "(status = 'queued' AND pid IS NOT NULL)").fetchone()[0]
@@ -334,9 +339,91 @@ def launch_next(db: sqlite_utils.Database) -> int | None:
                          "ORDER BY id LIMIT 1").fetchone()
         if row is None:
             return None
-        pid = spawn_worker(db_file(db), "train", row[0])
-        db.table("runs").update(row[0], {"pid": pid})
-    return int(row[0])
+        run_id = int(row[0])
+        db.execute("UPDATE runs SET pid = ? WHERE id = ?", [me, run_id])
+    try:
+        pid = spawn_worker(db_file(db), "train", run_id)
+    except BaseException:
+        with transaction(db):  # give the slot back; the run stays queued
+            db.execute("UPDATE runs SET pid = NULL WHERE id = ? AND status = 'queued' AND pid = ?", [run_id, me])
+        raise
+    # The worker may have claimed the run already (then it wrote its own pid): only replace ours.
+    with transaction(db):
+        db.execute("UPDATE runs SET pid = ? WHERE id = ? AND status = 'queued' AND pid = ?", [pid, run_id, me])
+    return run_id
+
+
+# ----------------------------------------------------------------------------- the worker's writes
+# The worker process records its run's life here, so `runs` and `run_events` have one writer.
+
+def claim_run(db: sqlite_utils.Database, run_id: int, pid: int) -> bool | None:
+    """Mark a queued run running under this pid. None: not claimable; True: its first start."""
+    with transaction(db):
+        before = db.execute("SELECT started_at FROM runs WHERE id = ?", [run_id]).fetchone()
+        claimed = db.execute(
+            "UPDATE runs SET status = 'running', pid = ?, started_at = coalesce(started_at, ?), heartbeat_at = ? "
+            "WHERE id = ? AND status = 'queued'", [pid, now(), now(), run_id]).rowcount
+    if not claimed:
+        return None
+    return before is not None and before[0] is None
+
+
+def record_progress(db: sqlite_utils.Database, run_id: int, event: dict[str, Any] | None,
+                    update: dict[str, Any]) -> None:
+    """One training step's event (optional) and the run's live fields, with a heartbeat."""
+    with transaction(db):
+        if event is not None:
+            db.table("run_events").insert({"run_id": run_id, **event, "created_at": now()})
+        db.table("runs").update(run_id, {**update, "heartbeat_at": now()})
+
+
+def cancel_requested(db: sqlite_utils.Database, run_id: int) -> bool:
+    row = db.execute("SELECT cancel_requested FROM runs WHERE id = ?", [run_id]).fetchone()
+    return bool(row and row[0])
+
+
+def record_throughput(db: sqlite_utils.Database, tokens_per_s: float) -> None:
+    """The last CPU run's measured speed: the prior for the next estimate."""
+    with transaction(db):
+        set_setting(db, "measured_tokens_per_s", str(tokens_per_s))
+
+
+def finish_run(db: sqlite_utils.Database, run: TrainingRun, result: dict[str, Any], log_tail_text: str) -> None:
+    with transaction(db):
+        db.table("runs").update(run.id, {**result, "finished_at": now(), "log_tail": log_tail_text})
+        audit(db, run.created_by, f"run_{result['status']}", "run", run.id,
+              {"adapter_sha256": result.get("adapter_sha256")})
+
+
+def fail_run(db: sqlite_utils.Database, run: TrainingRun, error: str, error_type: str, log_tail_text: str) -> None:
+    with transaction(db):
+        db.table("runs").update(run.id, {"status": "failed", "finished_at": now(), "error": error,
+                                         "log_tail": log_tail_text})
+        audit(db, run.created_by, "run_failed", "run", run.id, {"error": error_type})
+
+
+def record_metrics(db: sqlite_utils.Database, run_id: int, metrics: dict[str, Any]) -> None:
+    """Merge evaluation metrics (held-out loss, forgetting probe) into the run's metrics."""
+    with transaction(db):
+        current = json.loads(db.execute("SELECT metrics_json FROM runs WHERE id = ?", [run_id]).fetchone()[0])
+        db.table("runs").update(run_id, {"metrics_json": json.dumps({**current, **metrics})})
+
+
+def set_approval(db: sqlite_utils.Database, run_id: int, decision: str, note: str) -> None:
+    """The sign-off decision on a run (the caller, signoff, checks the role and audits)."""
+    db.table("runs").update(run_id, {"approval": decision, "approval_note": note})
+
+
+def log_tail(path: Path, chars: int = 4000) -> str:
+    """The end of a log file, for the run's live view and its final record."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - chars))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def spawn_worker(database: str, job: str, object_id: int) -> int:

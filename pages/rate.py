@@ -19,6 +19,7 @@ db = common.db()
 dataset = common.require_dataset()
 runs = common.finished_runs(db, dataset)
 run_id = st.selectbox("Run", [r.id for r in runs], format_func=lambda i: f"Run {i}")
+rating.reconcile_jobs(db)  # a job whose worker died must not keep raters waiting forever
 pairs = rating.pairs(db, run_id)
 job = rating.latest_job(db, run_id)
 
@@ -26,7 +27,9 @@ if job and job.status in ("queued", "running"):
     # Raters wait until every answer is generated and PII-scanned.
     @st.fragment(run_every=3)
     def job_progress(job_id: int) -> None:
-        current = rating.get_job(common.db(), job_id)
+        live = common.db()
+        rating.reconcile_jobs(live)
+        current = rating.get_job(live, job_id)
         label = "Scanning answers for PII…" if current.done >= current.total else "Generating answers"
         st.progress(current.done / max(current.total, 1), text=f"{label} {current.done}/{current.total}")
         if current.status not in ("running", "queued"):
