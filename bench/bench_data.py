@@ -16,7 +16,7 @@ from bench.measure import REPO
 sys.path.insert(0, str(REPO))
 
 import core  # noqa: E402,F401
-from core import datasets, demo, pii, rating, store, training  # noqa: E402
+from core import datasets, demo, examples, importing, pii, rating, store, training, versions  # noqa: E402
 
 WORDS = ("order refund parcel tent stove jacket warranty invoice login account delivery courier size colour "
          "broken late missing charge twice discount code zipper strap battery").split()
@@ -37,7 +37,7 @@ def bench_import(db) -> dict:
     data = synthetic_lines(10_000)
     dataset = datasets.create_dataset(db, "bench-import")
     started = time.perf_counter()
-    report = datasets.import_jsonl(db, dataset, data)
+    report = importing.import_jsonl(db, dataset, data)
     seconds = time.perf_counter() - started
     return {"lines": 10_000, "imported": report.imported, "seconds": round(seconds, 2),
             "examples_per_s": round(report.imported / seconds)}
@@ -45,7 +45,7 @@ def bench_import(db) -> dict:
 
 def bench_pii(db) -> dict:
     ds = datasets.get_dataset(db, demo.DEMO_NAME)
-    texts = [m["content"] for e in datasets.all_examples(db, ds.id) for m in e.messages]
+    texts = [m["content"] for e in examples.all_examples(db, ds.id) for m in e.messages]
     config = pii.current_config(db)
     pii.analyze_text("warm up John Smith", config)
     started = time.perf_counter()
@@ -55,22 +55,22 @@ def bench_pii(db) -> dict:
     started = time.perf_counter()
     pii.analyze_texts(texts, config)
     batched = time.perf_counter() - started
-    examples = len(datasets.all_examples(db, ds.id))
+    n_examples = len(examples.all_examples(db, ds.id))
     started = time.perf_counter()
     pii.scan_dataset(db, ds.id)
     first_scan = time.perf_counter() - started
     started = time.perf_counter()
     again = pii.scan_dataset(db, ds.id)
     rescan = time.perf_counter() - started
-    return {"texts": len(texts), "examples": examples,
-            "per_text_examples_per_s": round(examples / per_text, 1),
-            "batched_examples_per_s": round(examples / batched, 1),
-            "scan_examples_per_s": round(examples / first_scan, 1),
+    return {"texts": len(texts), "examples": n_examples,
+            "per_text_examples_per_s": round(n_examples / per_text, 1),
+            "batched_examples_per_s": round(n_examples / batched, 1),
+            "scan_examples_per_s": round(n_examples / first_scan, 1),
             "unchanged_rescan_seconds": round(rescan, 3), "rescanned": again["scanned"]}
 
 
 def seed_ratings(db, version_id: int, pairs: int = 1000, raters: int = 5) -> int:
-    run = training.start_run(db, datasets.version_by_id(db, version_id), launch=False)
+    run = training.start_run(db, versions.version_by_id(db, version_id), launch=False)
     db.execute("UPDATE runs SET status = 'succeeded', adapter_path = '/nonexistent' WHERE id = ?", [run.id])
     stamp = store.now()
     with store.transaction(db):
@@ -94,12 +94,12 @@ def bench_pages(db_path: Path) -> dict:
     os.environ["STUDIO_DB"] = str(db_path)
     db = store.connect(db_path)
     big = datasets.get_dataset(db, "bench-import")
-    held = [e.id for e in datasets.list_examples(db, big.id, limit=200)[0]]
-    datasets.bulk_update(db, {i: {"split": "heldout"} for i in held})
+    held = [e.id for e in examples.list_examples(db, big.id, limit=200)[0]]
+    examples.bulk_update(db, {i: {"split": "heldout"} for i in held})
     pii.save_config(db, pii.current_config(db))
     db.execute("INSERT OR IGNORE INTO pii_scans (content_hash, config_hash, scanned_at) SELECT content_hash, ?, ? FROM examples",
                [pii.current_config(db).hash, store.now()])
-    version = datasets.freeze(db, big, override_reason="bench")
+    version = versions.freeze(db, big, override_reason="bench")
     seed_ratings(db, version.id)
     timings = {}
     for page in ("pages/home.py", "pages/author.py", "pages/pii_check.py", "pages/train.py", "pages/rate.py",

@@ -15,21 +15,21 @@ CHILD = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
 import core
-from core import datasets, demo, generation, pii, rating, stats, store, training
+from core import answer_pairs, datasets, demo, generation, pii, rating, stats, store, training, versions
 db = store.connect(sys.argv[2])
 preset = sys.argv[3]
 if not db.table("datasets").count:
-    ds = demo.seed_demo(db); pii.scan_dataset(db, ds.id); datasets.freeze(db, ds, actor="bench")
-version = datasets.get_version(db, 1)
+    ds = demo.seed_demo(db); pii.scan_dataset(db, ds.id); versions.freeze(db, ds, actor="bench")
+version = versions.get_version(db, 1)
 run = training.start_run(db, version, preset=preset, actor="bench")
 while not training.get_run(db, run.id).finished:
     time.sleep(2)
 run = training.get_run(db, run.id)
 assert run.status == "succeeded", run.error
-job = rating.start_generation(db, run.id, generation.GenerationConfig(max_new_tokens=80), launch=False)
-rating.run_generation_job(db, job.id)
+job = answer_pairs.start_generation(db, run.id, generation.GenerationConfig(max_new_tokens=80), launch=False)
+answer_pairs.run_generation_job(db, job.id)
 run = training.get_run(db, run.id)
-checks = stats.automatic_checks(db, run, rating.pairs(db, run.id))
+checks = stats.automatic_checks(db, run, answer_pairs.pairs(db, run.id))
 print(json.dumps({"preset": preset, **run.metrics, "convention_tuned": checks["convention_tuned"],
                   "convention_base": checks["convention_base"], "pairs": checks["pairs"]}))
 """

@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlite_utils
 
-from core import datasets, models, store
+from core import answer_pairs, datasets, importing, models, store, versions
 from core.paths import db_path
 
 
@@ -43,13 +43,13 @@ def say(args: argparse.Namespace, text: str) -> None:
 @command("init", "create the database, convert the default model, seed the demo project",
          lambda p: p.add_argument("--no-model", action="store_true", help="skip the model conversion"))
 def cmd_init(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
-    from core import demo, rating, training
+    from core import demo, training
 
     if not args.no_model:
         models.ensure_default_model(lambda msg: say(args, msg))
     seeded = demo.seed_demo(db)
     reconciled = training.reconcile(db)
-    rating.reconcile_jobs(db)
+    answer_pairs.reconcile_jobs(db)
     return {"db": str(db_path(args.db)), "model": str(models.default_model_dir()),
             "demo_seeded": seeded is not None, "runs_marked_interrupted": reconciled,
             "last_migration": store.last_migration(db)}
@@ -98,7 +98,7 @@ def cmd_import(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str,
     existed = args.dataset in {d.name for d in datasets.list_datasets(db)}
     dataset = _dataset(db, args.dataset, create=True, actor=args.user)
     try:
-        report = datasets.import_jsonl(db, dataset, data, source=args.file.name, author=args.user,
+        report = importing.import_jsonl(db, dataset, data, source=args.file.name, author=args.user,
                                        split=args.split, max_length=args.max_length,
                                        count_tokens=templating.token_counter(models.DEFAULT_MODEL))
     except BaseException:
@@ -125,7 +125,7 @@ def _export_args(p: argparse.ArgumentParser) -> None:
 @command("export", "write canonical OpenAI chat JSONL", _export_args)
 def cmd_export(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
     dataset = _dataset(db, args.dataset)
-    text = datasets.export_jsonl(db, dataset, version=args.version, split=args.split, current=args.current,
+    text = versions.export_jsonl(db, dataset, version=args.version, split=args.split, current=args.current,
                                  actor=args.user)
     args.out.write_text(text, encoding="utf-8")
     return {"out": str(args.out), "examples": text.count("\n")}
@@ -139,7 +139,7 @@ def _freeze_args(p: argparse.ArgumentParser) -> None:
 @command("freeze", "make an immutable dataset version", _freeze_args)
 def cmd_freeze(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
     dataset = _dataset(db, args.dataset)
-    version = datasets.freeze(db, dataset, actor=args.user, override_reason=args.override_reason)
+    version = versions.freeze(db, dataset, actor=args.user, override_reason=args.override_reason)
     return vars(version)
 
 

@@ -11,14 +11,14 @@ from typing import Any
 
 import sqlite_utils
 
-from core import datasets, rating, training
+from core import answer_pairs, datasets, importing, training, training_config, versions
 from core.cli import CliError, _dataset, command, say
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", help="dataset name")
     p.add_argument("--version", type=int, help="frozen version number (default: latest)")
-    p.add_argument("--preset", default=training.DEFAULT_PRESET, choices=sorted(training.PRESETS))
+    p.add_argument("--preset", default=training_config.DEFAULT_PRESET, choices=sorted(training_config.PRESETS))
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     p.add_argument("--base-model", default="SmolLM2-135M-Instruct")
     p.add_argument("--wait", action="store_true", help="stay in the foreground and print progress")
@@ -33,9 +33,9 @@ def cmd_train(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, 
         if not args.dataset:
             raise CliError("--dataset or --bundle is required")
         dataset = _dataset(db, args.dataset)
-        version = datasets.get_version(db, dataset.id, args.version)
+        version = versions.get_version(db, dataset.id, args.version)
         preset, base = args.preset, args.base_model
-        config = training.PRESETS[preset]
+        config = training_config.PRESETS[preset]
     overrides = dict(item.split("=", 1) for item in args.set if "=" in item)
     if len(overrides) != len(args.set):
         raise CliError("--set takes KEY=VALUE")
@@ -101,18 +101,18 @@ def cmd_generate(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[st
 
     config = generation.GenerationConfig(max_new_tokens=args.max_new_tokens, do_sample=args.sample, seed=args.seed)
     # Through the worker, like the page: the job is reconciled if the process dies.
-    job = rating.start_generation(db, args.run, config, actor=args.user)
+    job = answer_pairs.start_generation(db, args.run, config, actor=args.user)
     say(args, f"generating {job.total} pairs in the background (job {job.id})…")
     done = -1
-    while (job := rating.get_job(db, job.id)).status in ("queued", "running"):
+    while (job := answer_pairs.get_job(db, job.id)).status in ("queued", "running"):
         if job.done != done:
             done = job.done
             say(args, f"{job.done}/{job.total}")
         time.sleep(1)
-        rating.reconcile_jobs(db)
+        answer_pairs.reconcile_jobs(db)
     if job.status != "succeeded":
         raise CliError(f"generation failed: {job.error.splitlines()[0] if job.error else job.status}")
-    found = rating.pairs(db, args.run)
+    found = answer_pairs.pairs(db, args.run)
     return {"run": args.run, "pairs": len(found), "identical": sum(p.identical for p in found),
             "flagged": sum(bool(set(p.flags) - {"identical"}) for p in found)}
 
@@ -125,12 +125,12 @@ def _bundle_args(p: argparse.ArgumentParser) -> None:
 @command("train-bundle", "write a self-contained training bundle for another machine", _bundle_args)
 def cmd_train_bundle(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
     run = training.get_run(db, args.run)
-    version = datasets.version_by_id(db, run.dataset_version_id)
+    version = versions.version_by_id(db, run.dataset_version_id)
     dataset = datasets.get_dataset(db, version.dataset_id)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     for split in ("train", "heldout"):
-        (out / f"{split}.jsonl").write_text(datasets.export_jsonl(db, dataset, version=version.number, split=split,
+        (out / f"{split}.jsonl").write_text(versions.export_jsonl(db, dataset, version=version.number, split=split,
                                                                   actor=args.user),
                                             encoding="utf-8")
     (out / "config.json").write_text(json.dumps({
@@ -152,7 +152,7 @@ On several GPUs, the same trainer runs under `accelerate launch`. Bring the adap
 """
 
 
-def _load_bundle(db: sqlite_utils.Database, bundle: Path, actor: str) -> tuple[datasets.DatasetVersion, training.TrainingConfig, str, str]:
+def _load_bundle(db: sqlite_utils.Database, bundle: Path, actor: str) -> tuple[versions.DatasetVersion, training_config.TrainingConfig, str, str]:
     meta = json.loads((bundle / "config.json").read_text())
     name = f"{meta['dataset']} (bundle v{meta['dataset_version']})"
     try:
@@ -160,17 +160,17 @@ def _load_bundle(db: sqlite_utils.Database, bundle: Path, actor: str) -> tuple[d
     except datasets.DatasetError:
         dataset = datasets.create_dataset(db, name, actor=actor)
         for split in ("train", "heldout"):
-            datasets.import_jsonl(db, dataset, (bundle / f"{split}.jsonl").read_bytes(), split=split,
+            importing.import_jsonl(db, dataset, (bundle / f"{split}.jsonl").read_bytes(), split=split,
                                   source=f"bundle/{split}.jsonl", author=actor)
         from core import pii
 
         pii.scan_dataset(db, dataset.id, actor=actor)
     try:
-        version = datasets.get_version(db, dataset.id)
+        version = versions.get_version(db, dataset.id)
     except datasets.DatasetError:
-        version = datasets.freeze(db, dataset, actor=actor,
+        version = versions.freeze(db, dataset, actor=actor,
                                   override_reason="bundle was PII-checked on the studio machine")
-    config = training.TrainingConfig.from_json(json.dumps(meta["config"]))
+    config = training_config.TrainingConfig.from_json(json.dumps(meta["config"]))
     return version, config, meta["preset"], meta["base_model"]
 
 

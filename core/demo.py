@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from core import datasets, pii
+from core import datasets, importing, pii
 from core.paths import REPO_ROOT
 
 DEMO_DIR = REPO_ROOT / "data" / "demo"
@@ -32,9 +32,9 @@ def seed_demo(db: sqlite_utils.Database, actor: str = "studio") -> datasets.Data
         description="Support leads teach the model our four-line ticket triage format.",
         system_prompt="You triage customer tickets for Harbor & Pine Outfitters.",
         guidelines=GUIDELINES, convention_regex=CONVENTION, glossary=GLOSSARY)
-    datasets.import_jsonl(db, dataset, (DEMO_DIR / "train.jsonl").read_bytes(),
+    importing.import_jsonl(db, dataset, (DEMO_DIR / "train.jsonl").read_bytes(),
                           source="demo/train.jsonl", author=actor, split="train")
-    datasets.import_jsonl(db, dataset, (DEMO_DIR / "heldout.jsonl").read_bytes(),
+    importing.import_jsonl(db, dataset, (DEMO_DIR / "heldout.jsonl").read_bytes(),
                           source="demo/heldout.jsonl", author=actor, split="heldout")
     if not db.table("pii_configs").count:
         # Product and company names are never personal data in this project.

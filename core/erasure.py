@@ -18,7 +18,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from core import training, validation
+from core import run_files, validation
 from core.store import audit, checkpoint, transaction
 
 # (table, primary key, text columns) that may hold user text.
@@ -114,7 +114,7 @@ def _rehash_version_row(db: sqlite_utils.Database, rowid: int, messages_json: st
 
 
 def _rehash_version(db: sqlite_utils.Database, version_id: int, actor: str) -> None:
-    # The same digest as datasets.freeze; the change is audited so lineage stays explainable.
+    # The same digest as versions.freeze; the change is audited so lineage stays explainable.
     digest = hashlib.sha256()
     for split, messages_json in db.execute("SELECT split, messages_json FROM dataset_version_examples WHERE "
                                            "dataset_version_id = ? ORDER BY position", [version_id]):
@@ -128,8 +128,8 @@ def _rehash_version(db: sqlite_utils.Database, version_id: int, actor: str) -> N
 
 def _scrub_files(db: sqlite_utils.Database, rules: list[tuple[re.Pattern[str], str]]) -> list[str]:
     """Run folders and worker logs of this database: rewrite text files that hold a value."""
-    database = Path(training.db_file(db))
-    roots = [training.run_dir(db, 0).parent, training.log_dir(database)]
+    database = Path(run_files.db_file(db))
+    roots = [run_files.run_dir(db, 0).parent, run_files.log_dir(database)]
     changed = []
     for root in roots:
         if not root.is_dir():

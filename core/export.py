@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlite_utils
 
-from core import charts, permissions, rating, stats, training
+from core import answer_pairs, charts, permissions, rating, stats, training
 from core.text_safety import csv_cell, markdown_cell
 
 FORMATS = ("json", "csv", "md", "html")
@@ -29,7 +29,7 @@ def ratings_csv(db: sqlite_utils.Database, run_id: int, viewer: str) -> str:
         writer.writerow([r.run_id, r.position, r.rater, r.left_side, r.verdict, r.preferred,
                          json.dumps(r.scores, sort_keys=True), r.comment, r.seconds_spent, r.created_at,
                          run.adapter_sha256, settings[0] if settings else ""])
-    for p in rating.pairs(db, run_id):
+    for p in answer_pairs.pairs(db, run_id):
         if p.identical:  # counted as ties without asking anyone
             writer.writerow([run_id, p.position, "(identical answers)", "", "tie", "tie", "{}", "", 0, "",
                              run.adapter_sha256, settings[0] if settings else ""])

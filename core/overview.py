@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from core import datasets, pii, rating, training
+from core import answer_pairs, datasets, pii, training, versions
 
 
 @dataclass(frozen=True)
@@ -22,10 +22,10 @@ def loop_steps(db: sqlite_utils.Database, dataset: datasets.Dataset) -> list[Ste
                              [dataset.id]).fetchall())
     total = sum(counts.values())
     gate = pii.gate_status(db, dataset.id)
-    versions = datasets.list_versions(db, dataset.id)
+    frozen = versions.list_versions(db, dataset.id)
     runs = training.list_runs(db, dataset.id)
     succeeded = [r for r in runs if r.status == "succeeded"]
-    generated = [r for r in succeeded if rating.pairs(db, r.id)]
+    generated = [r for r in succeeded if answer_pairs.pairs(db, r.id)]
     rated = db.execute("SELECT count(*) FROM ratings r JOIN runs ON runs.id = r.run_id JOIN dataset_versions v "
                        "ON v.id = runs.dataset_version_id WHERE v.dataset_id = ?", [dataset.id]).fetchone()[0]
     approved = [r for r in runs if r.approval == "approved"]
@@ -36,8 +36,8 @@ def loop_steps(db: sqlite_utils.Database, dataset: datasets.Dataset) -> list[Ste
         Step("Check PII", total > 0 and gate.clear,
              f"{gate.unscanned_examples} unscanned, {gate.open_findings} open findings",
              "Personal data in training examples can be memorised by the model."),
-        Step("Freeze a version", bool(versions),
-             f"{len(versions)} version(s)" + (f", latest v{versions[-1].number}" if versions else ""),
+        Step("Freeze a version", bool(frozen),
+             f"{len(frozen)} version(s)" + (f", latest v{frozen[-1].number}" if frozen else ""),
              "Runs train on an immutable snapshot, so results stay reproducible."),
         Step("Train", bool(succeeded), f"{len(runs)} run(s), {len(succeeded)} succeeded",
              "A background QLoRA run teaches the house style; the app stays usable."),

@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlite_utils
 
-from core import erasure, permissions
+from core import erasure, examples, permissions
 from core.store import audit, get_setting, now, set_setting, transaction
 from core.text_safety import check_entity_name
 
@@ -425,7 +425,7 @@ def anonymise(db: sqlite_utils.Database, finding_ids: list[int], *, method: str 
     changed = 0
     erased: dict[str, str] = {}  # raw value -> what replaced it, to erase it from history too
     for example_id, rows in by_example.items():
-        example = datasets.get_example(db, example_id)
+        example = examples.get_example(db, example_id)
         if any(r["content_hash"] != example.content_hash for r in rows):
             continue  # the text changed since the scan; the findings are stale
         messages = [dict(m) for m in example.messages]
@@ -457,7 +457,7 @@ def anonymise(db: sqlite_utils.Database, finding_ids: list[int], *, method: str 
                                         "mask": "*" * len(raw), "redact": ""}[method])
         dataset = datasets.get_dataset(db, example.dataset_id)
         with transaction(db):
-            updated = datasets.save_example(db, dataset, messages, example_id=example_id, author=actor,
+            updated = examples.save_example(db, dataset, messages, example_id=example_id, author=actor,
                                             reason=f"pii_{method}")
             for r in rows:
                 db.table("pii_findings").update(r["id"], {"status": "anonymised", "decided_by": actor,

@@ -10,8 +10,8 @@ from typing import Any
 
 import sqlite_utils
 
-from core import datasets, generation, permissions, training
-from core.store import audit, get_setting, insert_row, now, transaction
+from core import answer_pairs, datasets, examples, permissions, training, versions
+from core.store import audit, get_setting, now, transaction
 
 VERDICTS = ("A", "B", "tie", "both_bad")
 VERDICT_LABELS = {"A": "A is better", "B": "B is better", "tie": "Tie", "both_bad": "Both bad"}
@@ -19,20 +19,6 @@ VERDICT_LABELS = {"A": "A is better", "B": "B is better", "tie": "Tie", "both_ba
 
 class RatingError(Exception):
     """A rating request that cannot be carried out; the message says why."""
-
-
-@dataclass(frozen=True)
-class Pair:
-    position: int
-    prompt: list[dict[str, Any]]
-    reference: str
-    base_text: str
-    tuned_text: str
-    flags: list[str]
-
-    @property
-    def identical(self) -> bool:
-        return self.base_text.strip() == self.tuned_text.strip()
 
 
 @dataclass(frozen=True)
@@ -75,132 +61,7 @@ class RatingSession:
     completed_at: str | None
 
 
-@dataclass(frozen=True)
-class GenerationJob:
-    id: int
-    run_id: int
-    status: str
-    done: int
-    total: int
-    error: str
-
-
 # ----------------------------------------------------------------------------- generating pairs
-
-def start_generation(db: sqlite_utils.Database, run_id: int, config: generation.GenerationConfig | None = None,
-                     *, actor: str = "", launch: bool = True) -> GenerationJob:
-    permissions.require(actor, "start_run")
-    run = training.get_run(db, run_id)
-    if run.status != "succeeded" or not run.adapter_path:
-        raise RatingError(f"Run {run_id} has not finished successfully; nothing to compare yet.")
-    config = config or generation.GenerationConfig()
-    total = len(datasets.version_messages(db, run.dataset_version_id, "heldout"))
-    if total == 0:
-        raise RatingError("The run's dataset version has no held-out examples to answer.")
-    with transaction(db):
-        job_id = insert_row(db, "generation_jobs", {
-            "run_id": run_id, "status": "queued", "total": total, "settings_json": config.to_json(),
-            "created_at": now()})
-        audit(db, actor, "start_generation", "run", run_id, {"job": job_id})
-    if launch:
-        pid = training.spawn_worker(training.db_file(db), "generate", job_id)
-        with transaction(db):
-            db.execute("UPDATE generation_jobs SET pid = ? WHERE id = ? AND status = 'queued'", [pid, job_id])
-    return get_job(db, job_id)
-
-
-def claim_job(db: sqlite_utils.Database, job_id: int, pid: int) -> bool:
-    """The worker takes a queued generation job (False: someone else did, or it was reconciled)."""
-    with transaction(db):
-        return bool(db.execute("UPDATE generation_jobs SET status = 'running', pid = ? WHERE id = ? AND "
-                               "status = 'queued'", [pid, job_id]).rowcount)
-
-
-def fail_job(db: sqlite_utils.Database, job_id: int, error: str) -> None:
-    with transaction(db):
-        db.table("generation_jobs").update(job_id, {"status": "failed", "finished_at": now(), "error": error})
-
-
-def reconcile_jobs(db: sqlite_utils.Database) -> int:
-    """Jobs whose worker is gone (killed, machine restarted) become `failed` with a reason, so the
-    Rate page offers to generate again instead of waiting forever (issue 15)."""
-    stale = [r["id"] for r in db.query("SELECT id, pid FROM generation_jobs WHERE status IN ('queued', 'running') "
-                                       "AND pid IS NOT NULL") if not training.process_alive(r["pid"])]
-    for job_id in stale:
-        with transaction(db):
-            db.execute("UPDATE generation_jobs SET status = 'failed', finished_at = ?, error = ? WHERE id = ? AND "
-                       "status IN ('queued', 'running')",
-                       [now(), "The answer-generation process stopped unexpectedly (killed, or the machine "
-                        "restarted). Generate the answer pairs again.", job_id])
-    return len(stale)
-
-
-def get_job(db: sqlite_utils.Database, job_id: int) -> GenerationJob:
-    r = db.table("generation_jobs").get(job_id)
-    return GenerationJob(r["id"], r["run_id"], r["status"], r["done"], r["total"], r["error"])
-
-
-def latest_job(db: sqlite_utils.Database, run_id: int) -> GenerationJob | None:
-    row = db.execute("SELECT id FROM generation_jobs WHERE run_id = ? ORDER BY id DESC LIMIT 1",
-                     [run_id]).fetchone()
-    return get_job(db, row[0]) if row else None
-
-
-def run_generation_job(db: sqlite_utils.Database, job_id: int) -> None:
-    """Generate base and tuned answers for every held-out prompt (called in the worker)."""
-    from core import pii
-
-    job = db.table("generation_jobs").get(job_id)
-    run = training.get_run(db, job["run_id"])
-    config = generation.GenerationConfig(**json.loads(job["settings_json"]))
-    heldout = datasets.version_messages(db, run.dataset_version_id, "heldout")
-    model, tokenizer = generation.load_with_adapter(run.base_model, str(run.adapter_path))
-    sha = run.adapter_sha256 or ""
-    with transaction(db):
-        db.execute("DELETE FROM generations WHERE run_id = ?", [run.id])
-    for start in range(0, len(heldout), config.batch_size):
-        chunk = heldout[start:start + config.batch_size]
-        prompts = [generation.prompt_of(m)[0] for m in chunk]
-        base = generation.generate(model, tokenizer, prompts, config, side="base")
-        tuned = generation.generate(model, tokenizer, prompts, config, side="tuned")
-        stamp = now()
-        with transaction(db):
-            for offset, (messages, b, t) in enumerate(zip(chunk, base, tuned)):
-                prompt, reference = generation.prompt_of(messages)
-                for side, text, other in (("base", b, t), ("tuned", t, b)):
-                    db.table("generations").insert({
-                        "run_id": run.id, "position": start + offset, "prompt_json": json.dumps(prompt),
-                        "reference": reference, "side": side, "text": text,
-                        "settings_json": config.to_json(), "adapter_sha256": sha,
-                        "flags_json": json.dumps(generation.flags_for(text, other)), "created_at": stamp})
-            db.table("generation_jobs").update(job_id, {"done": start + len(chunk)})
-    # Held-out loss and the forgetting probe, base vs tuned, recorded on the run for the summary.
-    general = [line for line in generation.GENERAL_TEXT.read_text().splitlines() if line.strip()]
-    metrics = {}
-    for side in ("base", "tuned"):
-        metrics[f"heldout_loss_{side}"] = round(generation.mean_loss(model, tokenizer, heldout, side=side), 4)
-        metrics[f"general_loss_{side}"] = round(generation.mean_loss(model, tokenizer, texts=general, side=side), 4)
-    training.record_metrics(db, run.id, metrics)
-    # Outputs are PII-scanned before anyone rates them.
-    rows = list(db.query("SELECT id, text, flags_json FROM generations WHERE run_id = ?", [run.id]))
-    found = pii.scan_generation_texts(db, [(r["id"], r["text"]) for r in rows])
-    with transaction(db):
-        for r in rows:
-            if found.get(r["id"]):
-                flags = json.loads(r["flags_json"]) + ["pii"]
-                db.table("generations").update(r["id"], {"flags_json": json.dumps(flags)})
-        db.table("generation_jobs").update(job_id, {"status": "succeeded", "finished_at": now()})
-
-
-def pairs(db: sqlite_utils.Database, run_id: int) -> list[Pair]:
-    by_position: dict[int, dict[str, Any]] = {}
-    for r in db.query("SELECT * FROM generations WHERE run_id = ? ORDER BY position", [run_id]):
-        entry = by_position.setdefault(r["position"], {"prompt": json.loads(r["prompt_json"]),
-                                                       "reference": r["reference"], "flags": set()})
-        entry[r["side"]] = r["text"]
-        entry["flags"].update(json.loads(r["flags_json"]))
-    return [Pair(p, e["prompt"], e["reference"], e.get("base", ""), e.get("tuned", ""), sorted(e["flags"]))
-            for p, e in sorted(by_position.items()) if "base" in e and "tuned" in e]
 
 
 # ----------------------------------------------------------------------------- sessions
@@ -218,7 +79,7 @@ def start_session(db: sqlite_utils.Database, run_id: int, rater: str) -> RatingS
     existing = list(db.query("SELECT * FROM rating_sessions WHERE run_id = ? AND rater = ?", [run_id, rater]))
     if existing:
         return _session(existing[0])
-    candidates = [p.position for p in pairs(db, run_id) if not p.identical]
+    candidates = [p.position for p in answer_pairs.pairs(db, run_id) if not p.identical]
     if not candidates:
         raise RatingError("No answer pairs to rate yet: generate them first.")
     rng = Random(secrets.randbits(64))  # unpredictable, so nobody can infer the placement
@@ -259,7 +120,7 @@ def progress(db: sqlite_utils.Database, session: RatingSession) -> tuple[int, in
 
 def blind_pair(db: sqlite_utils.Database, session: RatingSession, position: int) -> BlindPair:
     side_a = dict(session.order)[position]
-    pair = next(p for p in pairs(db, session.run_id) if p.position == position)
+    pair = next(p for p in answer_pairs.pairs(db, session.run_id) if p.position == position)
     texts = {"base": pair.base_text, "tuned": pair.tuned_text}
     flags = {side: json.loads(r[0]) for side, r in (
         (s, db.execute("SELECT flags_json FROM generations WHERE run_id = ? AND position = ? AND side = ?",
@@ -270,11 +131,13 @@ def blind_pair(db: sqlite_utils.Database, session: RatingSession, position: int)
 
 
 def next_position(db: sqlite_utils.Database, session: RatingSession, *, skipped: set[int] | None = None) -> int | None:
+    """The next pair to show: the first unrated one not skipped; once only skipped pairs are left,
+    the first of those again. None when every pair of the session is rated."""
     rated = {r[0] for r in db.execute("SELECT position FROM ratings WHERE rating_session_id = ?", [session.id])}
-    for position in session_positions(db, session):
-        if position not in rated and position not in (skipped or set()):
-            return position
-    return None
+    unrated = [p for p in session_positions(db, session) if p not in rated]
+    fresh = [p for p in unrated if p not in (skipped or set())]
+    remaining = fresh or unrated
+    return remaining[0] if remaining else None
 
 
 def record_rating(db: sqlite_utils.Database, session: RatingSession, position: int, verdict: str, *,
@@ -327,16 +190,15 @@ def _refuse_if_frozen(db: sqlite_utils.Database, session: RatingSession) -> None
 
 
 def rating_closed(db: sqlite_utils.Database, run_id: int) -> bool:
-    row = db.execute("SELECT rating_closed_at FROM runs WHERE id = ?", [run_id]).fetchone()
-    return bool(row and row[0])
+    return db.execute("SELECT 1 FROM rating_closures WHERE run_id = ?", [run_id]).fetchone() is not None
 
 
 def close_rating(db: sqlite_utils.Database, run_id: int, actor: str = "") -> None:
     """End rating of a run (admins): votes freeze and everyone may see its results."""
     permissions.require(actor, "close_rating")
     with transaction(db):
-        changed = db.execute("UPDATE runs SET rating_closed_at = ?, rating_closed_by = ? "
-                             "WHERE id = ? AND rating_closed_at IS NULL", [now(), actor, run_id]).rowcount
+        changed = db.execute("INSERT OR IGNORE INTO rating_closures (run_id, closed_by, closed_at) VALUES (?, ?, ?)",
+                             [run_id, actor, now()]).rowcount
         if changed:
             audit(db, actor, "close_rating", "run", run_id, {})
 
@@ -405,14 +267,14 @@ def ratings_for_run(db: sqlite_utils.Database, run_id: int) -> list[Rating]:
 
 
 def make_training_example(db: sqlite_utils.Database, run_id: int, position: int, corrected_answer: str,
-                          author: str = "") -> datasets.Example:
+                          author: str = "") -> examples.Example:
     """Loop back to curation: the prompt with a corrected answer becomes a draft example."""
     permissions.require(author, "suggest_example")
     run = training.get_run(db, run_id)
-    version = datasets.version_by_id(db, run.dataset_version_id)
+    version = versions.version_by_id(db, run.dataset_version_id)
     dataset = datasets.get_dataset(db, version.dataset_id)
-    pair = next(p for p in pairs(db, run_id) if p.position == position)
+    pair = next(p for p in answer_pairs.pairs(db, run_id) if p.position == position)
     messages = [*pair.prompt, {"role": "assistant", "content": corrected_answer}]
-    example = datasets.save_example(db, dataset, messages, author=author, status="draft",
+    example = examples.save_example(db, dataset, messages, author=author, status="draft",
                                     tags=[f"from-rating-run-{run_id}"])
     return example

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
-from core import datasets, rating, training
+from core import answer_pairs, datasets, rating, training, versions
+from core.store import change_count
 
 BOOTSTRAP_SAMPLES = 2000
 TARGET_WIN_RATE = 0.6
@@ -130,17 +131,18 @@ def mean_ci(values: Sequence[float]) -> tuple[float | None, tuple[float, float] 
 
 
 def ratings_signature(db: sqlite_utils.Database, run_id: int | None = None) -> tuple:
-    """Changes whenever ratings (of one run, or of all runs) change: a cache key for summaries."""
-    where, params = ("WHERE run_id = ?", [run_id]) if run_id is not None else ("", [])
-    row = db.execute(f"SELECT count(*), max(updated_at), sum(id) FROM ratings {where}", params).fetchone()
-    runs = db.execute("SELECT count(*), max(finished_at), group_concat(approval) FROM runs").fetchone()
-    return tuple(row) + tuple(runs)
+    """Changes whenever ratings, answers or closure (of one run, or of any run) or runs change:
+    the cache key for summaries (counters bumped by triggers, see store.change_triggers)."""
+    if run_id is not None:
+        return change_count(db, f"run:{run_id}", "runs")
+    total = db.execute("SELECT coalesce(sum(value), 0) FROM change_counters WHERE scope LIKE 'run:%'").fetchone()[0]
+    return (int(total),) + change_count(db, "runs")
 
 
 def summarize(db: sqlite_utils.Database, run_id: int) -> Summary:
     run = training.get_run(db, run_id)
     ratings = rating.ratings_for_run(db, run_id)
-    pairs = rating.pairs(db, run_id)
+    pairs = answer_pairs.pairs(db, run_id)
     automatic = sum(p.identical for p in pairs)
     counts = Counter(r.preferred for r in ratings)
     outcomes = Outcomes(counts["tuned"], counts["base"], counts["tie"] + automatic, counts["both_bad"], automatic)
@@ -263,8 +265,8 @@ def convention_ok(pattern: str, text: str) -> bool:
     return bool(pattern) and re.fullmatch(pattern, text.strip()) is not None
 
 
-def automatic_checks(db: sqlite_utils.Database, run: training.TrainingRun, pairs: list[rating.Pair]) -> dict[str, Any]:
-    version = datasets.version_by_id(db, run.dataset_version_id)
+def automatic_checks(db: sqlite_utils.Database, run: training.TrainingRun, pairs: list[answer_pairs.Pair]) -> dict[str, Any]:
+    version = versions.version_by_id(db, run.dataset_version_id)
     dataset = datasets.get_dataset(db, version.dataset_id)
     checks: dict[str, Any] = {"pairs": len(pairs)}
     if dataset.convention_regex and pairs:
@@ -287,7 +289,7 @@ def automatic_checks(db: sqlite_utils.Database, run: training.TrainingRun, pairs
 
 
 def lineage(db: sqlite_utils.Database, run: training.TrainingRun) -> dict[str, Any]:
-    version = datasets.version_by_id(db, run.dataset_version_id)
+    version = versions.version_by_id(db, run.dataset_version_id)
     dataset = datasets.get_dataset(db, version.dataset_id)
     dates = db.execute("SELECT min(created_at), max(created_at), group_concat(DISTINCT rater) FROM ratings "
                        "WHERE run_id = ?", [run.id]).fetchone()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core import templating
-from core.datasets import Example
+from core.examples import Example
 
 RECOMMENDED_MIN, RECOMMENDED_MAX = 100, 500
 

@@ -115,8 +115,10 @@ def m001_initial_schema(db: sqlite_utils.Database) -> None:
 
 @migrations()
 def m002_trust(db: sqlite_utils.Database) -> None:
-    """Rating can be closed per run; sign-in failures for back-off; a store id for run folders."""
+    """Rating closures, sign-in failures, a store id for run folders, and change counters."""
     _run_statements(db, SCHEMA_V2)
+    for statement in change_triggers():
+        db.execute(statement)
     db.execute("INSERT OR IGNORE INTO settings (key, value, updated_at) VALUES ('store_id', ?, ?)",
                [secrets.token_hex(4), now()])
 
@@ -260,14 +262,54 @@ CREATE TABLE audit_log (
 
 
 SCHEMA_V2 = """
-ALTER TABLE runs ADD COLUMN rating_closed_at TEXT;
-ALTER TABLE runs ADD COLUMN rating_closed_by TEXT NOT NULL DEFAULT '';
+CREATE TABLE rating_closures (
+    run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+    closed_by TEXT NOT NULL, closed_at TEXT NOT NULL);
 
 CREATE TABLE sign_in_failures (
     id INTEGER PRIMARY KEY, user_name TEXT NOT NULL, client TEXT NOT NULL, created_at TEXT NOT NULL);
 CREATE INDEX idx_sign_in_failures_user ON sign_in_failures(user_name);
 CREATE INDEX idx_sign_in_failures_client ON sign_in_failures(client);
+
+CREATE TABLE change_counters (scope TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL)
 """
+
+# What each write changes, as a counter scope; triggers bump it inside the writing transaction,
+# so no write can forget to invalidate a cache (issue 15). Caches key on these counters.
+_COUNTED: list[tuple[str, str, str]] = [
+    # (table, scope expression over NEW/OLD, condition)
+    ("examples", "'dataset:' || {row}.dataset_id", ""),
+    ("quarantine", "'dataset:' || {row}.dataset_id", ""),
+    ("datasets", "'dataset:' || {row}.id", ""),
+    ("dataset_versions", "'dataset:' || {row}.dataset_id", ""),
+    ("pii_findings", "'dataset:' || (SELECT dataset_id FROM examples WHERE id = {row}.example_id)",
+     "{row}.example_id IS NOT NULL AND (SELECT dataset_id FROM examples WHERE id = {row}.example_id) IS NOT NULL"),
+    ("pii_scans", "'pii'", ""),
+    ("pii_configs", "'pii'", ""),
+    ("ratings", "'run:' || {row}.run_id", ""),
+    ("generations", "'run:' || {row}.run_id", ""),
+    ("rating_closures", "'run:' || {row}.run_id", ""),
+    ("runs", "'runs'", ""),
+]
+
+
+def change_triggers() -> list[str]:
+    statements = []
+    for table, scope, condition in _COUNTED:
+        for event, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
+            when = f" WHEN {condition.format(row=row)}" if condition else ""
+            statements.append(
+                f"CREATE TRIGGER count_{table}_{event.lower()} AFTER {event} ON {table}{when} BEGIN "
+                f"INSERT INTO change_counters (scope, value) VALUES ({scope.format(row=row)}, 1) "
+                "ON CONFLICT (scope) DO UPDATE SET value = value + 1; END")
+    return statements
+
+
+def change_count(db: sqlite_utils.Database, *scopes: str) -> tuple[int, ...]:
+    """The counters of some scopes ('dataset:3', 'run:7', 'pii', 'runs'): a cache key."""
+    values = dict(db.execute(f"SELECT scope, value FROM change_counters WHERE scope IN ({', '.join('?' * len(scopes))})",
+                             list(scopes)).fetchall())
+    return tuple(int(values.get(s, 0)) for s in scopes)
 
 
 def store_id(db: sqlite_utils.Database) -> str:

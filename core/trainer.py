@@ -13,7 +13,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from core import datasets, generation, training
+from core import generation, run_files, training, versions
 from core.store import now
 
 
@@ -56,7 +56,7 @@ def train_adapter(db: Any, run: training.TrainingRun, directory: Path, log_path:
 
     def tokenised(split: str) -> Dataset | None:
         rows = []
-        for messages in datasets.version_messages(db, run.dataset_version_id, split):
+        for messages in versions.version_messages(db, run.dataset_version_id, split):
             t = templating.template_example(tokenizer, messages)
             mask = t.assistant_mask if config.assistant_only_loss else [1] * len(t.input_ids)
             rows.append({"input_ids": t.input_ids[:config.max_length],
@@ -105,7 +105,7 @@ def train_adapter(db: Any, run: training.TrainingRun, directory: Path, log_path:
                          processing_class=tokenizer, peft_config=peft_config,
                          callbacks=[callback])
     training.record_progress(db, run.id, None, {"total_steps": trainer.state.max_steps or None})
-    checkpoint = training.latest_checkpoint(directory)
+    checkpoint = run_files.latest_checkpoint(directory)
     started = time.time()
     output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     elapsed = time.time() - started
@@ -125,7 +125,7 @@ def train_adapter(db: Any, run: training.TrainingRun, directory: Path, log_path:
     if metrics["tokens_per_s"] and not cuda and not cancelled:
         training.record_throughput(db, float(metrics["tokens_per_s"]))
     sha = generation.adapter_sha256(adapter_dir)
-    version = datasets.version_by_id(db, run.dataset_version_id)
+    version = versions.version_by_id(db, run.dataset_version_id)
     write_model_card(adapter_dir, run, version, metrics, sha)
     return {"status": "cancelled" if cancelled else "succeeded", "adapter_path": str(adapter_dir),
             "adapter_sha256": sha, "metrics_json": json.dumps(metrics)}
@@ -156,7 +156,7 @@ class StudioProgress(TrainerCallback):
                  "memory_mb": round(peak_memory_mb())}
         update: dict[str, Any] = {"total_steps": state.max_steps}
         if self.log_path is not None:
-            update["log_tail"] = training.log_tail(self.log_path)  # the live view shows the log while it grows
+            update["log_tail"] = run_files.log_tail(self.log_path)  # the live view shows the log while it grows
         training.record_progress(self.db, self.run_id, event, update)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
@@ -167,7 +167,7 @@ class StudioProgress(TrainerCallback):
         return control
 
 
-def write_model_card(adapter_dir: Path, run: training.TrainingRun, version: datasets.DatasetVersion,
+def write_model_card(adapter_dir: Path, run: training.TrainingRun, version: versions.DatasetVersion,
                      metrics: dict[str, Any], sha: str) -> None:
     card = f"""---
 base_model: {run.base_model}

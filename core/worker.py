@@ -11,14 +11,14 @@ import shutil
 import sys
 import traceback
 
-from core import store, training
+from core import answer_pairs, run_files, store, training
 
 
 def _detach(db_file: str, job: str, object_id: int) -> None:
     # Fork so the launcher exits at once (the app reaps it) and this process is adopted by init.
     pid = os.fork()
     if pid > 0:
-        (training.log_dir(db_file) / f"{job}-{object_id}.pid").write_text(str(pid))
+        (run_files.log_dir(db_file) / f"{job}-{object_id}.pid").write_text(str(pid))
         os._exit(0)
     os.setsid()
 
@@ -43,7 +43,7 @@ def train(db_file: str, run_id: int) -> int:
     if first_start is None:
         return 0  # another worker took it, or it was cancelled meanwhile
     run = training.get_run(db, run_id)
-    directory = training.run_dir(db, run_id)
+    directory = run_files.run_dir(db, run_id)
     if first_start:
         shutil.rmtree(directory, ignore_errors=True)  # a first start never resumes leftovers
     directory.mkdir(parents=True, exist_ok=True)
@@ -55,25 +55,24 @@ def train(db_file: str, run_id: int) -> int:
         from core import trainer  # torch, transformers, peft, trl: only now, in the claimed worker
 
         result = trainer.train_adapter(db, run, directory, log_path)
-        training.finish_run(store.connect(db_file), run, result, training.log_tail(log_path))
+        training.finish_run(store.connect(db_file), run, result, run_files.log_tail(log_path))
     except BaseException as exc:  # the run must end in a recorded state, whatever happened
         training.fail_run(store.connect(db_file), run, explain_failure(exc) + "\n\n" + traceback.format_exc(),
-                          type(exc).__name__, training.log_tail(log_path))
+                          type(exc).__name__, run_files.log_tail(log_path))
     finally:
         training.launch_next(store.connect(db_file))
     return 0
 
 
 def generate_job(db_file: str, job_id: int) -> int:
-    from core import rating
 
     db = store.connect(db_file)
-    if not rating.claim_job(db, job_id, os.getpid()):
+    if not answer_pairs.claim_job(db, job_id, os.getpid()):
         return 0
     try:
-        rating.run_generation_job(db, job_id)
+        answer_pairs.run_generation_job(db, job_id)
     except BaseException as exc:  # record the failure; the page shows it
-        rating.fail_job(store.connect(db_file), job_id, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+        answer_pairs.fail_job(store.connect(db_file), job_id, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
     return 0
 
 

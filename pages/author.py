@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core import datasets, models, permissions, templating, validation
+from core import datasets, examples, importing, models, permissions, templating, validation, versions
 from core import stats_dataset as dstats
 from core.paths import safe_name
 from pages import common
@@ -16,10 +16,10 @@ PAGE_KEY = "author.page"
 TURNS_PREFIX = "author.turns"
 
 @st.cache_data(ttl=600, show_spinner="Checking duplicates and the PII gate…", max_entries=16)
-def freeze_check(dataset_id: int, signature: str) -> datasets.FreezeCheck:
+def freeze_check(dataset_id: int, signature: tuple) -> versions.FreezeCheck:
     """Near-duplicate and leakage checks are O(examples); recompute only when the data changes."""
     del signature  # part of the cache key only
-    return datasets.freeze_check(common.db(), dataset_id)
+    return versions.freeze_check(common.db(), dataset_id)
 
 
 st.title("Author")
@@ -48,13 +48,13 @@ tab_examples, tab_editor, tab_import, tab_quarantine, tab_stats, tab_versions, t
 # ----------------------------------------------------------------------------- examples
 with tab_examples:
     cols = st.columns(6)
-    flt = datasets.ExampleFilter(
+    flt = examples.ExampleFilter(
         text=cols[0].text_input("Search text"), tag=cols[1].text_input("Tag"),
         status=cols[2].selectbox("Status", ["", "draft", "ready"], format_func=lambda v: v or "any"),
         split=cols[3].selectbox("Split", ["", "train", "heldout"], format_func=lambda v: v or "any"),
         has_pii=cols[4].checkbox("Has open PII"), has_problem=cols[5].checkbox("Has problem"))
     page = st.session_state.setdefault(PAGE_KEY, 0)
-    rows, total = datasets.list_examples(db, dataset.id, flt, limit=PAGE_SIZE, offset=page * PAGE_SIZE)
+    rows, total = examples.list_examples(db, dataset.id, flt, limit=PAGE_SIZE, offset=page * PAGE_SIZE)
     pages = max(1, -(-total // PAGE_SIZE))
     nav = st.columns([1, 1, 4])
     if nav[0].button("◀ Previous", disabled=page == 0):
@@ -85,9 +85,9 @@ with tab_examples:
                     changes[int(after["id"])] = change
             to_delete = [int(r["id"]) for r in edited.to_dict("records") if r["delete"]]
             try:
-                datasets.bulk_update(db, changes, author=common.user())
+                examples.bulk_update(db, changes, author=common.user())
                 if to_delete:
-                    datasets.delete_examples(db, to_delete, author=common.user())
+                    examples.delete_examples(db, to_delete, author=common.user())
                 common.success(f"Saved {len(changes)} change(s), deleted {len(to_delete)}.")
                 st.rerun()
             except datasets.DatasetError as exc:
@@ -102,7 +102,7 @@ with tab_examples:
 # ----------------------------------------------------------------------------- editor
 with tab_editor:
     editing = st.session_state.get(EDIT_KEY)
-    current = datasets.get_example(db, editing) if editing else None
+    current = examples.get_example(db, editing) if editing else None
     if TURNS_KEY not in st.session_state:
         st.session_state[TURNS_KEY] = [dict(m) for m in current.messages] if current else (
             ([{"role": "system", "content": dataset.system_prompt}] if dataset.system_prompt else [])
@@ -136,19 +136,19 @@ with tab_editor:
         actions = st.columns(4)
         if actions[0].button("Save", type="primary"):
             try:
-                saved = datasets.save_example(db, dataset, turns, example_id=editing, author=common.user(),
+                saved = examples.save_example(db, dataset, turns, example_id=editing, author=common.user(),
                                               split=split, status=status, tags=[t.strip() for t in tags.split(",") if t.strip()])
                 st.session_state[EDIT_KEY] = saved.id
                 common.success(f"Saved example {saved.id} (revision {saved.revision}).")
             except datasets.DatasetError as exc:
                 common.error(str(exc))
         if editing and actions[1].button("Duplicate"):
-            copy = datasets.duplicate_example(db, dataset, editing, author=common.user())
+            copy = examples.duplicate_example(db, dataset, editing, author=common.user())
             st.session_state[EDIT_KEY] = copy.id
             st.session_state.pop(TURNS_KEY, None)
             st.rerun()
         if editing and actions[2].button("Delete"):
-            datasets.delete_examples(db, [editing], author=common.user())
+            examples.delete_examples(db, [editing], author=common.user())
             st.session_state.pop(EDIT_KEY, None)
             st.session_state.pop(TURNS_KEY, None)
             st.rerun()
@@ -181,7 +181,7 @@ with tab_import:
     if upload is not None and st.button("Import", type="primary"):
         try:
             with st.spinner("Validating every line…"):
-                report = datasets.import_jsonl(db, dataset, upload.getvalue(), source=upload.name,
+                report = importing.import_jsonl(db, dataset, upload.getvalue(), source=upload.name,
                                                author=common.user(), split=into,
                                                count_tokens=templating.token_counter(models.DEFAULT_MODEL))
         except datasets.DatasetError as exc:
@@ -196,7 +196,7 @@ with tab_import:
 
 # ----------------------------------------------------------------------------- quarantine
 with tab_quarantine:
-    held = datasets.list_quarantine(db, dataset.id)
+    held = importing.list_quarantine(db, dataset.id)
     if not held:
         st.write("Nothing in quarantine.")
     for row in held[:50]:
@@ -206,33 +206,33 @@ with tab_quarantine:
             fixed = st.text_area("Fix the line", row["raw_text"], key=f"author.q.{row['id']}", height=100)
             c = st.columns(2)
             if c[0].button("Re-validate and import", key=f"author.qfix.{row['id']}"):
-                remaining = datasets.fix_quarantined(db, row["id"], fixed, author=common.user())
+                remaining = importing.fix_quarantined(db, row["id"], fixed, author=common.user())
                 if remaining:
                     common.error("; ".join(p.message for p in remaining))
                 else:
                     st.rerun()
             if c[1].button("Discard", key=f"author.qdel.{row['id']}"):
-                datasets.discard_quarantined(db, row["id"], author=common.user())
+                importing.discard_quarantined(db, row["id"], author=common.user())
                 st.rerun()
 
 # ----------------------------------------------------------------------------- statistics
 with tab_stats:
     if st.button("Compute statistics"):
-        examples = datasets.all_examples(db, dataset.id)
+        examples = examples.all_examples(db, dataset.id)
         stats = dstats.compute(examples, models.DEFAULT_MODEL)
         st.info(stats.advice)
         st.plotly_chart(dstats.histograms(stats), width="stretch")
         st.dataframe(pd.DataFrame([{"examples": stats.examples, "missing system": stats.missing_system,
                                     "missing user": stats.missing_user, "over max length": stats.over_length}]),
                      hide_index=True)
-    leaks = freeze_check(dataset.id, datasets.content_signature(db, dataset.id)).leakage
+    leaks = freeze_check(dataset.id, examples.content_signature(db, dataset.id)).leakage
     st.subheader("Held-out leakage")
     st.write("Held-out prompts that nearly duplicate training prompts block freezing." if leaks else "No leakage found.")
     if leaks:
         st.dataframe(pd.DataFrame([vars(p) for p in leaks]), hide_index=True)
     st.subheader("Near-duplicates in training")
     if st.button("Find near-duplicates"):
-        near = datasets.near_duplicates(db, dataset.id)
+        near = examples.near_duplicates(db, dataset.id)
         st.write(f"{len(near)} pair(s)." if near else "None found.")
         if near:
             st.dataframe(pd.DataFrame([vars(p) for p in near]), hide_index=True)
@@ -240,12 +240,12 @@ with tab_stats:
     fraction = c[0].slider("Held-out fraction", 0.05, 0.5, 0.2)
     seed = c[1].number_input("Seed", value=0, step=1)
     if c[2].button("Random split"):
-        train_n, held_n = datasets.random_split(db, dataset.id, fraction, int(seed), author=common.user())
+        train_n, held_n = examples.random_split(db, dataset.id, fraction, int(seed), author=common.user())
         common.success(f"{train_n} train / {held_n} held-out.")
 
 # ----------------------------------------------------------------------------- versions
 with tab_versions:
-    check = freeze_check(dataset.id, datasets.content_signature(db, dataset.id))
+    check = freeze_check(dataset.id, examples.content_signature(db, dataset.id))
     st.write(f"Ready to freeze: {check.train} train, {check.heldout} held-out ({check.drafts} drafts are left out).")
     for reason in check.blockers + check.pii_blockers:
         common.warning(reason)
@@ -254,18 +254,18 @@ with tab_versions:
         override = st.text_input("Admin override of the PII gate: reason (audit-logged)")
     if st.button("Freeze a version", type="primary", disabled=bool(check.blockers)):
         try:
-            version = datasets.freeze(db, dataset, actor=common.user(), override_reason=override)
+            version = versions.freeze(db, dataset, actor=common.user(), override_reason=override)
             common.success(f"Version {version.number} frozen (sha256 {version.content_hash[:12]}…).")
         except datasets.DatasetError as exc:
             common.error(str(exc))
-    versions = datasets.list_versions(db, dataset.id)
+    versions = versions.list_versions(db, dataset.id)
     if versions:
         st.dataframe(pd.DataFrame([vars(v) for v in versions]), hide_index=True)
         c = st.columns(2)
         number = c[0].selectbox("Export version", [v.number for v in reversed(versions)])
         split_choice = c[1].selectbox("Split", ["all", "train", "heldout"])
         try:
-            text = datasets.export_jsonl(db, dataset, version=number, actor=common.user(),
+            text = versions.export_jsonl(db, dataset, version=number, actor=common.user(),
                                          split=None if split_choice == "all" else split_choice)
             st.download_button("Download JSONL", text, file_name=f"{safe_name(dataset.name)}-v{number}-{split_choice}.jsonl",
                                mime="application/jsonl")

@@ -7,7 +7,7 @@ from typing import Any
 import sqlite_utils
 import streamlit as st
 
-from core import auth, datasets, models, permissions, rating, store, text_safety, training
+from core import answer_pairs, auth, datasets, models, permissions, store, text_safety, training
 
 ROUTED_KEY = "studio.routed"
 USER_KEY = "studio.user"
@@ -39,7 +39,7 @@ def _startup_once(db_file: str) -> dict[str, Any]:
 
     demo.seed_demo(db)
     interrupted = training.reconcile(db)
-    rating.reconcile_jobs(db)
+    answer_pairs.reconcile_jobs(db)
     return {"model_dir": str(model_dir) if model_dir else "", "model_error": model_error,
             "interrupted": interrupted}
 

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core import datasets, permissions, pii
+from core import examples, permissions, pii
 from pages import common
 
 common.through_app()
@@ -59,7 +59,7 @@ with tab_review:
                 except ValueError as exc:
                     common.error(str(exc))
     for finding in findings[:40]:
-        example = datasets.get_example(db, finding.example_id) if finding.example_id else None
+        example = examples.get_example(db, finding.example_id) if finding.example_id else None
         if example is None:
             continue
         text = example.messages[finding.message_index]["content"]

@@ -4,7 +4,7 @@ import time
 
 import streamlit as st
 
-from core import datasets, generation, permissions, rating
+from core import answer_pairs, datasets, generation, permissions, rating
 from pages import common
 
 common.through_app()
@@ -19,17 +19,17 @@ db = common.db()
 dataset = common.require_dataset()
 runs = common.finished_runs(db, dataset)
 run_id = st.selectbox("Run", [r.id for r in runs], format_func=lambda i: f"Run {i}")
-rating.reconcile_jobs(db)  # a job whose worker died must not keep raters waiting forever
-pairs = rating.pairs(db, run_id)
-job = rating.latest_job(db, run_id)
+answer_pairs.reconcile_jobs(db)  # a job whose worker died must not keep raters waiting forever
+pairs = answer_pairs.pairs(db, run_id)
+job = answer_pairs.latest_job(db, run_id)
 
 if job and job.status in ("queued", "running"):
     # Raters wait until every answer is generated and PII-scanned.
     @st.fragment(run_every=3)
     def job_progress(job_id: int) -> None:
         live = common.db()
-        rating.reconcile_jobs(live)
-        current = rating.get_job(live, job_id)
+        answer_pairs.reconcile_jobs(live)
+        current = answer_pairs.get_job(live, job_id)
         label = "Scanning answers for PII…" if current.done >= current.total else "Generating answers"
         st.progress(current.done / max(current.total, 1), text=f"{label} {current.done}/{current.total}")
         if current.status not in ("running", "queued"):
@@ -47,10 +47,10 @@ if not pairs:
         seed = st.number_input("Seed", value=0, step=1)
         if st.form_submit_button("Generate answer pairs", type="primary"):
             try:
-                rating.start_generation(db, run_id, generation.GenerationConfig(
+                answer_pairs.start_generation(db, run_id, generation.GenerationConfig(
                     max_new_tokens=int(max_new), do_sample=sample, seed=int(seed)), actor=common.user())
                 st.rerun()
-            except rating.RatingError as exc:
+            except answer_pairs.AnswerPairsError as exc:
                 common.error(str(exc))
     st.stop()
 
@@ -77,8 +77,6 @@ skipped = st.session_state.setdefault(SKIPPED_KEY, set())
 position = st.session_state.get(POSITION_KEY)
 if position is None or rating.my_rating(db, session, position) is not None and st.session_state.get("rate.advance", True):
     position = rating.next_position(db, session, skipped=skipped)
-    if position is None:  # only skipped pairs are left: offer them again (position 0 is a pair too)
-        position = rating.next_position(db, session)
     st.session_state[POSITION_KEY] = position
     st.session_state[STARTED_KEY] = time.time()
 if position is None:

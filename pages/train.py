@@ -5,7 +5,7 @@ from dataclasses import asdict, fields
 import pandas as pd
 import streamlit as st
 
-from core import charts, datasets, models, training
+from core import charts, datasets, models, training, training_config, versions
 from pages import common
 
 common.through_app()
@@ -13,17 +13,17 @@ common.through_app()
 RUN_KEY = "train.run_id"
 
 @st.cache_data(ttl=3600, max_entries=64, show_spinner="Counting tokens…")
-def cached_estimate(version_id: int, config_json: str, throughput: float) -> training.Estimate:
+def cached_estimate(version_id: int, config_json: str, throughput: float) -> training_config.Estimate:
     """Versions are immutable, so an estimate only changes with the config or measured speed."""
     del throughput  # cache key only
     live = common.db()
-    return training.estimate(live, datasets.version_by_id(live, version_id), training.TrainingConfig.from_json(config_json))
+    return training_config.estimate(live, versions.version_by_id(live, version_id), training_config.TrainingConfig.from_json(config_json))
 
 
 st.title("Train")
 db = common.db()
 dataset = common.require_dataset()
-versions = datasets.list_versions(db, dataset.id)
+versions = versions.list_versions(db, dataset.id)
 
 tab_new, tab_runs, tab_compare = st.tabs(["New run", "Runs", "Compare"])
 with tab_new:
@@ -35,17 +35,17 @@ with tab_new:
         version = next(v for v in versions if v.number == number)
         available = [m for m in models.list_models(db) if m.ready]
         base = st.selectbox("Base model", [m.name for m in available])
-        preset = st.selectbox("Preset", list(training.PRESETS), index=list(training.PRESETS).index(training.DEFAULT_PRESET),
+        preset = st.selectbox("Preset", list(training_config.PRESETS), index=list(training_config.PRESETS).index(training_config.DEFAULT_PRESET),
                               help="small-data: our default for 50–500 examples. seed-article: the article's recipe.")
-        defaults = asdict(training.PRESETS[preset])
+        defaults = asdict(training_config.PRESETS[preset])
         values = {}
         with st.expander("Every knob", expanded=False):
             cols = st.columns(3)
-            for i, field in enumerate(fields(training.TrainingConfig)):
+            for i, field in enumerate(fields(training_config.TrainingConfig)):
                 col = cols[i % 3]
                 key = f"train.{preset}.{field.name}"
                 default = defaults[field.name]
-                helptext = training.FIELD_HELP[field.name]
+                helptext = training_config.FIELD_HELP[field.name]
                 if field.name == "method":
                     values[field.name] = col.selectbox(field.name, ["qlora", "lora"], index=["qlora", "lora"].index(default), key=key, help=helptext)
                 elif field.name == "lr_scheduler":
@@ -60,11 +60,11 @@ with tab_new:
                 else:
                     values[field.name] = col.text_input(field.name, default, key=key, help=helptext)
         try:
-            config = training.TrainingConfig(**values)
+            config = training_config.TrainingConfig(**values)
         except ValueError as exc:
             common.error(str(exc))
             st.stop()
-        estimate = cached_estimate(version.id, config.to_json(), training.measured_throughput(db))
+        estimate = cached_estimate(version.id, config.to_json(), training_config.measured_throughput(db))
         c = st.columns(4)
         c[0].metric("Training tokens", f"{estimate.train_tokens:,}")
         c[1].metric("Optimizer steps", estimate.steps)
@@ -74,9 +74,9 @@ with tab_new:
             common.warning(f"Estimated peak memory exceeds the {estimate.available_memory_mb:,} MB available here.")
         st.caption("Build vs buy: the same training tokens at hosted fine-tuning rates (edit the rates)")
         rates = st.data_editor(pd.DataFrame([{"service": k, "$ per 1M tokens": v}
-                                             for k, v in training.HOSTED_RATES_PER_MILLION.items()]),
+                                             for k, v in training_config.HOSTED_RATES_PER_MILLION.items()]),
                                hide_index=True, key="train.rates", num_rows="dynamic")
-        costs = training.hosted_costs(estimate.train_tokens, dict(zip(rates["service"], rates["$ per 1M tokens"])))
+        costs = training_config.hosted_costs(estimate.train_tokens, dict(zip(rates["service"], rates["$ per 1M tokens"])))
         st.dataframe(pd.DataFrame([{"service": k, "cost $": v} for k, v in costs.items()]), hide_index=True)
         if st.button("Start training", type="primary"):
             try:
@@ -150,7 +150,7 @@ with tab_compare:
     chosen_runs = st.multiselect("Runs to compare", [r.id for r in runs], format_func=lambda i: f"Run {i}")
     if len(chosen_runs) >= 2:
         picked = [training.get_run(db, i) for i in chosen_runs]
-        diff = training.config_diff(picked[0].config, picked[1].config)
+        diff = training_config.config_diff(picked[0].config, picked[1].config)
         st.dataframe(pd.DataFrame([{"setting": k, f"run {picked[0].id}": a, f"run {picked[1].id}": b}
                                    for k, (a, b) in diff.items()]), hide_index=True)
         st.plotly_chart(charts.training_curves({f"run {r.id}": training.run_events(db, r.id) for r in picked}),

@@ -13,7 +13,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 import core  # noqa: E402,F401
-from core import datasets, demo, models, pii, store, training  # noqa: E402
+from core import answer_pairs, datasets, demo, models, pii, store, training, versions  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -90,18 +90,18 @@ def random_adapter(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) ->
 @pytest.fixture(scope="session")
 def generated_db(tmp_path_factory: pytest.TempPathFactory, model_dir: Path, random_adapter: Path) -> Path:
     """A demo database, PII-scanned and frozen, with an imported adapter run and generated pairs."""
-    from core import generation, rating
+    from core import generation
 
     path = tmp_path_factory.mktemp("generated") / "studio.db"
     db = store.connect(path)
     dataset = demo.seed_demo(db)
     assert dataset is not None
     pii.scan_dataset(db, dataset.id)
-    version = datasets.freeze(db, dataset, actor="test")
+    version = versions.freeze(db, dataset, actor="test")
     run = training.import_adapter(db, random_adapter, version.id, actor="test")
-    job = rating.start_generation(db, run.id, generation.GenerationConfig(max_new_tokens=12, batch_size=10),
+    job = answer_pairs.start_generation(db, run.id, generation.GenerationConfig(max_new_tokens=12, batch_size=10),
                                   launch=False)
-    rating.run_generation_job(db, job.id)
+    answer_pairs.run_generation_job(db, job.id)
     db.conn.close()
     return path
 

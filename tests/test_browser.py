@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core import datasets, rating, store, training
+from core import answer_pairs, datasets, examples, importing, store, training
 from tests.browser import SCREENSHOTS, Guard, require_chromium, running_studio
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -145,8 +145,8 @@ def test_whole_journey(tmp_path, model_dir, chromium):
 
         db = store.connect(db_file)
         journey = datasets.get_dataset(db, "Journey support")
-        assert datasets.list_examples(db, journey.id)[1] == 15  # 10 + 1 fixed + 3 held-out + 1 authored
-        assert len(datasets.list_quarantine(db, journey.id)) == 1
+        assert examples.list_examples(db, journey.id)[1] == 15  # 10 + 1 fixed + 3 held-out + 1 authored
+        assert len(importing.list_quarantine(db, journey.id)) == 1
 
         mark("3")
         # 3. PII: scan and anonymise the e-mail address.
@@ -200,10 +200,10 @@ def test_whole_journey(tmp_path, model_dir, chromium):
         page.get_by_label("Max new tokens").fill("24")
         click(page, "Generate answer pairs")
         deadline = time.time() + 300
-        while time.time() < deadline and (job := rating.latest_job(db, run.id)) and job.status in ("queued", "running"):
+        while time.time() < deadline and (job := answer_pairs.latest_job(db, run.id)) and job.status in ("queued", "running"):
             page.wait_for_timeout(2000)
-        assert rating.latest_job(db, run.id).status == "succeeded"
-        assert len(rating.pairs(db, run.id)) == 3
+        assert answer_pairs.latest_job(db, run.id).status == "succeeded"
+        assert len(answer_pairs.pairs(db, run.id)) == 3
 
         mark("7")
         # 7. Two raters in two browser contexts, blind; each pair is rated by both.
@@ -268,7 +268,7 @@ def test_a_team_rater_is_refused_pii_decisions(tmp_path, model_dir, chromium, us
     db_file = tmp_path / "studio.db"
     db = store.connect(db_file)
     dataset = demo.seed_demo(db)
-    datasets.save_example(db, dataset, [{"role": "user", "content": "Mail lee.hart@example.org please"},
+    examples.save_example(db, dataset, [{"role": "user", "content": "Mail lee.hart@example.org please"},
                                         {"role": "assistant", "content": "Noted."}], status="ready",
                           author=SYSTEM_ACTOR)
     pii.scan_dataset(db, dataset.id, actor=SYSTEM_ACTOR)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from core import datasets, pii, validation
+from core import datasets, examples, importing, pii, validation, versions
 
 
 def convo(user: str, answer: str = "Fine.") -> list[dict[str, str]]:
@@ -15,86 +15,86 @@ def test_round_trip_import_export_is_byte_identical(db, demo_dataset):
     from core.demo import DEMO_DIR
 
     lines = (DEMO_DIR / "train.jsonl").read_text().splitlines()
-    exported = datasets.export_jsonl(db, demo_dataset, current=True, split="train").splitlines()
+    exported = versions.export_jsonl(db, demo_dataset, current=True, split="train").splitlines()
     expected = [validation.canonical_json(json.loads(line)["messages"]) for line in lines]
     assert exported == expected
 
 
 def test_editing_keeps_revisions_and_frozen_versions_never_change(db, model_dir):
     dataset = datasets.create_dataset(db, "versions")
-    example = datasets.save_example(db, dataset, convo("What is our refund window?", "60 days."), status="ready")
-    datasets.save_example(db, dataset, convo("Tell me about returns", "Use the label."), status="ready",
+    example = examples.save_example(db, dataset, convo("What is our refund window?", "60 days."), status="ready")
+    examples.save_example(db, dataset, convo("Tell me about returns", "Use the label."), status="ready",
                           split="heldout")
     pii.scan_dataset(db, dataset.id)
-    v1 = datasets.freeze(db, dataset, actor="t")
-    frozen_text = datasets.export_jsonl(db, dataset, version=1)
-    datasets.save_example(db, dataset, convo("What is our refund window?", "Thirty days."), example_id=example.id,
+    v1 = versions.freeze(db, dataset, actor="t")
+    frozen_text = versions.export_jsonl(db, dataset, version=1)
+    examples.save_example(db, dataset, convo("What is our refund window?", "Thirty days."), example_id=example.id,
                           status="ready")
-    assert datasets.get_example(db, example.id).revision == 2
+    assert examples.get_example(db, example.id).revision == 2
     assert db.table("example_revisions").count == 1
-    assert datasets.export_jsonl(db, dataset, version=1) == frozen_text
+    assert versions.export_jsonl(db, dataset, version=1) == frozen_text
     pii.scan_dataset(db, dataset.id)
-    v2 = datasets.freeze(db, dataset, actor="t")
+    v2 = versions.freeze(db, dataset, actor="t")
     assert v2.number == 2 and v2.content_hash != v1.content_hash
-    assert "Thirty days" in datasets.export_jsonl(db, dataset, version=2)
+    assert "Thirty days" in versions.export_jsonl(db, dataset, version=2)
 
 
 def test_ready_requires_a_valid_example(db):
     dataset = datasets.create_dataset(db, "drafts")
     with pytest.raises(datasets.DatasetError, match="no assistant"):
-        datasets.save_example(db, dataset, [{"role": "user", "content": "q"}], status="ready")
-    draft = datasets.save_example(db, dataset, [{"role": "user", "content": "q"}])
+        examples.save_example(db, dataset, [{"role": "user", "content": "q"}], status="ready")
+    draft = examples.save_example(db, dataset, [{"role": "user", "content": "q"}])
     assert draft.status == "draft" and "example_missing_assistant_message" in draft.problem_codes
 
 
 def test_quarantine_fix_imports_the_line(db):
     dataset = datasets.create_dataset(db, "q")
-    datasets.import_jsonl(db, dataset, b'{"messages": [{"role": "user", "content": "hi"}]}\n')
-    held = datasets.list_quarantine(db, dataset.id)
+    importing.import_jsonl(db, dataset, b'{"messages": [{"role": "user", "content": "hi"}]}\n')
+    held = importing.list_quarantine(db, dataset.id)
     assert held[0]["code"] == "example_missing_assistant_message"
-    still_bad = datasets.fix_quarantined(db, held[0]["id"], '{"messages": [')
+    still_bad = importing.fix_quarantined(db, held[0]["id"], '{"messages": [')
     assert still_bad[0].code == "invalid_json"
-    assert datasets.fix_quarantined(db, held[0]["id"], json.dumps({"messages": convo("hi")})) == []
-    assert datasets.list_quarantine(db, dataset.id) == []
+    assert importing.fix_quarantined(db, held[0]["id"], json.dumps({"messages": convo("hi")})) == []
+    assert importing.list_quarantine(db, dataset.id) == []
     assert db.table("examples").count == 1
 
 
 def test_near_duplicates_and_leakage_block_freezing(db, model_dir):
     dataset = datasets.create_dataset(db, "leak")
     base = "My tent order HP-1001 arrived with a torn rain fly and a bent pole, please help me get a replacement quickly"
-    datasets.save_example(db, dataset, convo(base), status="ready")
-    datasets.save_example(db, dataset, convo(base.replace("HP-1001", "HP-2002")), status="ready")
-    datasets.save_example(db, dataset, convo("How long does shipping take for a sleeping bag?"),
+    examples.save_example(db, dataset, convo(base), status="ready")
+    examples.save_example(db, dataset, convo(base.replace("HP-1001", "HP-2002")), status="ready")
+    examples.save_example(db, dataset, convo("How long does shipping take for a sleeping bag?"),
                           status="ready")
-    leaked = datasets.save_example(db, dataset, convo(base.replace("quickly", "soon"), "Ok."), status="ready",
+    leaked = examples.save_example(db, dataset, convo(base.replace("quickly", "soon"), "Ok."), status="ready",
                                    split="heldout")
-    assert len(datasets.near_duplicates(db, dataset.id)) == 1
-    leaks = datasets.leakage(db, dataset.id)
+    assert len(examples.near_duplicates(db, dataset.id)) == 1
+    leaks = examples.leakage(db, dataset.id)
     assert {leaks[0].first_id, leaks[0].second_id} & {leaked.id}
     pii.scan_dataset(db, dataset.id)
     with pytest.raises(datasets.DatasetError, match="nearly duplicate"):
-        datasets.freeze(db, dataset)
-    datasets.bulk_update(db, {leaked.id: {"split": "train"}})
-    assert datasets.freeze(db, dataset).train_count == 4
+        versions.freeze(db, dataset)
+    examples.bulk_update(db, {leaked.id: {"split": "train"}})
+    assert versions.freeze(db, dataset).train_count == 4
 
 
 def test_random_split_is_seeded(db):
     dataset = datasets.create_dataset(db, "split")
     for i in range(20):
-        datasets.save_example(db, dataset, convo(f"question number {i} about a completely different topic {i * 7}"))
-    assert datasets.random_split(db, dataset.id, 0.25, seed=3) == (15, 5)
-    first = [e.id for e in datasets.all_examples(db, dataset.id) if e.split == "heldout"]
-    datasets.random_split(db, dataset.id, 0.25, seed=3)
-    assert [e.id for e in datasets.all_examples(db, dataset.id) if e.split == "heldout"] == first
+        examples.save_example(db, dataset, convo(f"question number {i} about a completely different topic {i * 7}"))
+    assert examples.random_split(db, dataset.id, 0.25, seed=3) == (15, 5)
+    first = [e.id for e in examples.all_examples(db, dataset.id) if e.split == "heldout"]
+    examples.random_split(db, dataset.id, 0.25, seed=3)
+    assert [e.id for e in examples.all_examples(db, dataset.id) if e.split == "heldout"] == first
 
 
 def test_filters_and_pagination(db):
     dataset = datasets.create_dataset(db, "filters")
     for i in range(30):
-        datasets.save_example(db, dataset, convo(f"ticket {i} 100%_off"), tags=["even"] if i % 2 == 0 else ["odd"])
-    page, total = datasets.list_examples(db, dataset.id, datasets.ExampleFilter(tag="even"), limit=10, offset=10)
+        examples.save_example(db, dataset, convo(f"ticket {i} 100%_off"), tags=["even"] if i % 2 == 0 else ["odd"])
+    page, total = examples.list_examples(db, dataset.id, examples.ExampleFilter(tag="even"), limit=10, offset=10)
     assert total == 15 and len(page) == 5
-    hits, total = datasets.list_examples(db, dataset.id, datasets.ExampleFilter(text="ticket 1 "))
+    hits, total = examples.list_examples(db, dataset.id, examples.ExampleFilter(text="ticket 1 "))
     assert total == 1
-    hits, total = datasets.list_examples(db, dataset.id, datasets.ExampleFilter(text="%_off"))
+    hits, total = examples.list_examples(db, dataset.id, examples.ExampleFilter(text="%_off"))
     assert total == 30

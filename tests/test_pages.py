@@ -5,7 +5,7 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import datasets, rating, store, training
+from core import datasets, examples, rating, store, training, versions
 
 PAGES = ["pages/home.py", "pages/author.py", "pages/pii_check.py", "pages/train.py", "pages/rate.py",
          "pages/results.py", "pages/settings.py"]
@@ -47,7 +47,7 @@ def test_author_creates_an_example_in_the_editor(db_path, model_dir):
     assert not at.exception
     assert any("Saved example" in s.value for s in at.success)
     db = store.connect(db_path)
-    example = datasets.list_examples(db, 1, datasets.ExampleFilter(text="HP-1?"))[0][0]
+    example = examples.list_examples(db, 1, examples.ExampleFilter(text="HP-1?"))[0][0]
     assert example.status == "draft" and example.author == "Dana"
 
 
@@ -56,7 +56,7 @@ def test_user_text_is_never_rendered_as_markdown_or_html(db_path, model_dir):
     at = app()
     evil = "<script>alert(1)</script> ![x](http://example.com/x.png) [click](javascript:alert(1))"
     dataset = datasets.create_dataset(db, "evil ![img](http://example.com/i.png)")
-    example = datasets.save_example(db, dataset, [{"role": "user", "content": evil},
+    example = examples.save_example(db, dataset, [{"role": "user", "content": evil},
                                                   {"role": "assistant", "content": evil}])
     at.session_state["studio.dataset_id"] = dataset.id
     at.session_state["author.editing_id"] = example.id
@@ -72,7 +72,7 @@ def test_pii_page_scans_and_shows_findings(db_path, model_dir):
     db = store.connect(db_path)
     at = app("pages/pii_check.py")
     dataset = datasets.get_dataset(db, 1)
-    datasets.save_example(db, dataset, [{"role": "user", "content": "Email me at kim.lee@example.com"},
+    examples.save_example(db, dataset, [{"role": "user", "content": "Email me at kim.lee@example.com"},
                                         {"role": "assistant", "content": "Noted."}])
     next(b for b in at.button if b.label == "Scan now").click().run()
     assert not at.exception
@@ -86,7 +86,7 @@ def test_train_page_shows_estimate_for_a_frozen_version(db_path, model_dir):
     db = store.connect(db_path)
     at = app()
     pii.scan_dataset(db, 1)
-    datasets.freeze(db, datasets.get_dataset(db, 1))
+    versions.freeze(db, datasets.get_dataset(db, 1))
     at.switch_page("pages/train.py").run()
     assert not at.exception
     labels = {m.label: m.value for m in at.metric}

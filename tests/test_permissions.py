@@ -9,7 +9,21 @@ from typing import Any
 
 import pytest
 
-from core import datasets, export, models, permissions, pii, rating, store, studio_settings, training
+from core import (
+    answer_pairs,
+    datasets,
+    examples,
+    export,
+    importing,
+    models,
+    permissions,
+    pii,
+    rating,
+    store,
+    studio_settings,
+    training,
+    versions,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 USER_OF_ROLE = {"admin": "boss", "author": "ana", "rater": "Sam"}
@@ -29,13 +43,13 @@ class World:
         self.db = db
         self.demo = datasets.get_dataset(db, 1)
         self.run_id = training.list_runs(db)[0].id
-        self.version = datasets.get_version(db, self.demo.id)
-        self.position = rating.pairs(db, self.run_id)[0].position
+        self.version = versions.get_version(db, self.demo.id)
+        self.position = answer_pairs.pairs(db, self.run_id)[0].position
         self.leaky = datasets.create_dataset(db, "leaky", actor=system)
-        datasets.save_example(db, self.leaky, convo("Mail me at lee.hart@example.org"), status="ready", author=system)
+        examples.save_example(db, self.leaky, convo("Mail me at lee.hart@example.org"), status="ready", author=system)
         pii.scan_dataset(db, self.leaky.id, actor=system)
         self.finding = pii.open_findings(db, self.leaky.id)[0].id
-        self.example = datasets.save_example(db, self.demo, convo("Spare example"), author=system).id
+        self.example = examples.save_example(db, self.demo, convo("Spare example"), author=system).id
         self.queued = training.start_run(db, self.version, preset="smoke-test", actor=system, launch=False).id
         riley = rating.start_session(db, self.run_id, "Riley")  # a vote, so sign-off has a summary
         rating.record_rating(db, riley, riley.order[0][0], "A")
@@ -45,16 +59,16 @@ class World:
 CALLS: dict[str, Callable[[World, str], Any]] = {
     "create_dataset": lambda w, u: datasets.create_dataset(w.db, f"new by {u}", actor=u),
     "edit_dataset": lambda w, u: datasets.update_dataset(w.db, w.demo.id, actor=u, description="x"),
-    "import_examples": lambda w, u: datasets.import_jsonl(w.db, w.demo, LINE, author=u),
-    "edit_examples": lambda w, u: datasets.save_example(w.db, w.demo, convo(f"by {u}"), author=u),
-    "delete_examples": lambda w, u: datasets.delete_examples(w.db, [w.example], author=u),
+    "import_examples": lambda w, u: importing.import_jsonl(w.db, w.demo, LINE, author=u),
+    "edit_examples": lambda w, u: examples.save_example(w.db, w.demo, convo(f"by {u}"), author=u),
+    "delete_examples": lambda w, u: examples.delete_examples(w.db, [w.example], author=u),
     "pii_scan": lambda w, u: pii.scan_dataset(w.db, w.leaky.id, actor=u),
     "pii_anonymise": lambda w, u: pii.anonymise(w.db, [w.finding], actor=u),
     "pii_dismiss": lambda w, u: pii.dismiss(w.db, [w.finding], "a test address", actor=u),
     "pii_settings": lambda w, u: pii.save_config(w.db, pii.PiiConfig(), actor=u),
-    "pii_override": lambda w, u: datasets.freeze(w.db, w.leaky, actor=u, override_reason="synthetic"),
-    "freeze": lambda w, u: datasets.freeze(w.db, w.demo, actor=u),
-    "export_dataset": lambda w, u: datasets.export_jsonl(w.db, w.demo, current=True, actor=u),
+    "pii_override": lambda w, u: versions.freeze(w.db, w.leaky, actor=u, override_reason="synthetic"),
+    "freeze": lambda w, u: versions.freeze(w.db, w.demo, actor=u),
+    "export_dataset": lambda w, u: versions.export_jsonl(w.db, w.demo, current=True, actor=u),
     "start_run": lambda w, u: training.start_run(w.db, w.version, preset="smoke-test", actor=u, launch=False),
     "delete_run": lambda w, u: training.delete_run(w.db, w.queued, actor=u),
     "import_adapter": lambda w, u: training.import_adapter(w.db, w.random_adapter, w.version.id, actor=u),

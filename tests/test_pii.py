@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from core import datasets, pii
+from core import datasets, examples, pii, versions
 from tests.data.pii_labelled import CLEAN, PERSONS, STRUCTURED
 
 CONFIG = pii.PiiConfig()
@@ -68,9 +68,9 @@ def convo(text):
 
 def test_gate_anonymise_dismiss_and_incremental_rescan(db):
     dataset = datasets.create_dataset(db, "pii")
-    leaky = datasets.save_example(db, dataset, convo(
+    leaky = examples.save_example(db, dataset, convo(
         "I am John Smith, email john.smith@example.com, card 4111 1111 1111 1111. John Smith again."), status="ready")
-    datasets.save_example(db, dataset, convo("Where is my parcel for order 5512?"), status="ready")
+    examples.save_example(db, dataset, convo("Where is my parcel for order 5512?"), status="ready")
     assert pii.gate_status(db, dataset.id).unscanned_examples == 2
     first = pii.scan_dataset(db, dataset.id)
     assert first["scanned"] == 2
@@ -79,10 +79,10 @@ def test_gate_anonymise_dismiss_and_incremental_rescan(db):
     kinds = sorted({f.entity_type for f in open_})
     assert kinds == ["CREDIT_CARD", "EMAIL_ADDRESS", "PERSON"]
     with pytest.raises(datasets.DatasetError, match="PII"):
-        datasets.freeze(db, dataset)
+        versions.freeze(db, dataset)
     people = [f.id for f in open_ if f.entity_type == "PERSON"]
     pii.anonymise(db, people + [f.id for f in open_ if f.entity_type == "EMAIL_ADDRESS"], method="replace", actor="ana")
-    text = datasets.get_example(db, leaky.id).messages[1]["content"]
+    text = examples.get_example(db, leaky.id).messages[1]["content"]
     assert text.count("<PERSON_1>") == 2 and "<EMAIL_ADDRESS_1>" in text and "John" not in text
     remaining = pii.open_findings(db, dataset.id)
     assert [f.entity_type for f in remaining] == ["CREDIT_CARD"]
@@ -90,17 +90,17 @@ def test_gate_anonymise_dismiss_and_incremental_rescan(db):
         pii.dismiss(db, [remaining[0].id], "  ")
     pii.dismiss(db, [remaining[0].id], "test card number from the docs", actor="ana")
     assert pii.gate_status(db, dataset.id).clear
-    assert datasets.freeze(db, dataset, actor="ana").train_count == 2
+    assert versions.freeze(db, dataset, actor="ana").train_count == 2
     audit = [json.loads(r["detail_json"]) for r in db.query("SELECT detail_json FROM audit_log WHERE action LIKE 'pii_%'")]
     assert audit and all("John" not in json.dumps(a) and "4111" not in json.dumps(a) for a in audit)
-    assert datasets.get_example(db, leaky.id).revision == 2
+    assert examples.get_example(db, leaky.id).revision == 2
 
 
 def test_admin_override_of_the_gate_is_recorded(db, team_users):
     dataset = datasets.create_dataset(db, "override", actor="ana")
-    datasets.save_example(db, dataset, convo("Card 4111 1111 1111 1111 please"), status="ready", author="ana")
+    examples.save_example(db, dataset, convo("Card 4111 1111 1111 1111 please"), status="ready", author="ana")
     pii.scan_dataset(db, dataset.id, actor="ana")
     with pytest.raises(PermissionError, match="may not pii override"):
-        datasets.freeze(db, dataset, override_reason="synthetic data", actor="ana")
-    version = datasets.freeze(db, dataset, override_reason="synthetic test cards", actor="boss")
+        versions.freeze(db, dataset, override_reason="synthetic data", actor="ana")
+    version = versions.freeze(db, dataset, override_reason="synthetic test cards", actor="boss")
     assert version.pii_override_reason == "synthetic test cards"

@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 import pytest
 
-from core import datasets, rating, store, training
+from core import answer_pairs, examples, rating, store, training
 
 
 def run_id(db) -> int:
@@ -16,7 +16,7 @@ def run_id(db) -> int:
 def test_generated_pairs_are_stored_with_settings_and_checks(rated_db):
     db = store.connect(rated_db)
     run = training.get_run(db, run_id(db))
-    pairs = rating.pairs(db, run.id)
+    pairs = answer_pairs.pairs(db, run.id)
     assert len(pairs) == 20
     row = next(iter(db.query("SELECT * FROM generations LIMIT 1")))
     assert json.loads(row["settings_json"])["max_new_tokens"] == 12
@@ -32,7 +32,7 @@ def test_blind_pair_reveals_nothing_before_the_vote(rated_db):
     blind = rating.blind_pair(db, session, position)
     visible = json.dumps(asdict(blind))
     assert "base" not in visible and "tuned" not in visible
-    pair = next(p for p in rating.pairs(db, session.run_id) if p.position == position)
+    pair = next(p for p in answer_pairs.pairs(db, session.run_id) if p.position == position)
     assert {blind.text_a, blind.text_b} == {pair.base_text, pair.tuned_text}
 
 
@@ -109,10 +109,10 @@ def test_eight_processes_writing_200_ratings_each_lose_nothing(rated_db):
 def test_corrected_answer_becomes_a_draft_example(rated_db):
     db = store.connect(rated_db)
     rid = run_id(db)
-    pair = rating.pairs(db, rid)[0]
+    pair = answer_pairs.pairs(db, rid)[0]
     example = rating.make_training_example(db, rid, pair.position, "Category: Billing\nPriority: P2\n"
                                            "Summary: Fixed.\nReply: Send the fix.", author="Dana")
     assert example.status == "draft" and example.messages[-1]["content"].startswith("Category: Billing")
     assert example.messages[:-1] == pair.prompt
     assert f"from-rating-run-{rid}" in example.tags
-    assert datasets.get_example(db, example.id).author == "Dana"
+    assert examples.get_example(db, example.id).author == "Dana"

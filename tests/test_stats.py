@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import binomtest
 from statsmodels.stats.proportion import proportion_confint
 
-from core import datasets, export, rating, stats, store, training
+from core import export, rating, stats, store, training, versions
 
 
 def external_references(page: str) -> list[str]:
@@ -130,7 +130,7 @@ def test_bradley_terry_orders_adapters(rated_db, random_adapter):
                "settings_json, created_at FROM generations WHERE run_id = ?", [second.id, first.id])
     rate_everything(db, first.id, ["Dana"], lambda r, i, left: "A" if (left == "tuned") == (i % 4 != 0) else "B")
     rate_everything(db, second.id, ["Dana"], lambda r, i, left: "A" if (left == "tuned") == (i % 4 == 0) else "B")
-    dataset_id = datasets.version_by_id(db, first.dataset_version_id).dataset_id
+    dataset_id = versions.version_by_id(db, first.dataset_version_id).dataset_id
     strengths = {s["run"]: s for s in stats.bradley_terry(db, dataset_id)}
     assert strengths[first.id]["strength"] > 0 > strengths[second.id]["strength"]
     assert strengths[first.id]["ci"][0] <= strengths[first.id]["strength"] <= strengths[first.id]["ci"][1]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core import datasets, generation, pii, store, training
+from core import datasets, generation, importing, pii, run_files, store, training, training_config, versions
 
 
 def small_version(db, model_dir, train_n=16, heldout_n=4):
@@ -16,13 +16,13 @@ def small_version(db, model_dir, train_n=16, heldout_n=4):
 
     dataset = datasets.create_dataset(db, "small", convention_regex=r"^Category: ")
     lines = (DEMO_DIR / "train.jsonl").read_bytes().splitlines()[:train_n]
-    datasets.import_jsonl(db, dataset, b"\n".join(lines))
+    importing.import_jsonl(db, dataset, b"\n".join(lines))
     held = (DEMO_DIR / "heldout.jsonl").read_bytes().splitlines()[:heldout_n]
-    datasets.import_jsonl(db, dataset, b"\n".join(held), split="heldout")
+    importing.import_jsonl(db, dataset, b"\n".join(held), split="heldout")
     pii.save_config(db, pii.PiiConfig(allow_list=["Canada", "Portland", "Zipper", "Gift", "Alder", "Granite",
                                                   "Harbor & Pine"]))
     pii.scan_dataset(db, dataset.id)
-    return datasets.freeze(db, dataset, override_reason="demo data")
+    return versions.freeze(db, dataset, override_reason="demo data")
 
 
 def wait_for(db, run_id, predicate, timeout=600):
@@ -39,7 +39,7 @@ def wait_for(db, run_id, predicate, timeout=600):
 @pytest.mark.slow
 def test_qlora_run_trains_in_background_and_adapter_changes_outputs(db, db_path, model_dir):
     version = small_version(db, model_dir)
-    config = training.TrainingConfig(max_steps=8, batch_size=4, learning_rate=3e-3, max_length=256,
+    config = training_config.TrainingConfig(max_steps=8, batch_size=4, learning_rate=3e-3, max_length=256,
                                      warmup_fraction=0.0, lr_scheduler="constant")
     run = training.start_run(db, version, preset="smoke-test", config=config, actor="test")
     # Launched, not run inline: the call returned at once with a worker process recorded.
@@ -77,15 +77,15 @@ def test_qlora_run_trains_in_background_and_adapter_changes_outputs(db, db_path,
 @pytest.mark.slow
 def test_sigkill_marks_interrupted_and_resume_finishes(db, db_path, model_dir):
     version = small_version(db, model_dir, train_n=12, heldout_n=2)
-    config = training.TrainingConfig(max_steps=6, batch_size=2, max_length=192)
+    config = training_config.TrainingConfig(max_steps=6, batch_size=2, max_length=192)
     run = training.start_run(db, version, preset="smoke-test", config=config)
-    run_directory = training.run_dir(db, run.id)
-    run = wait_for(db, run.id, lambda r: r.finished or training.latest_checkpoint(run_directory) is not None)
+    run_directory = run_files.run_dir(db, run.id)
+    run = wait_for(db, run.id, lambda r: r.finished or run_files.latest_checkpoint(run_directory) is not None)
     assert run.status == "running"
     os.kill(run.pid, signal.SIGKILL)
     run = wait_for(db, run.id, lambda r: r.status != "running")
     assert run.status == "interrupted" and "stopped unexpectedly" in run.error
-    resumed_from = int(training.latest_checkpoint(run_directory).name.split("-")[1])
+    resumed_from = int(run_files.latest_checkpoint(run_directory).name.split("-")[1])
     training.resume_run(db, run.id)
     run = wait_for(db, run.id, lambda r: r.finished)
     assert run.status == "succeeded", run.error
@@ -97,7 +97,7 @@ def test_sigkill_marks_interrupted_and_resume_finishes(db, db_path, model_dir):
 @pytest.mark.slow
 def test_cancel_during_first_step_saves_and_stops(db, db_path, model_dir):
     version = small_version(db, model_dir, train_n=8, heldout_n=1)
-    run = training.start_run(db, version, config=training.TrainingConfig(max_steps=200, batch_size=2, max_length=128))
+    run = training.start_run(db, version, config=training_config.TrainingConfig(max_steps=200, batch_size=2, max_length=128))
     training.cancel_run(db, run.id)
     run = wait_for(db, run.id, lambda r: r.finished)
     assert run.status == "cancelled"
@@ -114,21 +114,21 @@ def test_reconcile_marks_dead_process_interrupted(db, model_dir):
 
 def test_config_validation_and_overrides():
     with pytest.raises(ValueError, match="lora_dropout"):
-        training.TrainingConfig(lora_dropout=1.5)
-    config = training.PRESETS["seed-article"].with_overrides({"learning_rate": "0.001", "assistant_only_loss": "true"})
+        training_config.TrainingConfig(lora_dropout=1.5)
+    config = training_config.PRESETS["seed-article"].with_overrides({"learning_rate": "0.001", "assistant_only_loss": "true"})
     assert config.learning_rate == 0.001 and config.assistant_only_loss
     with pytest.raises(ValueError, match="Unknown setting"):
         config.with_overrides({"nope": "1"})
-    seed = training.PRESETS["seed-article"]
+    seed = training_config.PRESETS["seed-article"]
     assert (seed.lora_r, seed.lora_alpha, seed.epochs, seed.batch_size, seed.grad_accumulation, seed.learning_rate,
             seed.warmup_fraction, seed.targets) == (16, 32, 3, 4, 4, 2e-4, 0.1, ["q_proj", "k_proj", "v_proj", "o_proj"])
 
 
 def test_estimate_is_plausible(db, demo_dataset):
     pii.scan_dataset(db, demo_dataset.id)
-    version = datasets.freeze(db, demo_dataset)
-    small = training.estimate(db, version, training.PRESETS["small-data"])
-    seed = training.estimate(db, version, training.PRESETS["seed-article"])
+    version = versions.freeze(db, demo_dataset)
+    small = training_config.estimate(db, version, training_config.PRESETS["small-data"])
+    seed = training_config.estimate(db, version, training_config.PRESETS["seed-article"])
     assert small.steps == 57 and seed.steps == 15
     assert 1000 < small.peak_memory_mb < 20000 and small.duration_s > 0
     assert small.hosted_costs["Hosted small model (article)"] == pytest.approx(small.train_tokens / 1e6 * 3, rel=1e-3)

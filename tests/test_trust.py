@@ -18,14 +18,18 @@ from core import (
     auth,
     charts,
     datasets,
+    examples,
     export,
+    importing,
     permissions,
     pii,
     rating,
+    run_files,
     stats,
     store,
     text_safety,
     training,
+    versions,
 )
 from tests.conftest import PASSWORD
 
@@ -126,22 +130,22 @@ def test_anonymising_erases_the_raw_value_from_every_file_on_disk(db_path, model
     planted = "quimby.ostrowski@example.org"
     db = store.connect(db_path)
     dataset = datasets.create_dataset(db, "erasure")
-    example = datasets.save_example(db, dataset, convo(f"Write to {planted} today"), status="ready")
-    example = datasets.save_example(db, dataset, convo(f"Please write to {planted} today"),
+    example = examples.save_example(db, dataset, convo(f"Write to {planted} today"), status="ready")
+    example = examples.save_example(db, dataset, convo(f"Please write to {planted} today"),
                                     example_id=example.id, status="ready")  # a revision holds it too
-    datasets.save_example(db, dataset, convo("Ordinary question", "Ordinary answer"), status="ready",
+    examples.save_example(db, dataset, convo("Ordinary question", "Ordinary answer"), status="ready",
                           split="heldout")
-    datasets.import_jsonl(db, dataset, f'{{"messages": [{{"role": "user", "content": "{planted}"}}]}}\n'.encode())
-    version = datasets.freeze(db, dataset, override_reason="frozen before the scan")
-    log = training.run_dir(db, 1) / "train.log"
+    importing.import_jsonl(db, dataset, f'{{"messages": [{{"role": "user", "content": "{planted}"}}]}}\n'.encode())
+    version = versions.freeze(db, dataset, override_reason="frozen before the scan")
+    log = run_files.run_dir(db, 1) / "train.log"
     log.parent.mkdir(parents=True)
     log.write_text(f"step 1: sample {planted}\n")
     pii.scan_dataset(db, dataset.id)
     found = pii.open_findings(db, dataset.id, entity_type="EMAIL_ADDRESS")
     assert found
     pii.anonymise(db, [f.id for f in found], method="replace")
-    assert "<EMAIL_ADDRESS_1>" in datasets.get_example(db, example.id).messages[0]["content"]
-    assert datasets.version_by_id(db, version.id).content_hash != version.content_hash
+    assert "<EMAIL_ADDRESS_1>" in examples.get_example(db, example.id).messages[0]["content"]
+    assert versions.version_by_id(db, version.id).content_hash != version.content_hash
     db.conn.close()
     needle = planted.encode()
     leaks = [str(p) for p in db_path.parent.rglob("*") if p.is_file() and needle in p.read_bytes()]
@@ -206,7 +210,7 @@ def test_quarantine_messages_show_hostile_roles_as_text(db_path, model_dir):
     at.run()
     bad = {"messages": [{"role": "[click](http://evil.example)", "content": "x"},
                         {"role": "assistant", "content": "y"}]}
-    datasets.import_jsonl(db, datasets.get_dataset(db, 1), (json.dumps(bad) + "\n").encode(),
+    importing.import_jsonl(db, datasets.get_dataset(db, 1), (json.dumps(bad) + "\n").encode(),
                           source="[src](http://evil.example).jsonl")
     at.switch_page("pages/author.py").run()
     assert not at.exception
@@ -232,11 +236,11 @@ def test_hostile_lines_are_quarantined_one_by_one(db):
              '{"messages": [{"role": "user", "content": "hi", "weight": NaN}, {"role": "assistant", "content": "x"}]}',
              json.dumps({"messages": convo("Second good line")})]
     dataset = datasets.create_dataset(db, "hostile")
-    report = datasets.import_jsonl(db, dataset, "\n".join(lines).encode())
+    report = importing.import_jsonl(db, dataset, "\n".join(lines).encode())
     assert report.imported == 2
     assert [(e.line, e.code) for e in report.errors] == [(2, "too_deep"), (3, "lone_surrogate"),
                                                           (4, "non_standard_number")]
-    for line in datasets.export_jsonl(db, dataset, current=True).splitlines():
+    for line in versions.export_jsonl(db, dataset, current=True).splitlines():
         json.loads(line, parse_constant=lambda name: (_ for _ in ()).throw(ValueError(name)))
         line.encode("utf-8")
 
@@ -244,7 +248,7 @@ def test_hostile_lines_are_quarantined_one_by_one(db):
 def test_cli_import_that_fails_leaves_no_empty_dataset(tmp_path):
     big = tmp_path / "big.jsonl"
     with open(big, "wb") as f:
-        f.truncate(datasets.MAX_IMPORT_BYTES + 1)
+        f.truncate(importing.MAX_IMPORT_BYTES + 1)
     db = tmp_path / "s.db"
     out = subprocess.run([sys.executable, "-m", "core", "--db", str(db), "import", str(big), "--dataset", "fresh"],
                          cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -254,7 +258,7 @@ def test_cli_import_that_fails_leaves_no_empty_dataset(tmp_path):
 
 def test_import_adapter_copies_only_the_adapter_and_refuses_links(rated_db, random_adapter, tmp_path):
     db = store.connect(rated_db)
-    version_id = datasets.get_version(db, 1).id
+    version_id = versions.get_version(db, 1).id
     folder = tmp_path / "adapter"
     folder.mkdir()
     for f in random_adapter.iterdir():
@@ -271,10 +275,10 @@ def test_import_adapter_copies_only_the_adapter_and_refuses_links(rated_db, rand
 
 def test_a_recreated_database_does_not_reuse_old_run_folders(tmp_path):
     path = tmp_path / "studio.db"
-    first = training.run_dir(store.connect(path), 1)
+    first = run_files.run_dir(store.connect(path), 1)
     for suffix in ("", "-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)
-    assert training.run_dir(store.connect(path), 1) != first
+    assert run_files.run_dir(store.connect(path), 1) != first
 
 
 def test_adding_a_model_needs_an_admin_and_does_not_reveal_which_paths_exist(db, team_users, tmp_path):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from core import datasets, validation
+from core import datasets, importing, validation
 
 GOOD = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
 
@@ -70,11 +70,11 @@ def test_formats_are_detected_and_converted(obj, fmt, first_role):
 def test_import_reports_duplicates_and_quarantines_errors(db):
     dataset = datasets.create_dataset(db, "d")
     data = "\n".join([json.dumps(GOOD), json.dumps(GOOD), "{oops", ""]).encode()
-    report = datasets.import_jsonl(db, dataset, data)
+    report = importing.import_jsonl(db, dataset, data)
     assert (report.imported, report.duplicates, report.quarantined) == (1, 1, 1)
     assert [(e.line, e.code) for e in report.errors] == [(3, "invalid_json")]
     assert [(w.line, w.code) for w in report.warnings] == [(2, "duplicate_in_file")]
-    again = datasets.import_jsonl(db, dataset, json.dumps(GOOD).encode())
+    again = importing.import_jsonl(db, dataset, json.dumps(GOOD).encode())
     assert again.imported == 0 and again.warnings[0].code == "duplicate_in_dataset"
 
 
@@ -83,7 +83,7 @@ def test_too_long_warning_counts_with_the_models_own_template(db, model_dir):
 
     dataset = datasets.create_dataset(db, "long")
     long = {"messages": [{"role": "user", "content": "word " * 300}, {"role": "assistant", "content": "ok"}]}
-    report = datasets.import_jsonl(db, dataset, json.dumps(long).encode(), max_length=100,
+    report = importing.import_jsonl(db, dataset, json.dumps(long).encode(), max_length=100,
                                    count_tokens=templating.token_counter(models.DEFAULT_MODEL))
     assert report.imported == 1
     warning = report.warnings[0]
@@ -96,14 +96,14 @@ def test_huge_line_binary_file_and_oversized_upload(db):
     dataset = datasets.create_dataset(db, "hostile")
     ten_mb_line = json.dumps({"messages": [{"role": "user", "content": "x" * 10_000_000},
                                            {"role": "assistant", "content": "y"}]}).encode()
-    report = datasets.import_jsonl(db, dataset, json.dumps(GOOD).encode() + b"\n" + ten_mb_line + b"\n")
+    report = importing.import_jsonl(db, dataset, json.dumps(GOOD).encode() + b"\n" + ten_mb_line + b"\n")
     assert report.imported == 1 and [e.code for e in report.errors] == ["line_too_large"]
-    stored = datasets.list_quarantine(db, dataset.id)[0]["raw_text"]
+    stored = importing.list_quarantine(db, dataset.id)[0]["raw_text"]
     assert len(stored) < 1000  # a preview, not the 10 MB
     binary = bytes(range(256)) * 64
-    report = datasets.import_jsonl(db, dataset, binary)
+    report = importing.import_jsonl(db, dataset, binary)
     assert report.imported == 0 and report.quarantined >= 1
     assert {e.code for e in report.errors} <= {"not_utf8", "invalid_json", "data_type", "missing_messages_list"}
     with pytest.raises(datasets.DatasetError, match="limit is 50 MB"):
-        datasets.import_jsonl(db, dataset, b" " * (datasets.MAX_IMPORT_BYTES + 1))
+        importing.import_jsonl(db, dataset, b" " * (importing.MAX_IMPORT_BYTES + 1))
     assert db.table("examples").count == 1  # nothing already stored was lost

@@ -1,0 +1,101 @@
+"""Files and processes of runs: run and log folders, the worker launcher, liveness, log tails."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import sqlite_utils
+
+from core.paths import REPO_ROOT, data_dir
+
+
+def run_dir(db: sqlite_utils.Database | Path, run_id: int) -> Path:
+    """Files of one run. Keyed by the database's name and store id: two databases in one folder,
+    or a database re-created under an old name (run ids start again at 1), never share files."""
+    database = db if isinstance(db, Path) else Path(db_file(db))
+    return data_dir(database) / "runs" / _folder_name(database) / f"run-{run_id:04d}"
+
+
+def log_dir(database: str | Path) -> Path:
+    path = Path(database).resolve()
+    return path.parent / "logs" / _folder_name(path)
+
+
+def _folder_name(database: Path) -> str:
+    # Read the store id with a plain read-only connection: callers (the launcher) may hold none.
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)
+        try:
+            row = conn.execute("SELECT value FROM settings WHERE key = 'store_id'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        row = None
+    return f"{database.stem}-{row[0]}" if row else database.stem
+
+
+def db_file(db: sqlite_utils.Database) -> str:
+    return str(db.execute("PRAGMA database_list").fetchone()[2])
+
+
+def log_tail(path: Path, chars: int = 4000) -> str:
+    """The end of a log file, for the run's live view and its final record."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - chars))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def spawn_worker(database: str, job: str, object_id: int) -> int:
+    """A detached worker process (new session) that outlives the app; returns the launcher pid.
+
+    The worker forks once more and records its own pid, so no zombie is left in the app process.
+    """
+    logs = log_dir(database)
+    logs.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    with open(logs / f"{job}-{object_id}.log", "ab") as log:
+        launcher = subprocess.Popen(
+            [sys.executable, "-m", "core.worker", "--db", database, job, str(object_id), "--detach"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, cwd=REPO_ROOT, env=env)
+        child_pid = launcher.wait(timeout=60)  # the launcher prints nothing; its exit code is 0
+    del child_pid
+    pidfile = logs / f"{job}-{object_id}.pid"
+    try:
+        return int(pidfile.read_text())
+    except (OSError, ValueError):
+        return launcher.pid
+
+
+def process_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except OSError:
+        return True  # no /proc (macOS): trust kill(0)
+
+
+def latest_checkpoint(directory: Path) -> Path | None:
+    """The newest complete checkpoint. The Trainer writes trainer_state.json last, so a folder
+    without it was cut off mid-save (killed process, full disk) and must not be resumed from."""
+    checkpoints = sorted((p for p in directory.glob("checkpoint-*") if (p / "trainer_state.json").exists()),
+                         key=lambda p: int(p.name.split("-")[-1]))
+    return checkpoints[-1] if checkpoints else None
