@@ -6,37 +6,15 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
-from core import answer_pairs, datasets, importing, models, store, versions
+import core.cli_runs  # noqa: F401  (its commands register themselves on import)
+from core import answer_pairs, datasets, importing, models, pii_review, store, versions
+from core.cli_base import COMMANDS, CliError, command, dataset_named, say
 from core.paths import db_path
-
-
-class CliError(Exception):
-    """An error reported as one line on stderr with exit status 1."""
-
-
-Handler = Callable[[sqlite_utils.Database, argparse.Namespace], Any]
-COMMANDS: dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], Any], str]] = {}
-
-
-def command(name: str, help_text: str, arguments: Callable[[argparse.ArgumentParser], Any] = lambda p: None
-            ) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        COMMANDS[name] = (fn, arguments, help_text)
-        return fn
-    return register
-
-
-def say(args: argparse.Namespace, text: str) -> None:
-    """Progress for humans goes to stderr so --json output stays one object on stdout."""
-    if not args.json:
-        print(text, file=sys.stderr, flush=True)
-
 
 # ----------------------------------------------------------------------------- commands
 
@@ -96,7 +74,7 @@ def cmd_import(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str,
     except OSError as exc:
         raise CliError(f"Cannot read {args.file}: {exc.strerror}") from exc
     existed = args.dataset in {d.name for d in datasets.list_datasets(db)}
-    dataset = _dataset(db, args.dataset, create=True, actor=args.user)
+    dataset = dataset_named(db, args.dataset, create=True, actor=args.user)
     try:
         report = importing.import_jsonl(db, dataset, data, source=args.file.name, author=args.user,
                                        split=args.split, max_length=args.max_length,
@@ -124,7 +102,7 @@ def _export_args(p: argparse.ArgumentParser) -> None:
 
 @command("export", "write canonical OpenAI chat JSONL", _export_args)
 def cmd_export(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
-    dataset = _dataset(db, args.dataset)
+    dataset = dataset_named(db, args.dataset)
     text = versions.export_jsonl(db, dataset, version=args.version, split=args.split, current=args.current,
                                  actor=args.user)
     args.out.write_text(text, encoding="utf-8")
@@ -138,7 +116,7 @@ def _freeze_args(p: argparse.ArgumentParser) -> None:
 
 @command("freeze", "make an immutable dataset version", _freeze_args)
 def cmd_freeze(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
-    dataset = _dataset(db, args.dataset)
+    dataset = dataset_named(db, args.dataset)
     version = versions.freeze(db, dataset, actor=args.user, override_reason=args.override_reason)
     return vars(version)
 
@@ -147,29 +125,19 @@ def cmd_freeze(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str,
 def cmd_pii_scan(db: sqlite_utils.Database, args: argparse.Namespace) -> Any:
     from core import pii
 
-    dataset = _dataset(db, args.dataset)
+    dataset = dataset_named(db, args.dataset)
     summary = pii.scan_dataset(db, dataset.id, lambda done, total: say(args, f"scanned {done}/{total}"),
                                actor=args.user)
-    findings = [f.to_dict() for f in pii.open_findings(db, dataset.id, status="")]
+    findings = [f.to_dict() for f in pii_review.open_findings(db, dataset.id, status="")]
     if not args.json:
         say(args, f"{summary['scanned']} scanned, {summary['skipped_unchanged']} unchanged, "
                   f"{len(findings)} finding(s)")
     return findings
 
 
-def _dataset(db: sqlite_utils.Database, name: str, create: bool = False, actor: str = "") -> datasets.Dataset:
-    try:
-        return datasets.get_dataset(db, name)
-    except datasets.DatasetError:
-        if create:
-            return datasets.create_dataset(db, name, actor=actor)
-        raise
-
-
 # ----------------------------------------------------------------------------- entry point
 
 def build_parser() -> argparse.ArgumentParser:
-    _load_command_modules()
     parser = argparse.ArgumentParser(prog="python -m core", description="Tuning Studio command line.")
     parser.add_argument("--db", help="database path (default: $STUDIO_DB or data/studio.db)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -184,11 +152,6 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--user", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         arguments(p)
     return parser
-
-
-def _load_command_modules() -> None:
-    # Commands of later concerns register themselves on import.
-    import core.cli_runs  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:

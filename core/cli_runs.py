@@ -12,7 +12,7 @@ from typing import Any
 import sqlite_utils
 
 from core import answer_pairs, datasets, importing, training, training_config, versions
-from core.cli import CliError, _dataset, command, say
+from core.cli_base import CliError, command, dataset_named, say
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
@@ -32,7 +32,7 @@ def cmd_train(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, 
     else:
         if not args.dataset:
             raise CliError("--dataset or --bundle is required")
-        dataset = _dataset(db, args.dataset)
+        dataset = dataset_named(db, args.dataset)
         version = versions.get_version(db, dataset.id, args.version)
         preset, base = args.preset, args.base_model
         config = training_config.PRESETS[preset]
@@ -70,7 +70,7 @@ def _run_dict(run: training.TrainingRun) -> dict[str, Any]:
 @command("runs", "list runs", lambda p: p.add_argument("--dataset"))
 def cmd_runs(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
     training.reconcile(db)
-    dataset_id = _dataset(db, args.dataset).id if args.dataset else None
+    dataset_id = dataset_named(db, args.dataset).id if args.dataset else None
     return {"runs": [_run_dict(r) for r in training.list_runs(db, dataset_id)]}
 
 

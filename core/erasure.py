@@ -66,7 +66,7 @@ def _literal(replacement: str) -> Callable[[re.Match[str]], str]:
 def erase_values(db: sqlite_utils.Database, replacements: dict[str, str], *, actor: str) -> ErasureReport:
     """Replace each raw value by its replacement in every stored copy, then scrub the files.
 
-    Callers (pii.anonymise) have already checked the actor's permission to anonymise.
+    Callers (pii_review.anonymise) have already checked the actor's permission to anonymise.
     """
     values = {v: r for v, r in replacements.items() if v.strip()}
     report = ErasureReport()

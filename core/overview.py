@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from core import answer_pairs, datasets, pii, training, versions
+from core import answer_pairs, datasets, pii_review, training, versions
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ def loop_steps(db: sqlite_utils.Database, dataset: datasets.Dataset) -> list[Ste
     counts = dict(db.execute("SELECT status, count(*) FROM examples WHERE dataset_id = ? GROUP BY status",
                              [dataset.id]).fetchall())
     total = sum(counts.values())
-    gate = pii.gate_status(db, dataset.id)
+    gate = pii_review.gate_status(db, dataset.id)
     frozen = versions.list_versions(db, dataset.id)
     runs = training.list_runs(db, dataset.id)
     succeeded = [r for r in runs if r.status == "succeeded"]

@@ -6,7 +6,6 @@ import hashlib
 import json
 import re
 import secrets
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -14,7 +13,7 @@ from typing import Any
 
 import sqlite_utils
 
-from core import erasure, examples, permissions
+from core import permissions
 from core.store import audit, get_setting, now, set_setting, transaction
 from core.text_safety import check_entity_name
 
@@ -84,41 +83,6 @@ class Finding:
     start: int
     end: int
     score: float
-
-
-@dataclass(frozen=True)
-class StoredFinding:
-    id: int
-    example_id: int | None
-    generation_id: int | None
-    message_index: int
-    entity_type: str
-    start: int
-    end: int
-    score: float
-    status: str
-    reason: str
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> StoredFinding:
-        return cls(row["id"], row["example_id"], row["generation_id"], row["message_index"],
-                   row["entity_type"], row["start"], row["end"], row["score"], row["status"],
-                   row["reason"])
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"example_id": self.example_id, "message_index": self.message_index,
-                "entity_type": self.entity_type, "start": self.start, "end": self.end,
-                "score": round(self.score, 3), "status": self.status}
-
-
-@dataclass(frozen=True)
-class GateStatus:
-    open_findings: int
-    unscanned_examples: int
-
-    @property
-    def clear(self) -> bool:
-        return not self.open_findings and not self.unscanned_examples
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -350,146 +314,23 @@ def scan_generation_texts(db: sqlite_utils.Database, generations: list[tuple[int
 
 # ----------------------------------------------------------------------------- review
 
-def open_findings(db: sqlite_utils.Database, dataset_id: int, *, entity_type: str = "",
-                  status: str = "open") -> list[StoredFinding]:
-    """Findings on the examples' current text under the current configuration."""
-    config = current_config(db)
-    query = ("SELECT f.* FROM pii_findings f JOIN examples e ON e.id = f.example_id "
-             "WHERE e.dataset_id = ? AND f.content_hash = e.content_hash AND f.config_hash = ?")
-    params: list[Any] = [dataset_id, config.hash]
-    if status:
-        query += " AND f.status = ?"
-        params.append(status)
-    if entity_type:
-        query += " AND f.entity_type = ?"
-        params.append(entity_type)
-    return [StoredFinding.from_row(r) for r in db.query(query + " ORDER BY f.example_id, f.message_index, f.start", params)]
+
+# ----------------------------------------------------------------------------- writes for the review
+# pii_findings and pii_scans are written here only; pii_review decides, this module records.
+
+def decide(db: sqlite_utils.Database, finding_id: int, status: str, reason: str, actor: str) -> None:
+    """Record a reviewer's decision on one finding (inside the caller's transaction)."""
+    db.table("pii_findings").update(finding_id, {"status": status, "reason": reason, "decided_by": actor,
+                                                 "decided_at": now()})
 
 
-def gate_status(db: sqlite_utils.Database, dataset_id: int, version_id: int | None = None) -> GateStatus:
-    config = current_config(db)
-    if version_id is None:
-        source, key, status_filter = "examples", "dataset_id", " AND x.status = 'ready'"
-        owner = dataset_id
-    else:
-        source, key, status_filter = "dataset_version_examples", "dataset_version_id", ""
-        owner = version_id
-    unscanned = db.execute(
-        f"SELECT count(*) FROM {source} x WHERE x.{key} = ?{status_filter} AND NOT EXISTS "
-        "(SELECT 1 FROM pii_scans s WHERE s.content_hash = x.content_hash AND s.config_hash = ?)",
-        [owner, config.hash]).fetchone()[0]
-    open_count = db.execute(
-        f"SELECT count(*) FROM pii_findings f JOIN {source} x ON x.content_hash = f.content_hash "
-        f"WHERE x.{key} = ?{status_filter} AND f.config_hash = ? AND f.status = 'open' "
-        "AND f.example_id IS NOT NULL AND f.score >= ?",
-        [owner, config.hash, config.threshold]).fetchone()[0]
-    return GateStatus(int(open_count), int(unscanned))
+def copy_finding(db: sqlite_utils.Database, row: dict[str, Any], content_hash: str, start: int, end: int) -> None:
+    """Carry a finding over to a new revision's text where its span survived unchanged."""
+    copy = {k: v for k, v in row.items() if k != "id"}
+    copy.update({"content_hash": content_hash, "start": start, "end": end})
+    db.table("pii_findings").insert(copy)
 
 
-def dismiss(db: sqlite_utils.Database, finding_ids: list[int], reason: str, actor: str = "") -> int:
-    """Decide that findings are not personal data (admins only: it clears the gate)."""
-    permissions.require(actor, "pii_dismiss")
-    if not reason.strip():
-        raise ValueError("Say why this is not personal data (the reason is kept in the audit log).")
-    with transaction(db):
-        for finding_id in finding_ids:
-            row = db.table("pii_findings").get(finding_id)
-            db.table("pii_findings").update(finding_id, {"status": "dismissed", "reason": reason.strip(),
-                                                   "decided_by": actor, "decided_at": now()})
-            audit(db, actor, "pii_dismiss", "example", row["example_id"],
-                  {"entity_type": row["entity_type"], "message_index": row["message_index"],
-                   "span": [row["start"], row["end"]], "reason": reason.strip()})
-    return len(finding_ids)
-
-
-def anonymise(db: sqlite_utils.Database, finding_ids: list[int], *, method: str = "replace",
-              actor: str = "") -> int:
-    """Replace the findings' spans (typed placeholder, mask or redact) as a new example revision.
-
-    Placeholders are consistent within an example: the same value gets the same `<PERSON_1>`.
-    """
-    permissions.require(actor, "pii_anonymise")
-    if method not in ("replace", "mask", "redact"):
-        raise ValueError("method must be replace, mask or redact")
-    from presidio_anonymizer import AnonymizerEngine
-    from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
-
-    from core import datasets
-
-    by_example: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for finding_id in finding_ids:
-        row = db.table("pii_findings").get(finding_id)
-        if row["status"] == "open" and row["example_id"] is not None:
-            by_example[row["example_id"]].append(row)
-    engine = AnonymizerEngine()
-    changed = 0
-    erased: dict[str, str] = {}  # raw value -> what replaced it, to erase it from history too
-    for example_id, rows in by_example.items():
-        example = examples.get_example(db, example_id)
-        if any(r["content_hash"] != example.content_hash for r in rows):
-            continue  # the text changed since the scan; the findings are stale
-        messages = [dict(m) for m in example.messages]
-        numbering: dict[tuple[str, str], str] = {}
-        for index in sorted({r["message_index"] for r in rows}):
-            text = messages[index]["content"]
-            spans = [r for r in rows if r["message_index"] == index]
-            for r in sorted(spans, key=lambda r: r["start"]):
-                key = (r["entity_type"], text[r["start"]:r["end"]])
-                if key not in numbering:
-                    n = sum(1 for k in numbering if k[0] == r["entity_type"]) + 1
-                    numbering[key] = f"<{r['entity_type']}_{n}>"
-
-            def placeholder(value: str, table: dict[tuple[str, str], str] = numbering) -> str:
-                return next((v for (_e, raw), v in table.items() if raw == value), "<PII>")
-
-            operator = {"replace": OperatorConfig("custom", {"lambda": placeholder}),
-                        "mask": OperatorConfig("mask", {"masking_char": "*", "chars_to_mask": 10_000,
-                                                        "from_end": False}),
-                        "redact": OperatorConfig("redact", {})}[method]
-            result = engine.anonymize(
-                text=text, analyzer_results=[RecognizerResult(r["entity_type"], r["start"], r["end"], r["score"])
-                                             for r in spans],
-                operators={"DEFAULT": operator})
-            messages[index]["content"] = result.text
-            for r in spans:
-                raw = text[r["start"]:r["end"]]
-                erased.setdefault(raw, {"replace": numbering.get((r["entity_type"], raw), "<PII>"),
-                                        "mask": "*" * len(raw), "redact": ""}[method])
-        dataset = datasets.get_dataset(db, example.dataset_id)
-        with transaction(db):
-            updated = examples.save_example(db, dataset, messages, example_id=example_id, author=actor,
-                                            reason=f"pii_{method}")
-            for r in rows:
-                db.table("pii_findings").update(r["id"], {"status": "anonymised", "decided_by": actor,
-                                                    "decided_at": now(), "reason": method})
-                audit(db, actor, "pii_anonymise", "example", example_id,
-                      {"entity_type": r["entity_type"], "message_index": r["message_index"],
-                       "span": [r["start"], r["end"]], "method": method})
-            # Findings left on this example (not chosen now) carry over to the new text where the
-            # span is unchanged, so the reviewer does not lose them.
-            _carry_over(db, example, updated.content_hash, {r["id"] for r in rows})
-        changed += 1
-    # Erased means erased: old revisions, versions, quarantine, prompts, logs, files, free pages.
-    erasure.erase_values(db, erased, actor=actor)
-    return changed
-
-
-def _carry_over(db: sqlite_utils.Database, old: Any, new_hash: str, handled: set[int]) -> None:
-    config = current_config(db)
-    leftovers = db.query("SELECT * FROM pii_findings WHERE example_id = ? AND content_hash = ? AND "
-                         "config_hash = ?", [old.id, old.content_hash, config.hash])
-    new = db.table("examples").get(old.id)
-    new_messages = json.loads(new["messages_json"])["messages"]
-    for row in list(leftovers):
-        if row["id"] in handled:
-            continue
-        text = old.messages[row["message_index"]]["content"][row["start"]:row["end"]]
-        target = new_messages[row["message_index"]]["content"]
-        position = target.find(text)
-        if position < 0:
-            continue
-        copy = {k: v for k, v in row.items() if k != "id"}
-        copy.update({"content_hash": new_hash, "start": position, "end": position + len(text)})
-        db.table("pii_findings").insert(copy)
-    db.table("pii_scans").upsert({"content_hash": new_hash, "config_hash": config.hash, "scanned_at": now()},
-                           pk=("content_hash", "config_hash"))
+def mark_scanned(db: sqlite_utils.Database, content_hash: str, config_hash: str) -> None:
+    db.table("pii_scans").upsert({"content_hash": content_hash, "config_hash": config_hash, "scanned_at": now()},
+                                 pk=("content_hash", "config_hash"))

@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlite_utils
 
-from core import datasets, models, permissions, versions
+from core import datasets, models, permissions, pii_review, versions
 from core.run_files import db_file, process_alive, run_dir, spawn_worker
 from core.store import audit, get_setting, insert_row, now, set_setting, transaction
 from core.training_config import DEFAULT_PRESET, PRESETS, TrainingConfig
@@ -76,14 +76,10 @@ def start_run(db: sqlite_utils.Database, version: versions.DatasetVersion, *,
               base_model: str = models.DEFAULT_MODEL, preset: str = DEFAULT_PRESET,
               config: TrainingConfig | None = None, actor: str = "", launch: bool = True) -> TrainingRun:
     """Queue a run on a frozen version and launch the queue; returns at once."""
-    from core import pii
-
     permissions.require(actor, "start_run")
     models.resolve(base_model)  # a clear ModelUnavailable now, not a traceback in the worker
-    gate = pii.gate_status(db, version.dataset_id, version_id=version.id)
-    if gate.open_findings and not version.pii_override_reason:
-        raise datasets.DatasetError(f"Version {version.number} has {gate.open_findings} unresolved "
-                                    "PII finding(s); resolve them and freeze again.")
+    pii_review.require_clear_version(db, version.dataset_id, version.id, version.pii_override_reason,
+                                     f"train on version {version.number}")
     if version.train_count == 0:
         raise datasets.DatasetError("This version has no training examples.")
     config = config or PRESETS[preset]

@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlite_utils
 
-from core import permissions, validation
+from core import permissions, pii_review, validation
 from core.datasets import Dataset, DatasetError
 from core.duplicates import DuplicatePair
 from core.examples import leakage
@@ -43,8 +43,7 @@ class FreezeCheck:
     heldout: int
     drafts: int
     leakage: list[DuplicatePair]
-    pii_open: int
-    pii_unscanned: int
+    gate: pii_review.GateStatus
 
     @property
     def blockers(self) -> list[str]:
@@ -58,24 +57,16 @@ class FreezeCheck:
 
     @property
     def pii_blockers(self) -> list[str]:
-        reasons = []
-        if self.pii_unscanned:
-            reasons.append(f"{self.pii_unscanned} example(s) not yet PII-scanned with the current settings.")
-        if self.pii_open:
-            reasons.append(f"{self.pii_open} PII finding(s) are unresolved.")
-        return reasons
+        return self.gate.blockers  # the one gate rule, shared with export and training
 
 
 def freeze_check(db: sqlite_utils.Database, dataset_id: int) -> FreezeCheck:
-    from core import pii
-
     counts = dict(db.execute("SELECT split, count(*) FROM examples WHERE dataset_id = ? AND "
                              "status = 'ready' GROUP BY split", [dataset_id]).fetchall())
     drafts = db.execute("SELECT count(*) FROM examples WHERE dataset_id = ? AND status = 'draft'",
                         [dataset_id]).fetchone()[0]
-    gate = pii.gate_status(db, dataset_id)
     return FreezeCheck(counts.get("train", 0), counts.get("heldout", 0), drafts,
-                       leakage(db, dataset_id), gate.open_findings, gate.unscanned_examples)
+                       leakage(db, dataset_id), pii_review.gate_status(db, dataset_id))
 
 
 def freeze(db: sqlite_utils.Database, dataset: Dataset, *, actor: str = "",
@@ -159,11 +150,8 @@ def export_jsonl(db: sqlite_utils.Database, dataset: Dataset, *, version: int | 
             params.append(split)
         lines = [r[0] for r in db.execute(query + " ORDER BY id", params)]
     else:
-        from core import pii
-
         frozen = get_version(db, dataset.id, version)
-        gate = pii.gate_status(db, dataset.id, version_id=frozen.id)
-        if gate.open_findings and not frozen.pii_override_reason:
-            raise DatasetError(f"Cannot export: {gate.open_findings} unresolved PII finding(s).")
+        pii_review.require_clear_version(db, dataset.id, frozen.id, frozen.pii_override_reason,
+                                         f"export version {frozen.number}")
         lines = [validation.canonical_json(m) for m in version_messages(db, frozen.id, split)]
     return "".join(line + "\n" for line in lines)

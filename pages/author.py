@@ -218,8 +218,8 @@ with tab_quarantine:
 # ----------------------------------------------------------------------------- statistics
 with tab_stats:
     if st.button("Compute statistics"):
-        examples = examples.all_examples(db, dataset.id)
-        stats = dstats.compute(examples, models.DEFAULT_MODEL)
+        everything = examples.all_examples(db, dataset.id)
+        stats = dstats.compute(everything, models.DEFAULT_MODEL)
         st.info(stats.advice)
         st.plotly_chart(dstats.histograms(stats), width="stretch")
         st.dataframe(pd.DataFrame([{"examples": stats.examples, "missing system": stats.missing_system,
@@ -258,11 +258,11 @@ with tab_versions:
             common.success(f"Version {version.number} frozen (sha256 {version.content_hash[:12]}…).")
         except datasets.DatasetError as exc:
             common.error(str(exc))
-    versions = versions.list_versions(db, dataset.id)
-    if versions:
-        st.dataframe(pd.DataFrame([vars(v) for v in versions]), hide_index=True)
+    frozen = versions.list_versions(db, dataset.id)
+    if frozen:
+        st.dataframe(pd.DataFrame([vars(v) for v in frozen]), hide_index=True)
         c = st.columns(2)
-        number = c[0].selectbox("Export version", [v.number for v in reversed(versions)])
+        number = c[0].selectbox("Export version", [v.number for v in reversed(frozen)])
         split_choice = c[1].selectbox("Split", ["all", "train", "heldout"])
         try:
             text = versions.export_jsonl(db, dataset, version=number, actor=common.user(),

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core import examples, permissions, pii
+from core import examples, permissions, pii, pii_review
 from pages import common
 
 common.through_app()
@@ -23,7 +23,7 @@ if st.button("Scan now", type="primary"):
     common.success(f"Scanned {summary['scanned']} changed example(s), skipped {summary['skipped_unchanged']} "
                f"unchanged; {summary['findings']} finding(s).")
 
-gate = pii.gate_status(db, dataset.id)
+gate = pii_review.gate_status(db, dataset.id)
 with status_slot:
     c = st.columns(3)
     c[0].metric("Unscanned examples", gate.unscanned_examples)
@@ -35,7 +35,7 @@ with tab_review:
     f = st.columns(2)
     entity = f[0].selectbox("Entity type", [""] + config.active_entities, format_func=lambda v: v or "any")
     status = f[1].selectbox("Status", ["open", "dismissed", "anonymised", ""], format_func=lambda v: v or "any")
-    findings = pii.open_findings(db, dataset.id, entity_type=entity, status=status)
+    findings = pii_review.open_findings(db, dataset.id, entity_type=entity, status=status)
     st.write(f"{len(findings)} finding(s).")
     can_dismiss = common.allowed("pii_dismiss")
     if not can_dismiss:
@@ -49,12 +49,12 @@ with tab_review:
             reason = st.text_input("…or dismiss all, because", disabled=not can_dismiss)
             a, b = st.columns(2)
             if a.form_submit_button("Anonymise all listed"):
-                changed = pii.anonymise(db, [x.id for x in findings], method=method, actor=common.user())
+                changed = pii_review.anonymise(db, [x.id for x in findings], method=method, actor=common.user())
                 common.success(f"Anonymised {changed} example(s) (new revisions).")
                 st.rerun()
             if b.form_submit_button("Dismiss all listed", disabled=not can_dismiss):
                 try:
-                    pii.dismiss(db, [x.id for x in findings], reason, actor=common.user())
+                    pii_review.dismiss(db, [x.id for x in findings], reason, actor=common.user())
                     st.rerun()
                 except ValueError as exc:
                     common.error(str(exc))
@@ -74,11 +74,11 @@ with tab_review:
                 method = row[0].selectbox("Method", ["replace", "mask", "redact"], key=f"pii.m.{finding.id}",
                                           label_visibility="collapsed")
                 if row[1].button("Anonymise", key=f"pii.a.{finding.id}"):
-                    pii.anonymise(db, [finding.id], method=method, actor=common.user())
+                    pii_review.anonymise(db, [finding.id], method=method, actor=common.user())
                     st.rerun()
                 reason = row[2].text_input("Not PII because", key=f"pii.r.{finding.id}", disabled=not can_dismiss)
                 if reason and st.button("Dismiss", key=f"pii.d.{finding.id}"):
-                    pii.dismiss(db, [finding.id], reason, actor=common.user())
+                    pii_review.dismiss(db, [finding.id], reason, actor=common.user())
                     st.rerun()
 
 with tab_config:

@@ -23,16 +23,16 @@ def cached_estimate(version_id: int, config_json: str, throughput: float) -> tra
 st.title("Train")
 db = common.db()
 dataset = common.require_dataset()
-versions = versions.list_versions(db, dataset.id)
+frozen = versions.list_versions(db, dataset.id)
 
 tab_new, tab_runs, tab_compare = st.tabs(["New run", "Runs", "Compare"])
 with tab_new:
-    if not versions:
+    if not frozen:
         st.info("Freeze a PII-clean version on the Author page first.")
     else:
-        number = st.selectbox("Dataset version", [v.number for v in reversed(versions)],
+        number = st.selectbox("Dataset version", [v.number for v in reversed(frozen)],
                               format_func=lambda n: f"v{n}")
-        version = next(v for v in versions if v.number == number)
+        version = next(v for v in frozen if v.number == number)
         available = [m for m in models.list_models(db) if m.ready]
         base = st.selectbox("Base model", [m.name for m in available])
         preset = st.selectbox("Preset", list(training_config.PRESETS), index=list(training_config.PRESETS).index(training_config.DEFAULT_PRESET),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core import answer_pairs, datasets, examples, importing, store, training
+from core import answer_pairs, datasets, examples, importing, pii_review, store, training
 from tests.browser import SCREENSHOTS, Guard, require_chromium, running_studio
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -272,7 +272,7 @@ def test_a_team_rater_is_refused_pii_decisions(tmp_path, model_dir, chromium, us
                                         {"role": "assistant", "content": "Noted."}], status="ready",
                           author=SYSTEM_ACTOR)
     pii.scan_dataset(db, dataset.id, actor=SYSTEM_ACTOR)
-    assert pii.gate_status(db, dataset.id).open_findings >= 1
+    assert pii_review.gate_status(db, dataset.id).open_findings >= 1
     guard = Guard()
     with running_studio(db_file, {"STUDIO_USERS_FILE": str(users_toml)}) as url:
         page = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
@@ -289,12 +289,12 @@ def test_a_team_rater_is_refused_pii_decisions(tmp_path, model_dir, chromium, us
         page.get_by_text("needs the admin role").first.wait_for()
         assert page.get_by_role("button", name="Dismiss all listed").is_disabled()
         assert page.get_by_label("Not PII because").first.is_disabled()
-        before = pii.gate_status(db, dataset.id).open_findings
+        before = pii_review.gate_status(db, dataset.id).open_findings
         page.get_by_role("tab", name="Detection settings").click()
         settle(page)
         click(page, "Save settings (new version)")
         page.get_by_text("may not pii settings").wait_for()
-        assert pii.gate_status(db, dataset.id).open_findings == before
+        assert pii_review.gate_status(db, dataset.id).open_findings == before
         assert db.execute("SELECT count(*) FROM audit_log WHERE actor = 'Sam' AND action LIKE 'pii%'").fetchone()[0] == 0
         assert db.execute("SELECT count(*) FROM audit_log WHERE action = 'sign_in_failed'").fetchone()[0] == 1
     assert guard.outside == [], f"requests left loopback: {guard.outside}"

@@ -18,6 +18,7 @@ from core import (
     models,
     permissions,
     pii,
+    pii_review,
     rating,
     store,
     studio_settings,
@@ -48,7 +49,7 @@ class World:
         self.leaky = datasets.create_dataset(db, "leaky", actor=system)
         examples.save_example(db, self.leaky, convo("Mail me at lee.hart@example.org"), status="ready", author=system)
         pii.scan_dataset(db, self.leaky.id, actor=system)
-        self.finding = pii.open_findings(db, self.leaky.id)[0].id
+        self.finding = pii_review.open_findings(db, self.leaky.id)[0].id
         self.example = examples.save_example(db, self.demo, convo("Spare example"), author=system).id
         self.queued = training.start_run(db, self.version, preset="smoke-test", actor=system, launch=False).id
         riley = rating.start_session(db, self.run_id, "Riley")  # a vote, so sign-off has a summary
@@ -63,8 +64,8 @@ CALLS: dict[str, Callable[[World, str], Any]] = {
     "edit_examples": lambda w, u: examples.save_example(w.db, w.demo, convo(f"by {u}"), author=u),
     "delete_examples": lambda w, u: examples.delete_examples(w.db, [w.example], author=u),
     "pii_scan": lambda w, u: pii.scan_dataset(w.db, w.leaky.id, actor=u),
-    "pii_anonymise": lambda w, u: pii.anonymise(w.db, [w.finding], actor=u),
-    "pii_dismiss": lambda w, u: pii.dismiss(w.db, [w.finding], "a test address", actor=u),
+    "pii_anonymise": lambda w, u: pii_review.anonymise(w.db, [w.finding], actor=u),
+    "pii_dismiss": lambda w, u: pii_review.dismiss(w.db, [w.finding], "a test address", actor=u),
     "pii_settings": lambda w, u: pii.save_config(w.db, pii.PiiConfig(), actor=u),
     "pii_override": lambda w, u: versions.freeze(w.db, w.leaky, actor=u, override_reason="synthetic"),
     "freeze": lambda w, u: versions.freeze(w.db, w.demo, actor=u),

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from core import datasets, examples, pii, versions
+from core import datasets, examples, pii, pii_review, versions
 from tests.data.pii_labelled import CLEAN, PERSONS, STRUCTURED
 
 CONFIG = pii.PiiConfig()
@@ -71,25 +71,25 @@ def test_gate_anonymise_dismiss_and_incremental_rescan(db):
     leaky = examples.save_example(db, dataset, convo(
         "I am John Smith, email john.smith@example.com, card 4111 1111 1111 1111. John Smith again."), status="ready")
     examples.save_example(db, dataset, convo("Where is my parcel for order 5512?"), status="ready")
-    assert pii.gate_status(db, dataset.id).unscanned_examples == 2
+    assert pii_review.gate_status(db, dataset.id).unscanned_examples == 2
     first = pii.scan_dataset(db, dataset.id)
     assert first["scanned"] == 2
     assert pii.scan_dataset(db, dataset.id)["scanned"] == 0  # unchanged: no model work
-    open_ = pii.open_findings(db, dataset.id)
+    open_ = pii_review.open_findings(db, dataset.id)
     kinds = sorted({f.entity_type for f in open_})
     assert kinds == ["CREDIT_CARD", "EMAIL_ADDRESS", "PERSON"]
     with pytest.raises(datasets.DatasetError, match="PII"):
         versions.freeze(db, dataset)
     people = [f.id for f in open_ if f.entity_type == "PERSON"]
-    pii.anonymise(db, people + [f.id for f in open_ if f.entity_type == "EMAIL_ADDRESS"], method="replace", actor="ana")
+    pii_review.anonymise(db, people + [f.id for f in open_ if f.entity_type == "EMAIL_ADDRESS"], method="replace", actor="ana")
     text = examples.get_example(db, leaky.id).messages[1]["content"]
     assert text.count("<PERSON_1>") == 2 and "<EMAIL_ADDRESS_1>" in text and "John" not in text
-    remaining = pii.open_findings(db, dataset.id)
+    remaining = pii_review.open_findings(db, dataset.id)
     assert [f.entity_type for f in remaining] == ["CREDIT_CARD"]
     with pytest.raises(ValueError, match="why"):
-        pii.dismiss(db, [remaining[0].id], "  ")
-    pii.dismiss(db, [remaining[0].id], "test card number from the docs", actor="ana")
-    assert pii.gate_status(db, dataset.id).clear
+        pii_review.dismiss(db, [remaining[0].id], "  ")
+    pii_review.dismiss(db, [remaining[0].id], "test card number from the docs", actor="ana")
+    assert pii_review.gate_status(db, dataset.id).clear
     assert versions.freeze(db, dataset, actor="ana").train_count == 2
     audit = [json.loads(r["detail_json"]) for r in db.query("SELECT detail_json FROM audit_log WHERE action LIKE 'pii_%'")]
     assert audit and all("John" not in json.dumps(a) and "4111" not in json.dumps(a) for a in audit)

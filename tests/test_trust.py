@@ -23,6 +23,7 @@ from core import (
     importing,
     permissions,
     pii,
+    pii_review,
     rating,
     run_files,
     stats,
@@ -141,9 +142,9 @@ def test_anonymising_erases_the_raw_value_from_every_file_on_disk(db_path, model
     log.parent.mkdir(parents=True)
     log.write_text(f"step 1: sample {planted}\n")
     pii.scan_dataset(db, dataset.id)
-    found = pii.open_findings(db, dataset.id, entity_type="EMAIL_ADDRESS")
+    found = pii_review.open_findings(db, dataset.id, entity_type="EMAIL_ADDRESS")
     assert found
-    pii.anonymise(db, [f.id for f in found], method="replace")
+    pii_review.anonymise(db, [f.id for f in found], method="replace")
     assert "<EMAIL_ADDRESS_1>" in examples.get_example(db, example.id).messages[0]["content"]
     assert versions.version_by_id(db, version.id).content_hash != version.content_hash
     db.conn.close()
