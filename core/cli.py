@@ -12,7 +12,7 @@ from typing import Any
 import sqlite_utils
 
 import core.cli_runs  # noqa: F401  (its commands register themselves on import)
-from core import answer_pairs, datasets, importing, models, pii_review, store, versions
+from core import answer_pairs, datasets, importing, models, pii_review, store, training, training_config, versions
 from core.cli_base import COMMANDS, CliError, command, dataset_named, say
 from core.paths import db_path
 
@@ -62,7 +62,8 @@ def _import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", type=Path)
     p.add_argument("--dataset", required=True, help="dataset name (created if missing)")
     p.add_argument("--split", choices=["train", "heldout"], default="train")
-    p.add_argument("--max-length", type=int, default=1024)
+    p.add_argument("--max-length", type=int, default=training_config.DEFAULT_MAX_LENGTH,
+                   help="warn about examples longer than this many tokens (default: the default preset's)")
 
 
 @command("import", "import a JSONL file with a per-line report", _import_args)
@@ -137,6 +138,55 @@ def cmd_pii_scan(db: sqlite_utils.Database, args: argparse.Namespace) -> Any:
 
 # ----------------------------------------------------------------------------- entry point
 
+def _settings_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--raters-per-pair", type=int, help="how many raters each answer pair needs")
+    p.add_argument("--runs-at-once", type=int, help="training runs this machine trains at the same time")
+    p.add_argument("--team", help="comma-separated names (only without a users file)")
+
+
+@command("settings", "show or change studio settings (admins)", _settings_args)
+def cmd_settings(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
+    from core import auth, rating, studio_settings, training
+
+    if args.raters_per_pair is not None:
+        studio_settings.set_raters_per_pair(db, args.raters_per_pair, actor=args.user)
+    if args.runs_at_once is not None:
+        studio_settings.set_max_concurrent_runs(db, args.runs_at_once, actor=args.user)
+    if args.team is not None:
+        studio_settings.set_team(db, args.team.split(","), actor=args.user)
+    return {"raters_per_pair": rating.raters_per_pair(db), "runs_at_once": training.max_concurrent(db),
+            "team": auth.team(db)}
+
+
+def _pii_settings_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--entities", help="comma-separated built-in entities, e.g. PERSON,EMAIL_ADDRESS")
+    p.add_argument("--threshold", type=float)
+    p.add_argument("--allow", type=Path, help="file: one allowed value per line")
+    p.add_argument("--deny", type=Path, help="file: 'ENTITY: word, word' per line")
+    p.add_argument("--rules", type=Path, help="file: 'ENTITY | regex | score' per line")
+
+
+@command("pii-settings", "show or change PII detection settings (admins; a new version)", _pii_settings_args)
+def cmd_pii_settings(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from core import pii
+
+    current = pii.current_config(db)
+    if any(v is not None for v in (args.entities, args.threshold, args.allow, args.deny, args.rules)):
+        def text(path: Path | None, fallback: str) -> str:
+            return path.read_text(encoding="utf-8") if path else fallback
+
+        config = pii.config_from_text(
+            [e.strip() for e in args.entities.split(",") if e.strip()] if args.entities is not None else current.entities,
+            args.threshold if args.threshold is not None else current.threshold,
+            text(args.allow, "\n".join(current.allow_list)),
+            text(args.deny, "\n".join(f"{k}: {', '.join(v)}" for k, v in current.deny_lists.items())),
+            text(args.rules, "\n".join(f"{r.entity} | {r.pattern} | {r.score}" for r in current.regex_rules)))
+        current = pii.save_config(db, config, actor=args.user)
+    return {**asdict(current), "hash": current.hash}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Tuning Studio command line.")
     parser.add_argument("--db", help="database path (default: $STUDIO_DB or data/studio.db)")
@@ -161,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         db = store.connect(args.db)
         result = handler(db, args)
-    except (CliError, datasets.DatasetError, models.ModelUnavailable, store.StoreError,
+    except (CliError, datasets.DatasetError, training.RunError, models.ModelUnavailable, store.StoreError,
             ValueError, KeyError, PermissionError) as exc:
         message = str(exc).strip("'\"")
     except Exception as exc:  # anything else: still one clear line, never a traceback

@@ -40,10 +40,6 @@ class Example:
                    row["updated_at"])
 
     @property
-    def prompt_text(self) -> str:
-        return "\n".join(m["content"] for m in self.messages if m["role"] == "user")
-
-    @property
     def first_user_text(self) -> str:
         return next((m["content"] for m in self.messages if m["role"] == "user"), "")
 
@@ -167,6 +163,30 @@ def bulk_update(db: sqlite_utils.Database, changes: dict[int, dict[str, Any]], a
                 db.table("examples").update(example_id, row)
         audit(db, author, "bulk_update", "dataset", None, {"examples": len(changes)})
     return len(changes)
+
+
+def apply_table_edits(db: sqlite_utils.Database, before: list[dict[str, Any]], after: list[dict[str, Any]],
+                      author: str = "") -> tuple[int, int]:
+    """The Author table's save: split/status/tags edits and ticked deletions, all or nothing.
+
+    Rows carry id, split, status, tags (comma separated) and delete (bool). Returns (changed, deleted).
+    """
+    changes: dict[int, dict[str, Any]] = {}
+    for old, new in zip(before, after):
+        change: dict[str, Any] = {k: new[k] for k in ("split", "status") if new[k] != old[k]}
+        if new["tags"] != old["tags"]:
+            change["tags"] = str(new["tags"] or "").split(",")
+        if change:
+            changes[int(new["id"])] = change
+    to_delete = [int(r["id"]) for r in after if r.get("delete")]
+    with transaction(db):  # one transaction: a failed deletion undoes the edits too
+        bulk_update(db, changes, author=author)
+        for example_id in to_delete:
+            if not db.execute("SELECT 1 FROM examples WHERE id = ?", [example_id]).fetchone():
+                raise DatasetError(f"Example {example_id} no longer exists (deleted meanwhile?); nothing was saved.")
+        if to_delete:
+            delete_examples(db, to_delete, author=author)
+    return len(changes), len(to_delete)
 
 
 @dataclass(frozen=True)

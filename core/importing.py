@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlite_utils
 
-from core import examples, permissions, validation
+from core import examples, permissions, training_config, validation
 from core.datasets import Dataset, DatasetError
 from core.examples import example_row as _example_row
 from core.store import audit, now, transaction
@@ -35,7 +35,7 @@ class ImportReport:
 
 def import_jsonl(db: sqlite_utils.Database, dataset: Dataset, data: bytes, *, source: str = "",
                  author: str = "", split: str = "train", count_tokens: TokenCounter | None = None,
-                 max_length: int = 1024) -> ImportReport:
+                 max_length: int = training_config.DEFAULT_MAX_LENGTH) -> ImportReport:
     """Import valid lines, quarantine invalid ones (fixable later), report every line's verdict."""
     permissions.require(author, "import_examples")
     if len(data) > MAX_IMPORT_BYTES:

@@ -56,9 +56,10 @@ def log_tail(path: Path, chars: int = 4000) -> str:
 
 
 def spawn_worker(database: str, job: str, object_id: int) -> int:
-    """A detached worker process (new session) that outlives the app; returns the launcher pid.
+    """A detached worker process (new session) that outlives the app; returns the worker's pid.
 
-    The worker forks once more and records its own pid, so no zombie is left in the app process.
+    The launcher forks once more and exits; the worker records its own pid, so no zombie is left
+    in the app process. The launcher imports nothing heavy, so this returns in well under a second.
     """
     logs = log_dir(database)
     logs.mkdir(parents=True, exist_ok=True)
@@ -67,30 +68,24 @@ def spawn_worker(database: str, job: str, object_id: int) -> int:
         launcher = subprocess.Popen(
             [sys.executable, "-m", "core.worker", "--db", database, job, str(object_id), "--detach"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, cwd=REPO_ROOT, env=env)
-        child_pid = launcher.wait(timeout=60)  # the launcher prints nothing; its exit code is 0
-    del child_pid
-    pidfile = logs / f"{job}-{object_id}.pid"
-    try:
-        return int(pidfile.read_text())
-    except (OSError, ValueError):
-        return launcher.pid
+        exit_code = launcher.wait(timeout=60)
+    if exit_code != 0:
+        raise RuntimeError(f"The worker launcher failed (exit code {exit_code}); see {logs / f'{job}-{object_id}.log'}")
+    return int((logs / f"{job}-{object_id}.pid").read_text())
 
 
 def process_alive(pid: int | None) -> bool:
+    """Whether a worker process still runs (a zombie, finished but not reaped, does not)."""
+    import psutil
+
     if not pid:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
+    except psutil.AccessDenied:  # another user's process: it exists
         return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except OSError:
-        return True  # no /proc (macOS): trust kill(0)
 
 
 def latest_checkpoint(directory: Path) -> Path | None:

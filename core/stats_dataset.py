@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from core import templating
+from core import templating, training_config
 from core.examples import Example
 
 RECOMMENDED_MIN, RECOMMENDED_MAX = 100, 500
@@ -34,7 +34,7 @@ class DatasetStats:
         return f"{n} examples: plenty; check quality and duplicates rather than adding more."
 
 
-def compute(examples: list[Example], model: str, max_length: int = templating.DEFAULT_MAX_LENGTH) -> DatasetStats:
+def compute(examples: list[Example], model: str, max_length: int = training_config.DEFAULT_MAX_LENGTH) -> DatasetStats:
     tokenizer = templating.load_tokenizer(model)
     totals, assistant = [], []
     for example in examples:

@@ -8,8 +8,6 @@ from typing import Any
 
 from core.models import resolve
 
-DEFAULT_MAX_LENGTH = 1024
-
 Messages = list[dict[str, Any]]
 
 
@@ -79,9 +77,15 @@ def count_tokens(model: str, messages: Messages) -> int:
 
 
 def token_counter(model: str) -> Any:
-    """A counter bound to one model, or None when the model is not available (no length check)."""
+    """A counter bound to one model. The shipped model is converted on demand (a CLI import before
+    `init`); any other unavailable model raises ModelUnavailable: the length check is never
+    silently switched off (issue 15)."""
+    from core import models
+
+    if model == models.DEFAULT_MODEL:
+        models.ensure_default_model()
     try:
         load_tokenizer(model)
-    except Exception:  # unavailable model: validation still runs, without the length warning
-        return None
+    except OSError as exc:  # transformers reports a missing or unreadable tokenizer as OSError
+        raise models.ModelUnavailable(f"Cannot count tokens with {model}: {exc}") from exc
     return lambda messages: count_tokens(model, messages)

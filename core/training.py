@@ -11,10 +11,15 @@ from typing import Any
 
 import sqlite_utils
 
-from core import datasets, models, permissions, pii_review, versions
+from core import models, permissions, pii_review, versions
 from core.run_files import db_file, process_alive, run_dir, spawn_worker
 from core.store import audit, get_setting, insert_row, now, set_setting, transaction
 from core.training_config import DEFAULT_PRESET, PRESETS, TrainingConfig
+
+
+class RunError(Exception):
+    """A request about a training run that cannot be carried out; the message says why."""
+
 
 TERMINAL = ("succeeded", "failed", "cancelled", "interrupted")
 
@@ -81,7 +86,7 @@ def start_run(db: sqlite_utils.Database, version: versions.DatasetVersion, *,
     pii_review.require_clear_version(db, version.dataset_id, version.id, version.pii_override_reason,
                                      f"train on version {version.number}")
     if version.train_count == 0:
-        raise datasets.DatasetError("This version has no training examples.")
+        raise RunError("This version has no training examples.")
     config = config or PRESETS[preset]
     with transaction(db):
         run_id = insert_row(db, "runs", {
@@ -97,7 +102,7 @@ def start_run(db: sqlite_utils.Database, version: versions.DatasetVersion, *,
 def get_run(db: sqlite_utils.Database, run_id: int) -> TrainingRun:
     rows = list(db.query("SELECT * FROM runs WHERE id = ?", [run_id]))
     if not rows:
-        raise datasets.DatasetError(f"No run {run_id}.")
+        raise RunError(f"No run {run_id}.")
     return TrainingRun.from_row(rows[0])
 
 
@@ -247,7 +252,7 @@ def resume_run(db: sqlite_utils.Database, run_id: int, actor: str = "", launch: 
     permissions.require(actor, "start_run")
     run = get_run(db, run_id)
     if run.status not in ("interrupted", "cancelled", "failed"):
-        raise datasets.DatasetError(f"Run {run_id} is {run.status}; only stopped runs can resume.")
+        raise RunError(f"Run {run_id} is {run.status}; only stopped runs can resume.")
     with transaction(db):
         db.table("runs").update(run_id, {"status": "queued", "pid": None, "cancel_requested": 0,
                                    "finished_at": None, "error": ""})
@@ -261,7 +266,7 @@ def delete_run(db: sqlite_utils.Database, run_id: int, actor: str = "") -> None:
     permissions.require(actor, "delete_run")
     run = get_run(db, run_id)
     if run.status == "running":
-        raise datasets.DatasetError("Cancel the run before deleting it.")
+        raise RunError("Cancel the run before deleting it.")
     with transaction(db):
         db.execute("DELETE FROM runs WHERE id = ?", [run_id])
         audit(db, actor, "delete_run", "run", run_id, {"adapter_sha256": run.adapter_sha256})
@@ -276,19 +281,19 @@ ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_mo
 def _adapter_files(source: Path) -> list[Path]:
     """The adapter's own regular files; a symbolic link is refused, never followed."""
     if source.is_symlink() or not source.is_dir():
-        raise datasets.DatasetError(f"{source} is not a folder (symbolic links are not followed).")
+        raise RunError(f"{source} is not a folder (symbolic links are not followed).")
     files = []
     for name in ADAPTER_FILES:
         path = source / name
         if path.is_symlink():
-            raise datasets.DatasetError(f"{path} is a symbolic link; copy the real file into the folder.")
+            raise RunError(f"{path} is a symbolic link; copy the real file into the folder.")
         if path.is_file():
             files.append(path)
     names = {f.name for f in files}
     if "adapter_config.json" not in names:
-        raise datasets.DatasetError(f"{source} has no adapter_config.json: not a PEFT adapter directory.")
+        raise RunError(f"{source} has no adapter_config.json: not a PEFT adapter directory.")
     if not names & {"adapter_model.safetensors", "adapter_model.bin"}:
-        raise datasets.DatasetError(f"{source} has no adapter weights (adapter_model.safetensors).")
+        raise RunError(f"{source} has no adapter weights (adapter_model.safetensors).")
     return files
 
 

@@ -116,6 +116,8 @@ PRESETS: dict[str, TrainingConfig] = {
 
 
 DEFAULT_PRESET = "small-data"
+# The length the default preset cuts examples at: what the import check and the Author page warn about.
+DEFAULT_MAX_LENGTH = PRESETS[DEFAULT_PRESET].max_length
 
 
 @dataclass(frozen=True)
@@ -169,20 +171,14 @@ def hosted_costs(train_tokens: int, rates_per_million: dict[str, float]) -> dict
 
 
 def _available_memory_mb() -> float:
-    try:
-        import torch
+    """Free memory where training will run: the GPU's when there is one, else the machine's."""
+    import psutil
+    import torch
 
-        if torch.cuda.is_available():
-            free, _total = torch.cuda.mem_get_info()
-            return free / 2**20
-    except Exception:  # torch missing or CUDA broken: fall back to system memory
-        pass
-    try:
-        with open("/proc/meminfo") as f:
-            info = {line.split(":")[0]: line.split()[1] for line in f}
-        return int(info["MemAvailable"]) / 1024
-    except (OSError, KeyError):
-        return 4096.0
+    if torch.cuda.is_available():
+        free, _total = torch.cuda.mem_get_info()
+        return free / 2**20
+    return psutil.virtual_memory().available / 2**20
 
 
 def config_diff(a: TrainingConfig, b: TrainingConfig) -> dict[str, tuple[Any, Any]]:

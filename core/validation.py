@@ -242,14 +242,3 @@ def parse_line(raw_bytes: bytes, line: int) -> ParsedLine:
             f"line {line}: no 'messages' list (nor Alpaca, ShareGPT or prompt/completion keys)"),))
     problems = check_messages(messages, line)
     return ParsedLine(line, text, messages if not problems else None, fmt, tuple(problems))
-
-
-def length_warning(messages: Messages, line: int, count_tokens: TokenCounter | None,
-                   max_length: int) -> LineProblem | None:
-    if count_tokens is None:
-        return None
-    tokens = count_tokens(messages)
-    if tokens <= max_length:
-        return None
-    return LineProblem(line, "too_long", f"line {line}: {tokens:,} tokens with the chat template, "
-                       f"over max length {max_length:,}; the end will be cut in training", "warning")

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core import datasets, examples, importing, models, permissions, templating, validation, versions
+from core import datasets, examples, importing, models, permissions, templating, training_config, validation, versions
 from core import stats_dataset as dstats
 from core.paths import safe_name
 from pages import common
@@ -76,19 +76,10 @@ with tab_examples:
                            "status": st.column_config.SelectboxColumn(options=["draft", "ready"])})
         buttons = st.columns(3)
         if buttons[0].button("Save table edits"):
-            changes = {}
-            for before, after in zip(table.to_dict("records"), edited.to_dict("records")):
-                change = {k: after[k] for k in ("split", "status") if after[k] != before[k]}
-                if after["tags"] != before["tags"]:
-                    change["tags"] = after["tags"].split(",")
-                if change:
-                    changes[int(after["id"])] = change
-            to_delete = [int(r["id"]) for r in edited.to_dict("records") if r["delete"]]
             try:
-                examples.bulk_update(db, changes, author=common.user())
-                if to_delete:
-                    examples.delete_examples(db, to_delete, author=common.user())
-                common.success(f"Saved {len(changes)} change(s), deleted {len(to_delete)}.")
+                changed, deleted = examples.apply_table_edits(db, table.to_dict("records"), edited.to_dict("records"),
+                                                              author=common.user())
+                common.success(f"Saved {changed} change(s), deleted {deleted}.")
                 st.rerun()
             except datasets.DatasetError as exc:
                 common.error(str(exc))
@@ -167,7 +158,7 @@ with tab_editor:
                 marked = "".join(("⟦" + templated.text[s:e] + "⟧") if trained else templated.text[s:e]
                                  for s, e, trained in templated.spans)
                 st.caption(f"{templated.token_count} tokens, {sum(templated.assistant_mask)} trained "
-                           f"(inside ⟦ ⟧). Training cuts at {templating.DEFAULT_MAX_LENGTH}.")
+                           f"(inside ⟦ ⟧). Training cuts at {training_config.DEFAULT_MAX_LENGTH}.")
                 common.show_text(marked)
             except models.ModelUnavailable as exc:
                 common.warning(str(exc))
@@ -184,7 +175,7 @@ with tab_import:
                 report = importing.import_jsonl(db, dataset, upload.getvalue(), source=upload.name,
                                                author=common.user(), split=into,
                                                count_tokens=templating.token_counter(models.DEFAULT_MODEL))
-        except datasets.DatasetError as exc:
+        except (datasets.DatasetError, models.ModelUnavailable) as exc:
             common.error(str(exc))
         else:
             common.success(f"Imported {report.imported}; {report.quarantined} quarantined; "

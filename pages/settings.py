@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core import auth, models, permissions, store, studio_settings
+from core import auth, models, permissions, rating, store, studio_settings, training
 from pages import common
 
 common.through_app()
@@ -37,9 +37,8 @@ else:
 
 st.subheader("Rating and queue")
 with st.form("settings.numbers"):
-    k = st.number_input("Raters per pair", 1, 10, int(store.get_setting(db, "raters_per_pair", "1") or 1))
-    concurrent = st.number_input("Training runs at once on this machine", 1, 8,
-                                 int(store.get_setting(db, "max_concurrent_runs", "1") or 1))
+    k = st.number_input("Raters per pair", 1, 10, rating.raters_per_pair(db))
+    concurrent = st.number_input("Training runs at once on this machine", 1, 8, training.max_concurrent(db))
     if st.form_submit_button("Save"):
         try:
             studio_settings.set_raters_per_pair(db, int(k), actor=common.user())

@@ -5,7 +5,7 @@ from dataclasses import asdict, fields
 import pandas as pd
 import streamlit as st
 
-from core import charts, datasets, models, training, training_config, versions
+from core import charts, datasets, models, permissions, training, training_config, versions
 from pages import common
 
 common.through_app()
@@ -84,7 +84,7 @@ with tab_new:
                                          actor=common.user())
                 st.session_state[RUN_KEY] = run.id
                 common.success(f"Run {run.id} queued; it keeps running if you close the browser.")
-            except (datasets.DatasetError, models.ModelUnavailable) as exc:
+            except (datasets.DatasetError, training.RunError, models.ModelUnavailable, permissions.PermissionDenied) as exc:
                 common.error(str(exc))
 
 with tab_runs:

@@ -270,7 +270,7 @@ def test_import_adapter_copies_only_the_adapter_and_refuses_links(rated_db, rand
     assert "secrets.txt" not in copied and "adapter_config.json" in copied
     (folder / "adapter_model.safetensors").unlink()
     (folder / "adapter_model.safetensors").symlink_to("/etc/hostname")
-    with pytest.raises(datasets.DatasetError, match="symbolic link"):
+    with pytest.raises(training.RunError, match="symbolic link"):
         training.import_adapter(db, folder, version_id)
 
 

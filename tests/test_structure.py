@@ -1,0 +1,157 @@
+"""Bugs that the 0.1.0 shape hid (issue 15), each pinned by a test that failed before the fix."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+import time
+
+import pytest
+
+from core import (
+    answer_pairs,
+    datasets,
+    examples,
+    importing,
+    models,
+    pii,
+    pii_review,
+    rating,
+    run_files,
+    store,
+    templating,
+    training,
+    validation,
+    versions,
+)
+
+
+def convo(text: str, answer: str = "Noted.") -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
+
+
+def test_a_rating_saved_while_a_run_launches_succeeds(rated_db, model_dir, tmp_path):
+    db = store.connect(rated_db)
+    run_id = training.list_runs(db)[0].id
+    version = versions.version_by_id(db, training.get_run(db, run_id).dataset_version_id)
+    # A base model the worker cannot load: the run fails fast once the worker starts, so no
+    # real training runs here; what matters is the launch.
+    broken = tmp_path / "config-only-model"
+    broken.mkdir()
+    shutil.copy(model_dir / "config.json", broken / "config.json")
+    added = models.add_model(db, str(broken))
+    queued = training.start_run(db, version, base_model=added.name, preset="smoke-test", launch=False)
+    session = rating.start_session(db, run_id, "Dana")
+    log = run_files.log_dir(rated_db) / f"train-{queued.id}.log"
+    launcher = threading.Thread(target=lambda: training.launch_next(store.connect(rated_db)))
+    launcher.start()
+    deadline = time.time() + 30
+    while not log.exists() and time.time() < deadline:
+        time.sleep(0.01)
+    assert log.exists(), "the launch never started"
+    rater_db = store.connect(rated_db)
+    rater_db.execute("PRAGMA busy_timeout = 1000")  # a rater saving while the worker launches
+    rating.record_rating(rater_db, session, session.order[0][0], "A")
+    launcher.join(timeout=60)
+    deadline = time.time() + 180
+    while not training.get_run(db, queued.id).finished and time.time() < deadline:
+        time.sleep(0.5)
+    assert training.get_run(db, queued.id).status == "failed"
+
+
+def test_a_dead_generation_worker_is_reconciled(rated_db):
+    db = store.connect(rated_db)
+    run_id = training.list_runs(db)[0].id
+    job = answer_pairs.start_generation(db, run_id, launch=False)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert answer_pairs.claim_job(db, job.id, gone.pid)
+    assert answer_pairs.get_job(db, job.id).status == "running"
+    assert answer_pairs.reconcile_jobs(db) == 1
+    failed = answer_pairs.get_job(db, job.id)
+    assert failed.status == "failed" and "stopped unexpectedly" in failed.error
+
+
+def test_the_cache_key_changes_with_every_dataset_write(db):
+    dataset = datasets.create_dataset(db, "cache")
+    for i in range(6):
+        examples.save_example(db, dataset, convo(f"Question {i}"), status="ready")
+    importing.import_jsonl(db, dataset, b"{bad\n")
+    keys = [examples.content_signature(db, dataset.id)]
+
+    def changed() -> bool:
+        keys.append(examples.content_signature(db, dataset.id))
+        return keys[-1] != keys[-2]
+
+    examples.random_split(db, dataset.id, 0.5, seed=1)  # only splits change: the 0.1.0 key missed this
+    assert changed()
+    importing.discard_quarantined(db, importing.list_quarantine(db, dataset.id)[0]["id"])
+    assert changed()
+    pii.scan_dataset(db, dataset.id)
+    assert changed()
+    versions.freeze(db, dataset)
+    assert changed()
+    other = datasets.create_dataset(db, "elsewhere")
+    examples.save_example(db, other, convo("Unrelated"))
+    assert not changed()  # another dataset's writes leave this key alone
+
+
+def test_a_skipped_pair_does_not_come_straight_back(rated_db):
+    db = store.connect(rated_db)
+    run_id = training.list_runs(db)[0].id
+    session = rating.start_session(db, run_id, "Dana")
+    first = rating.next_position(db, session)
+    assert first is not None
+    following = rating.next_position(db, session, skipped={first})
+    assert following not in (None, first)
+    for position in rating.session_positions(db, session):
+        if position != first:
+            rating.record_rating(db, session, position, "tie")
+    assert rating.next_position(db, session, skipped={first}) == first  # only the skipped one is left
+
+
+def test_export_and_training_use_the_freeze_gate(db, model_dir):
+    dataset = datasets.create_dataset(db, "gate")
+    examples.save_example(db, dataset, convo("How do returns work?", "Thirty days."), status="ready")
+    pii.scan_dataset(db, dataset.id)
+    version = versions.freeze(db, dataset)
+    assert versions.export_jsonl(db, dataset, version=version.number)
+    pii.save_config(db, pii.PiiConfig(threshold=0.5))  # new settings: the version is not scanned with them
+    with pytest.raises(datasets.DatasetError, match="not yet PII-scanned"):
+        versions.export_jsonl(db, dataset, version=version.number)
+    with pytest.raises(datasets.DatasetError, match="not yet PII-scanned"):
+        training.start_run(db, version, preset="smoke-test", launch=False)
+    pii.scan_dataset(db, dataset.id)
+    assert versions.export_jsonl(db, dataset, version=version.number)
+    assert pii_review.gate_status(db, dataset.id, version_id=version.id).clear
+
+
+def test_a_table_save_is_all_or_nothing(db):
+    dataset = datasets.create_dataset(db, "table")
+    kept = examples.save_example(db, dataset, convo("Keep me"), status="ready")
+    row = {"id": kept.id, "split": "train", "status": "ready", "tags": "", "delete": False}
+    gone = {"id": 10_000, "split": "train", "status": "ready", "tags": "", "delete": False}
+    with pytest.raises(datasets.DatasetError, match="no longer exists"):
+        examples.apply_table_edits(db, [row, gone], [{**row, "split": "heldout"}, {**gone, "delete": True}])
+    assert examples.get_example(db, kept.id).split == "train"  # the edit was rolled back with the deletion
+    assert examples.apply_table_edits(db, [row], [{**row, "tags": "a, b"}]) == (1, 0)
+    assert examples.get_example(db, kept.id).tags == ["a", "b"]
+
+
+def test_token_counting_never_switches_itself_off(tmp_path):
+    with pytest.raises(models.ModelUnavailable):
+        templating.token_counter(str(tmp_path / "no-such-model"))
+
+
+def test_every_code_the_validator_emits_is_documented():
+    lines = [b"[1]", b"{bad", b'{"x": 1}', b'{"messages": []}', b'{"messages": "no"}',
+             b'{"messages": [{"role": "robot", "content": "x"}, {"role": "assistant", "content": "y"}]}',
+             b'{"messages": [{"role": "user"}]}', b'{"messages": [{"role": "user", "content": " "}]}',
+             b'{"messages": [{"role": "user", "content": 3, "extra": 1}]}', b"\xff\xfe",
+             b'{"messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}]}',
+             b'{"a": NaN}', b"[" * 50_000 + b"]" * 50_000,
+             json.dumps({"messages": convo("x" * (validation.MAX_CONTENT_CHARS + 1))}).encode()]
+    emitted = {p.code for line in lines for p in validation.parse_line(line, 1).problems}
+    assert len(emitted) >= 12 and emitted <= set(validation.CODES)
