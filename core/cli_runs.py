@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlite_utils
 
-from core import answer_pairs, datasets, importing, training, training_config, versions
+from core import answer_pairs, datasets, importing, models, rating, training, training_config, versions
 from core.cli_base import CliError, command, dataset_named, say
 
 
@@ -20,7 +20,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--version", type=int, help="frozen version number (default: latest)")
     p.add_argument("--preset", default=training_config.DEFAULT_PRESET, choices=sorted(training_config.PRESETS))
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
-    p.add_argument("--base-model", default="SmolLM2-135M-Instruct")
+    p.add_argument("--base-model", default=models.DEFAULT_MODEL, help="a name from `models` (default: the shipped model)")
     p.add_argument("--wait", action="store_true", help="stay in the foreground and print progress")
     p.add_argument("--bundle", type=Path, help="train from a bundle written by train-bundle")
 
@@ -218,3 +218,9 @@ def cmd_approve(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str
 
     export.approve(db, args.run, args.decision, args.note, args.user)
     return {"run": args.run, "approval": args.decision}
+
+
+@command("close-rating", "freeze a run's votes and open its results to everyone (admins)", _run_arg)
+def cmd_close_rating(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
+    rating.close_rating(db, args.run, actor=args.user)
+    return {"run": args.run, "rating_closed": rating.rating_closed(db, args.run)}

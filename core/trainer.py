@@ -123,7 +123,7 @@ def train_adapter(db: Any, run: training.TrainingRun, directory: Path, log_path:
     if eval_set is not None and not cancelled:
         metrics["eval_loss"] = round(float(trainer.evaluate()["eval_loss"]), 4)
     if metrics["tokens_per_s"] and not cuda and not cancelled:
-        training.record_throughput(db, float(metrics["tokens_per_s"]))
+        training.record_throughput(db, run.base_model, config.method, float(metrics["tokens_per_s"]))
     sha = generation.adapter_sha256(adapter_dir)
     version = versions.version_by_id(db, run.dataset_version_id)
     write_model_card(adapter_dir, run, version, metrics, sha)

@@ -185,10 +185,10 @@ def cancel_requested(db: sqlite_utils.Database, run_id: int) -> bool:
     return bool(row and row[0])
 
 
-def record_throughput(db: sqlite_utils.Database, tokens_per_s: float) -> None:
-    """The last CPU run's measured speed: the prior for the next estimate."""
+def record_throughput(db: sqlite_utils.Database, base_model: str, method: str, tokens_per_s: float) -> None:
+    """A CPU run's measured speed: the basis of the next estimate for this model and method."""
     with transaction(db):
-        set_setting(db, "measured_tokens_per_s", str(tokens_per_s))
+        set_setting(db, f"measured_tokens_per_s:{base_model}:{method}", str(tokens_per_s))
 
 
 def finish_run(db: sqlite_utils.Database, run: TrainingRun, result: dict[str, Any], log_tail_text: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -11,9 +12,11 @@ import sqlite_utils
 from core import models, versions
 from core.store import get_setting
 
-# Tokens per second of training measured on the 2-core reference machine with the shipped model;
-# replaced by this machine's own measurement after its first run (see `measured_throughput`).
-PRIOR_TOKENS_PER_S = 550.0
+# Training tokens per second measured for the shipped model (SmolLM2-135M, QLoRA, fp32 compute)
+# on a quiet 2-core machine: 79–89 in 0.1.0's benchmarks. Used until this machine has measured
+# its own runs (see `throughput`), scaled by parameter count for other models.
+PRIOR_TOKENS_PER_S = 80.0
+PRIOR_PARAMETERS = 134_515_008
 
 
 HOSTED_RATES_PER_MILLION = {"Hosted small model (article)": 3.0, "Hosted large model (article)": 25.0}
@@ -129,20 +132,82 @@ class Estimate:
     fits: bool
     available_memory_mb: float
     hosted_costs: dict[str, float]
+    tokens_per_s: float = 0.0
+    basis: str = ""  # where the speed behind the duration comes from
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """The numbers of a base model that estimates need, read from its config.json."""
+    parameters: int
+    hidden: int
+    intermediate: int
+    layers: int
+    vocab: int
+    kv_dim: int
+
+    @classmethod
+    def of(cls, base_model: str) -> Architecture:
+        location = models.resolve(base_model)
+        path = os.path.join(location, "config.json") if os.path.isdir(location) else None
+        if path is None or not os.path.exists(path):
+            raise models.ModelUnavailable(f"{base_model}: no config.json to read its size from.")
+        with open(path, encoding="utf-8") as f:
+            c = json.load(f)
+        c = c.get("text_config", c)  # multimodal configs nest the language model's
+        hidden, layers, vocab = int(c["hidden_size"]), int(c["num_hidden_layers"]), int(c["vocab_size"])
+        intermediate = int(c.get("intermediate_size", 4 * hidden))
+        heads = int(c.get("num_attention_heads", 1))
+        kv_dim = hidden * int(c.get("num_key_value_heads", heads)) // heads
+        # A decoder layer: q and o (h x h), k and v (h x kv), a gated MLP (3 x h x i), two norms.
+        per_layer = 2 * hidden * hidden + 2 * hidden * kv_dim + 3 * hidden * intermediate + 2 * hidden
+        embeddings = vocab * hidden * (1 if c.get("tie_word_embeddings", True) else 2)
+        return cls(layers * per_layer + embeddings + hidden, hidden, intermediate, layers, vocab, kv_dim)
+
+    def lora_parameters(self, r: int, targets: str | list[str]) -> int:
+        shapes = {"q_proj": (self.hidden, self.hidden), "o_proj": (self.hidden, self.hidden),
+                  "k_proj": (self.hidden, self.kv_dim), "v_proj": (self.hidden, self.kv_dim),
+                  "gate_proj": (self.hidden, self.intermediate), "up_proj": (self.hidden, self.intermediate),
+                  "down_proj": (self.intermediate, self.hidden)}
+        names = [targets] if isinstance(targets, str) else targets
+        chosen = shapes if "all-linear" in names else {t: shapes[t] for t in names if t in shapes}
+        return self.layers * sum(r * (fan_in + fan_out) for fan_in, fan_out in chosen.values())
+
+
+def _throughput_key(base_model: str, method: str) -> str:
+    return f"measured_tokens_per_s:{base_model}:{method}"
+
+
+def throughput(db: sqlite_utils.Database, base_model: str, method: str,
+               parameters: int) -> tuple[float, str]:
+    """Tokens/s to expect and its basis: this machine's last run of this model and method, else
+    the shipped model's measured speed scaled by parameter count (compute grows with it)."""
+    value = get_setting(db, _throughput_key(base_model, method))
+    if value:
+        return float(value), f"measured on this machine in the last {method} run of {base_model}"
+    scaled = PRIOR_TOKENS_PER_S * PRIOR_PARAMETERS / max(parameters, 1)
+    if base_model == models.DEFAULT_MODEL:
+        return scaled, f"{PRIOR_TOKENS_PER_S:.0f} tokens/s measured for this model on a quiet 2-core machine"
+    return scaled, (f"the shipped model's {PRIOR_TOKENS_PER_S:.0f} tokens/s on 2 cores, scaled by parameter count "
+                    f"({parameters / 1e6:.0f} M); the first run here replaces it with a measurement")
 
 
 def measured_throughput(db: sqlite_utils.Database) -> float:
-    value = get_setting(db, "measured_tokens_per_s")
-    return float(value) if value else PRIOR_TOKENS_PER_S
+    """The newest speed measured on this machine for any model (a cache key for the page)."""
+    row = db.execute("SELECT value FROM settings WHERE key LIKE 'measured_tokens_per_s%' "
+                     "ORDER BY updated_at DESC LIMIT 1").fetchone()
+    return float(row[0]) if row else PRIOR_TOKENS_PER_S
 
 
 def estimate(db: sqlite_utils.Database, version: versions.DatasetVersion, config: TrainingConfig,
-             *, parameters: int = 134_515_008, hidden: int = 576, layers: int = 30,
-             vocab: int = 49_152) -> Estimate:
-    """Peak memory and duration before launch; memory is a model, not a measurement."""
+             base_model: str = models.DEFAULT_MODEL) -> Estimate:
+    """Tokens, steps, peak memory and duration before launch, for the chosen base model (its own
+    tokenizer and architecture). Memory is a model, not a measurement."""
     from core import templating
 
-    tokenizer = templating.load_tokenizer(models.DEFAULT_MODEL)
+    arch = Architecture.of(base_model)
+    parameters, hidden, layers, vocab = arch.parameters, arch.hidden, arch.layers, arch.vocab
+    tokenizer = templating.load_tokenizer(base_model)
     lengths = [min(config.max_length, templating.template_example(tokenizer, m).token_count)
                for m in versions.version_messages(db, version.id, "train")]
     epochs = config.epochs if config.max_steps <= 0 else 0
@@ -150,18 +215,23 @@ def estimate(db: sqlite_utils.Database, version: versions.DatasetVersion, config
     steps = config.max_steps or max(1, int(-(-batches_per_epoch * epochs // config.grad_accumulation)))
     passes = (steps * config.grad_accumulation * config.batch_size) / max(1, len(lengths))
     train_tokens = int(sum(lengths) * passes)
+    # NF4 stores 4 bits a weight plus a block scale (~0.56 bytes with double quantisation); the
+    # embeddings stay in fp32 (4 bytes). LoRA weights train in fp32 with a gradient and two Adam moments.
     weight_bytes = parameters * (0.56 if config.method == "qlora" else 4.0) + vocab * hidden * 4
-    lora_params = layers * 7 * config.lora_r * 2 * hidden * 2  # rough: all-linear upper bound
-    lora_bytes = lora_params * 4 * 4  # weights, gradients, two Adam moments
+    lora_bytes = arch.lora_parameters(config.lora_r, config.targets) * 4 * 4
     longest = max(lengths or [config.max_length])
+    # Activations kept per token and layer, in hidden-size units of 4 bytes: ~34 without gradient
+    # checkpointing (attention and MLP intermediates), ~6 with it (layer inputs only) — rule-of-thumb
+    # factors from the activation-memory analysis of Korthikanti et al. (2022) for small batches.
     per_token = hidden * layers * (6 if config.gradient_checkpointing else 34) * 4
     activation_bytes = config.batch_size * longest * per_token + config.batch_size * longest * vocab * 4
-    peak_mb = (weight_bytes + lora_bytes + activation_bytes) / 2**20 + 900  # runtime + libraries
+    peak_mb = (weight_bytes + lora_bytes + activation_bytes) / 2**20 + 900  # torch + libraries, measured idle
     available = _available_memory_mb()
-    duration = train_tokens / measured_throughput(db)
+    speed, basis = throughput(db, base_model, config.method, parameters)
+    duration = train_tokens / speed
     costs = hosted_costs(train_tokens, HOSTED_RATES_PER_MILLION)
     return Estimate(train_tokens, steps, round(peak_mb), round(duration), peak_mb < available * 0.9,
-                    round(available), costs)
+                    round(available), costs, round(speed, 1), basis)
 
 
 def hosted_costs(train_tokens: int, rates_per_million: dict[str, float]) -> dict[str, float]:

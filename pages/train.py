@@ -13,11 +13,12 @@ common.through_app()
 RUN_KEY = "train.run_id"
 
 @st.cache_data(ttl=3600, max_entries=64, show_spinner="Counting tokens…")
-def cached_estimate(version_id: int, config_json: str, throughput: float) -> training_config.Estimate:
-    """Versions are immutable, so an estimate only changes with the config or measured speed."""
+def cached_estimate(version_id: int, config_json: str, base_model: str, throughput: float) -> training_config.Estimate:
+    """Versions are immutable, so an estimate only changes with the config, model or measured speed."""
     del throughput  # cache key only
     live = common.db()
-    return training_config.estimate(live, versions.version_by_id(live, version_id), training_config.TrainingConfig.from_json(config_json))
+    return training_config.estimate(live, versions.version_by_id(live, version_id),
+                                    training_config.TrainingConfig.from_json(config_json), base_model)
 
 
 st.title("Train")
@@ -64,12 +65,17 @@ with tab_new:
         except ValueError as exc:
             common.error(str(exc))
             st.stop()
-        estimate = cached_estimate(version.id, config.to_json(), training_config.measured_throughput(db))
+        try:
+            estimate = cached_estimate(version.id, config.to_json(), base, training_config.measured_throughput(db))
+        except models.ModelUnavailable as exc:
+            common.error(exc)
+            st.stop()
         c = st.columns(4)
         c[0].metric("Training tokens", f"{estimate.train_tokens:,}")
         c[1].metric("Optimizer steps", estimate.steps)
         c[2].metric("Peak memory (est.)", f"{estimate.peak_memory_mb:,} MB")
         c[3].metric("Duration (est.)", f"{estimate.duration_s // 60:.0f} min {estimate.duration_s % 60:.0f} s")
+        common.caption(f"Duration at {estimate.tokens_per_s:g} training tokens/s: {estimate.basis}.")
         if not estimate.fits:
             common.warning(f"Estimated peak memory exceeds the {estimate.available_memory_mb:,} MB available here.")
         st.caption("Build vs buy: the same training tokens at hosted fine-tuning rates (edit the rates)")

@@ -86,3 +86,30 @@ def test_summary_writes_every_format(rated_db, tmp_path):
     assert data["outcomes"]["wins"] >= 1 and data["lineage"]["adapter_sha256"]
     approved = cli("approve", "--run", str(run_id), "--decision", "approved", "--note", "ok", db=rated_db)
     assert approved.returncode == 0
+
+
+def test_settings_and_pii_settings_from_the_command_line(tmp_path):
+    db = tmp_path / "s.db"
+    out = cli("--json", "settings", "--raters-per-pair", "3", "--runs-at-once", "2", db=db)
+    assert json.loads(out.stdout)["raters_per_pair"] == 3 and json.loads(out.stdout)["runs_at_once"] == 2
+    rules = tmp_path / "rules.txt"
+    rules.write_text("EMPLOYEE_ID | \\bEMP-\\d{5}\\b | 0.9\n")
+    out = cli("--json", "pii-settings", "--entities", "PERSON,EMAIL_ADDRESS", "--rules", str(rules), db=db)
+    data = json.loads(out.stdout)
+    assert data["entities"] == ["PERSON", "EMAIL_ADDRESS"] and data["regex_rules"][0]["entity"] == "EMPLOYEE_ID"
+    bad = cli("pii-settings", "--entities", "", db=tmp_path / "fresh.db")  # no house rules to fall back on
+    assert bad.returncode == 1 and "at least one entity" in bad.stderr
+
+
+def test_the_cli_acts_as_its_user_and_their_role(tmp_path, users_toml):
+    import os
+
+    db = tmp_path / "s.db"
+    env = dict(os.environ, STUDIO_USERS_FILE=str(users_toml))
+    run = lambda *a: subprocess.run([sys.executable, "-m", "core", "--db", str(db), *a], cwd=REPO,  # noqa: E731
+                                    capture_output=True, text=True, timeout=300, env=env)
+    refused = run("--user", "Sam", "settings", "--raters-per-pair", "2")
+    assert refused.returncode == 1 and "Sam (rater) may not studio settings" in refused.stderr
+    assert run("--user", "boss", "settings", "--raters-per-pair", "2").returncode == 0
+    nobody = run("settings", "--runs-at-once", "2")  # the default user 'cli' is not in the file
+    assert nobody.returncode == 1 and "not a user of this studio" in nobody.stderr

@@ -4,20 +4,35 @@ import json
 
 import pytest
 
-from core import datasets, examples, importing, pii, validation, versions
+from core import datasets, examples, importing, pii, versions
 
 
 def convo(user: str, answer: str = "Fine.") -> list[dict[str, str]]:
     return [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
 
 
-def test_round_trip_import_export_is_byte_identical(db, demo_dataset):
-    from core.demo import DEMO_DIR
+# Canonical JSONL written by hand (not by the code under test): compact separators, role then
+# content, UTF-8 kept as is, one object per line.
+CANONICAL = (
+    '{"messages":[{"role":"user","content":"Où est ma commande ?"},{"role":"assistant","content":"Elle arrive demain."}]}\n'
+    '{"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Tab\\there"},'
+    '{"role":"assistant","content":"Quote \\" done","weight":1}]}\n')
 
-    lines = (DEMO_DIR / "train.jsonl").read_text().splitlines()
-    exported = versions.export_jsonl(db, demo_dataset, current=True, split="train").splitlines()
-    expected = [validation.canonical_json(json.loads(line)["messages"]) for line in lines]
-    assert exported == expected
+
+def test_round_trip_import_export_is_byte_identical(db):
+    dataset = datasets.create_dataset(db, "round trip")
+    importing.import_jsonl(db, dataset, CANONICAL.encode())
+    assert versions.export_jsonl(db, dataset, current=True).encode() == CANONICAL.encode()
+
+
+def test_export_canonicalises_other_spellings_of_the_same_examples(db):
+    dataset = datasets.create_dataset(db, "messy")
+    messy = ('\ufeff{"messages": [{"content": "Où est ma commande ?", "role": "user"}, '
+             '{"role": "assistant", "content": "Elle arrive demain."}]}\r\n\r\n'
+             '{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Tab\\there"}, '
+             '{"weight": 1, "content": "Quote \\" done", "role": "assistant"}]}\n')
+    importing.import_jsonl(db, dataset, messy.encode())
+    assert versions.export_jsonl(db, dataset, current=True) == CANONICAL
 
 
 def test_editing_keeps_revisions_and_frozen_versions_never_change(db, model_dir):

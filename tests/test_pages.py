@@ -64,8 +64,12 @@ def test_user_text_is_never_rendered_as_markdown_or_html(db_path, model_dir):
     assert not at.exception
     code_blocks = [c.value for c in at.code]
     assert any(evil in c for c in code_blocks)  # shown verbatim as text
-    for md in at.markdown:
-        assert "<script>" not in md.value and "](http" not in md.value
+    # Every element that renders Markdown: the name and the text must arrive escaped.
+    rendered = [str(e.value) for kind in ("markdown", "caption", "title", "header", "subheader", "info", "warning",
+                                          "error", "success") for e in at.get(kind)]
+    assert any("evil" in r for r in rendered)
+    for text in rendered:
+        assert "<script>" not in text and "](http" not in text and "![" not in text, text
 
 
 def test_pii_page_scans_and_shows_findings(db_path, model_dir):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core import datasets, generation, importing, pii, run_files, store, training, training_config, versions
+from core import datasets, generation, importing, models, pii, run_files, store, training, training_config, versions
 
 
 def small_version(db, model_dir, train_n=16, heldout_n=4):
@@ -131,7 +131,13 @@ def test_estimate_is_plausible(db, demo_dataset):
     seed = training_config.estimate(db, version, training_config.PRESETS["seed-article"])
     assert small.steps == 57 and seed.steps == 15
     assert 1000 < small.peak_memory_mb < 20000 and small.duration_s > 0
-    assert small.hosted_costs["Hosted small model (article)"] == pytest.approx(small.train_tokens / 1e6 * 3, rel=1e-3)
+    assert set(small.hosted_costs) == set(training_config.HOSTED_RATES_PER_MILLION)
+
+
+def test_hosted_costs_known_values():
+    # 2.5 million tokens at $3 and $25 per million: $7.50 and $62.50, worked by hand; blank or NaN rates dropped.
+    assert training_config.hosted_costs(2_500_000, {"small": 3.0, "large": 25.0, "": 9.0, "nan": float("nan")}) \
+        == {"small": 7.5, "large": 62.5}
 
 
 @pytest.mark.slow
@@ -160,3 +166,28 @@ def test_bundle_trains_after_the_launching_process_exits(db, db_path, model_dir,
     assert finished.config.max_steps == 2 and finished.preset == "smoke-test"
     imported = training.import_adapter(db, Path(finished.adapter_path), version.id)
     assert imported.adapter_sha256 == finished.adapter_sha256 and imported.status == "succeeded"
+
+
+def test_estimates_read_the_chosen_models_architecture(model_dir):
+    """Parameter and LoRA counts from config.json equal what torch and peft count on the real model."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    arch = training_config.Architecture.of(str(model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir))
+    assert arch.parameters == sum(p.numel() for p in model.parameters())
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"]
+    peft_model = get_peft_model(model, LoraConfig(r=8, target_modules=targets, task_type="CAUSAL_LM"))
+    trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+    assert arch.lora_parameters(8, targets) == trainable
+
+
+def test_the_estimate_states_its_speed_basis(db, demo_dataset):
+    pii.scan_dataset(db, demo_dataset.id)
+    version = versions.freeze(db, demo_dataset)
+    before = training_config.estimate(db, version, training_config.PRESETS["small-data"])
+    assert before.tokens_per_s == training_config.PRIOR_TOKENS_PER_S and "quiet 2-core" in before.basis
+    training.record_throughput(db, models.DEFAULT_MODEL, "qlora", 40.0)
+    after = training_config.estimate(db, version, training_config.PRESETS["small-data"])
+    assert after.tokens_per_s == 40.0 and "measured on this machine" in after.basis
+    assert after.duration_s == pytest.approx(2 * before.duration_s, abs=1)
