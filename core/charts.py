@@ -36,7 +36,7 @@ def outcome_bars(summary: Any) -> Any:
     labels = ["Tuned better", "Base better", "Tie", "Both bad"]
     fig = go.Figure(go.Bar(x=labels, y=[o.wins, o.losses, o.ties, o.both_bad],
                            marker_color=["#2a9d8f", "#e76f51", "#8d99ae", "#6c757d"]))
-    fig.update_layout(title="Outcomes", height=300, margin={"t": 40, "b": 20, "l": 20, "r": 20})
+    fig.update_layout(title=f"Votes (N = {o.total})", height=300, margin={"t": 40, "b": 20, "l": 20, "r": 20})
     return fig
 
 

@@ -69,32 +69,59 @@ def _ci(ci: Any) -> str:
     return "–" if not ci else f"{ci[0]:.1%} – {ci[1]:.1%}"
 
 
+def _agreement_lines(a: dict[str, Any]) -> list[str]:
+    if a.get("not_computable"):
+        return [f"Not computable: {markdown_cell(a['not_computable'])}."]
+    lines = [f"On {a['calibration_pairs_rated_by_all']} calibration prompts rated by all of "
+             f"{', '.join(markdown_cell(r) for r in a['raters'])}: raw agreement {_pct(a.get('percent_agreement'))}."]
+    if "cohens_kappa" in a:
+        lines.append(f"Cohen's κ {a['cohens_kappa']:.2f} (95 % CI {a['cohens_kappa_ci'][0]:.2f} – "
+                     f"{a['cohens_kappa_ci'][1]:.2f}).")
+    if "fleiss_kappa" in a:
+        ci = a.get("fleiss_kappa_ci")
+        lines.append(f"Fleiss' κ {a['fleiss_kappa']:.2f}" + (f" (bootstrap 95 % CI {ci[0]:.2f} – {ci[1]:.2f})." if ci else "."))
+    return lines
+
+
 def summary_markdown(summary: stats.Summary) -> str:
-    o = summary.outcomes
+    o, po = summary.outcomes, summary.prompt_outcomes
     lines = [f"# Evaluation of run {summary.run_id}", "", summary.verdict_text, "",
-             "## Outcomes", "", "| tuned better | base better | ties (automatic) | both bad | total |",
-             "|---|---|---|---|---|",
-             f"| {o.wins} | {o.losses} | {o.ties} ({o.automatic_ties}) | {o.both_bad} | {o.total} |", "",
-             f"- Win rate W/(W+L): {_pct(summary.win_rate)} (Wilson 95 % CI {_ci(summary.win_rate_ci)})",
-             f"- Sign test p-value: {_p(summary.sign_test_p)}",
-             f"- Score {stats.SCORE_DEFINITION}: {_pct(summary.score)} "
-             f"(prompt-clustered bootstrap 95 % CI {_ci(summary.score_ci)})",
-             f"- Tie rate {_pct(summary.tie_rate)}, both-bad rate {_pct(summary.both_bad_rate)}",
-             f"- Decisive votes needed to detect a 60 % win rate (80 % power): {summary.ratings_needed_for_60}", "",
-             "## Per criterion", "", "| criterion | base | tuned | difference | n |", "|---|---|---|---|---|"]
+             "## Outcomes", "",
+             "| unit | tuned better | base better | ties (automatic) | both bad | total |",
+             "|---|---|---|---|---|---|",
+             f"| prompts | {po.wins} | {po.losses} | {po.ties} ({po.automatic_ties}) | – | {po.total} |",
+             f"| votes | {o.wins} | {o.losses} | {o.ties} ({o.automatic_ties}) | {o.both_bad} | {o.total} |", "",
+             f"- Win rate over decisive prompts: {_pct(summary.win_rate)} (Wilson 95 % CI {_ci(summary.win_rate_ci)}, "
+             f"N = {po.wins + po.losses} prompts)",
+             f"- Anytime-valid test: e-value {summary.e_value:.2f} over {summary.complete_prompts} prompts with all "
+             f"their votes; {'significant' if summary.significant else 'not significant'} (threshold 20, α = 5 %)",
+             f"- Sign test over decisive prompts (valid only at a planned end): p = {_p(summary.sign_test_p)}",
+             f"- Score: {_pct(summary.score)} (bootstrap 95 % CI {_ci(summary.score_ci)}, N = {po.total} prompts)",
+             f"- Votes: tie rate {_pct(summary.tie_rate)}, both-bad rate {_pct(summary.both_bad_rate)} "
+             f"(N = {o.total} votes)",
+             f"- Decisive prompts for 80 % power at a 60 % win rate (anytime-valid test): "
+             f"{summary.prompts_needed_for_60}", "",
+             "## Per criterion (votes that scored both answers)", "",
+             "| criterion | base | tuned | difference (95 % CI) | Wilcoxon p | n |", "|---|---|---|---|---|---|"]
     for c in summary.per_criterion:
-        lines.append(f"| {markdown_cell(c['criterion'])} | {c['base_mean'] or 0:.2f} | {c['tuned_mean'] or 0:.2f} | "
-                     f"{c['difference'] or 0:+.2f} | {c['n_pairs']} |")
-    lines += ["", "## Per rater", "", "| rater | ratings | win rate | left-pick rate | position-bias p | median s |",
-              "|---|---|---|---|---|---|"]
+        ci = c["difference_ci"]
+        lines.append(f"| {markdown_cell(c['criterion'])} | {_num(c['base_mean'])} | {_num(c['tuned_mean'])} | "
+                     f"{_num(c['difference'], '+.2f')} ({_num(ci[0] if ci else None, '+.2f')} to "
+                     f"{_num(ci[1] if ci else None, '+.2f')}) | {_p(c['wilcoxon_p'])} | {c['n_pairs']} |")
+    lines += ["", "## Per rater (votes)", "",
+              "| rater | votes | win rate | left-pick rate | position-bias p | median time |", "|---|---|---|---|---|---|"]
     for r in summary.per_rater:
         lines.append(f"| {markdown_cell(r['rater'])} | {r['ratings']} | {_pct(r['win_rate'])} | "
                      f"{_pct(r['left_pick_rate'])} | {_p(r['position_bias_p'])} | {_seconds(r['median_seconds'])} |")
-    lines += ["", "## Agreement", "", "```json", json.dumps({k: v for k, v in summary.agreement.items() if k != "pairwise"},
-                                                               indent=2, default=str), "```",
+    lines += ["", "## Agreement (calibration prompts)", "", *_agreement_lines(summary.agreement),
               "", "## Automatic checks", "", "```json", json.dumps(summary.checks, indent=2, default=str), "```",
+              "", "## Definitions", "", *[f"- **{k}**: {markdown_cell(v)}" for k, v in summary.definitions.items()],
               "", "## Lineage", "", "```json", json.dumps(summary.lineage, indent=2, default=str), "```", ""]
     return "\n".join(lines)
+
+
+def _num(value: float | None, fmt: str = ".2f") -> str:
+    return "–" if value is None else format(value, fmt)
 
 
 def summary_html(summary: stats.Summary) -> str:

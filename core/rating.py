@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import secrets
 from dataclasses import dataclass
 from random import Random
@@ -103,13 +104,29 @@ def get_session(db: sqlite_utils.Database, session_id: int) -> RatingSession:
     return _session(db.table("rating_sessions").get(session_id))
 
 
+# Overlap, as annotation tools call it: a calibration subset that every rater rates, so agreement
+# can be measured; the other pairs are shared out for coverage (k raters each).
+CALIBRATION_FRACTION = 0.2
+CALIBRATION_MINIMUM = 10
+
+
+def calibration_positions(db: sqlite_utils.Database, run_id: int) -> set[int]:
+    """The run's calibration pairs: 20 % of the rateable pairs, at least 10 (all, if fewer).
+    Drawn with the run id as seed, so every rater and every report sees the same set."""
+    rateable = sorted(p.position for p in answer_pairs.pairs(db, run_id) if not p.identical)
+    size = min(len(rateable), max(CALIBRATION_MINIMUM, math.ceil(CALIBRATION_FRACTION * len(rateable))))
+    return set(Random(run_id).sample(rateable, size))
+
+
 def session_positions(db: sqlite_utils.Database, session: RatingSession) -> list[int]:
-    """Positions this rater should rate: their own order, minus pairs already rated by k others."""
+    """Positions this rater should rate, in their own order: every calibration pair, plus the
+    other pairs that do not yet have k raters (or that they rated already)."""
     k = raters_per_pair(db)
+    calibration = calibration_positions(db, session.run_id)
     counts = dict(db.execute("SELECT position, count(*) FROM ratings WHERE run_id = ? AND rater != ? "
                              "GROUP BY position", [session.run_id, session.rater]).fetchall())
     mine = {r[0] for r in db.execute("SELECT position FROM ratings WHERE rating_session_id = ?", [session.id])}
-    return [p for p, _side in session.order if p in mine or counts.get(p, 0) < k]
+    return [p for p, _side in session.order if p in mine or p in calibration or counts.get(p, 0) < k]
 
 
 def progress(db: sqlite_utils.Database, session: RatingSession) -> tuple[int, int]:

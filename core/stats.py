@@ -6,22 +6,19 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import sqlite_utils
 
-from core import answer_pairs, datasets, rating, training, versions
+from core import agreement, answer_pairs, datasets, inference, rating, training, versions
 from core.store import change_count
-
-BOOTSTRAP_SAMPLES = 2000
-TARGET_WIN_RATE = 0.6
 
 
 @dataclass(frozen=True)
 class Outcomes:
+    """Counts of one unit: votes (every rater's verdict) or prompts (each prompt's mean verdict)."""
     wins: int
     losses: int
     ties: int
@@ -35,99 +32,49 @@ class Outcomes:
 
 @dataclass
 class Summary:
+    """Every headline number is per prompt (several raters on one prompt are one observation);
+    `outcomes` are vote counts, for description only. docs/statistics.md defines each field."""
     run_id: int
     lineage: dict[str, Any]
-    outcomes: Outcomes
-    tie_rate: float
-    both_bad_rate: float
-    win_rate: float | None
+    outcomes: Outcomes                    # votes
+    prompt_outcomes: Outcomes             # prompts: mean vote value > ½ win, < ½ loss, = ½ tie
+    tie_rate: float                       # votes
+    both_bad_rate: float                  # votes
+    win_rate: float | None                # prompts: W / (W + L)
     win_rate_ci: tuple[float, float] | None
-    sign_test_p: float | None
-    score: float | None
+    sign_test_p: float | None             # prompts, exact; for information (not peeking-safe)
+    e_value: float                        # prompts with their planned votes; anytime-valid
+    significant: bool                     # e_value ≥ 20
+    score: float | None                   # prompts: inference.SCORE_DEFINITION
     score_ci: tuple[float, float] | None
-    ratings_needed_for_60: int
+    prompts_needed_for_60: int            # decisive prompts for 80 % power, anytime-valid test
+    complete_prompts: int = 0
     per_criterion: list[dict[str, Any]] = field(default_factory=list)
     per_rater: list[dict[str, Any]] = field(default_factory=list)
     agreement: dict[str, Any] = field(default_factory=dict)
     checks: dict[str, Any] = field(default_factory=dict)
     verdict_text: str = ""
+    definitions: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["outcomes"]["total"] = self.outcomes.total
+        data["prompt_outcomes"]["total"] = self.prompt_outcomes.total
         return data
 
 
-def wilson(successes: int, trials: int) -> tuple[float, float] | None:
-    from statsmodels.stats.proportion import proportion_confint
-
-    if trials == 0:
-        return None
-    low, high = proportion_confint(successes, trials, alpha=0.05, method="wilson")
-    return float(low), float(high)
-
-
-def sign_test(wins: int, losses: int) -> float | None:
-    from scipy.stats import binomtest
-
-    if wins + losses == 0:
-        return None
-    return float(binomtest(wins, wins + losses, 0.5, alternative="two-sided").pvalue)
-
-
-def ratings_needed(target: float = TARGET_WIN_RATE, alpha: float = 0.05, power: float = 0.8) -> int:
-    """Decisive (non-tie) votes needed to detect `target` win rate against 50 % (two-sided)."""
-    from statsmodels.stats.power import NormalIndPower
-    from statsmodels.stats.proportion import proportion_effectsize
-
-    effect = proportion_effectsize(target, 0.5)
-    n = NormalIndPower().solve_power(effect_size=effect, alpha=alpha, power=power, ratio=0, alternative="two-sided")
-    return int(np.ceil(n))
-
-
-# The score's one definition (issue 13): tuned better 1, base better 0, tie and both-bad ½ —
-# both-bad favours neither model. The estimate, its bootstrap interval and Bradley–Terry all use it.
-SCORE_DEFINITION = "(W + ½·(T + B))/N: tuned better counts 1, tie and both-bad ½, base better 0"
-
-
-def outcome_value(preferred: str) -> float:
-    return {"tuned": 1.0, "base": 0.0, "tie": 0.5, "both_bad": 0.5}[preferred]
-
-
-def bootstrap_score(by_prompt: dict[int, list[float]], seed: int = 0) -> tuple[float, float] | None:
-    """The score (SCORE_DEFINITION) with a percentile bootstrap that resamples prompts, keeping each prompt's votes
-    together (clustered), since several raters' votes on one prompt are not independent."""
-    from scipy.stats import bootstrap
-
-    clusters = list(by_prompt.values())
-    if len(clusters) < 2:
-        return None
-    sums = np.array([sum(c) for c in clusters])
-    counts = np.array([len(c) for c in clusters])
-    index = np.arange(len(clusters))
-
-    def ratio(idx: np.ndarray) -> float:
-        idx = idx.astype(int)
-        return float(sums[idx].sum() / counts[idx].sum())
-
-    if np.all(sums / counts == sums[0] / counts[0]):
-        value = float(sums[0] / counts[0])
-        return value, value
-    result = bootstrap((index,), ratio, n_resamples=BOOTSTRAP_SAMPLES, method="percentile",
-                       rng=np.random.default_rng(seed), vectorized=False)
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
-
-
-def mean_ci(values: Sequence[float]) -> tuple[float | None, tuple[float, float] | None]:
-    from scipy import stats as st
-
-    if not values:
-        return None, None
-    mean = float(np.mean(values))
-    if len(values) < 2 or np.std(values) == 0:
-        return mean, (mean, mean)
-    low, high = st.t.interval(0.95, len(values) - 1, loc=mean, scale=st.sem(values))
-    return mean, (float(low), float(high))
+DEFINITIONS = {
+    "unit": "the prompt: several raters' votes on one prompt are one observation",
+    "score": inference.SCORE_DEFINITION,
+    "score_ci": "95 % percentile bootstrap over prompts",
+    "win_rate": "decisive prompts won by the tuned model / all decisive prompts (a prompt is won when "
+                "its mean vote value is above ½, lost below, tied at ½)",
+    "win_rate_ci": "Wilson 95 % interval over decisive prompts",
+    "sign_test_p": "exact two-sided binomial test over decisive prompts; valid only at a planned end",
+    "e_value": "B(W+1, L+1)·2^(W+L) over decisive prompts that have all their planned votes; "
+               "significant when ≥ 20, valid however often Results is looked at",
+    "outcomes": "vote counts, for description",
+}
 
 
 def ratings_signature(db: sqlite_utils.Database, run_id: int | None = None) -> tuple:
@@ -147,43 +94,62 @@ def summarize(db: sqlite_utils.Database, run_id: int) -> Summary:
     counts = Counter(r.preferred for r in ratings)
     outcomes = Outcomes(counts["tuned"], counts["base"], counts["tie"] + automatic, counts["both_bad"], automatic)
     n = outcomes.total
-    decisive = outcomes.wins + outcomes.losses
     by_prompt: dict[int, list[float]] = defaultdict(list)
     for r in ratings:
-        by_prompt[r.position].append(outcome_value(r.preferred))
+        by_prompt[r.position].append(inference.outcome_value(r.preferred))
     for p in pairs:
-        if p.identical:
+        if p.identical:  # an identical pair weighs as much as a rated prompt: one tie
             by_prompt[p.position].append(0.5)
-    score = (outcomes.wins + 0.5 * (outcomes.ties + outcomes.both_bad)) / n if n else None
+    means = inference.prompt_means(by_prompt)
+    prompt_outcomes = Outcomes(sum(m > 0.5 for m in means.values()), sum(m < 0.5 for m in means.values()),
+                               sum(m == 0.5 for m in means.values()), 0, automatic)
+    # The e-value counts a prompt once its planned votes are in (or rating is closed), so a prompt's
+    # outcome does not change after it entered the sequential test.
+    k = rating.raters_per_pair(db)
+    closed = rating.rating_closed(db, run_id)
+    identical = {p.position for p in pairs if p.identical}
+    complete = {p: m for p, m in means.items() if closed or p in identical or len(by_prompt[p]) >= k}
+    e_wins, e_losses = sum(m > 0.5 for m in complete.values()), sum(m < 0.5 for m in complete.values())
+    e = inference.e_value(e_wins, e_losses)
+    decisive = prompt_outcomes.wins + prompt_outcomes.losses
     summary = Summary(
-        run_id=run_id, lineage=lineage(db, run), outcomes=outcomes,
+        run_id=run_id, lineage=lineage(db, run), outcomes=outcomes, prompt_outcomes=prompt_outcomes,
         tie_rate=outcomes.ties / n if n else 0.0, both_bad_rate=outcomes.both_bad / n if n else 0.0,
-        win_rate=outcomes.wins / decisive if decisive else None, win_rate_ci=wilson(outcomes.wins, decisive),
-        sign_test_p=sign_test(outcomes.wins, outcomes.losses), score=score,
-        score_ci=bootstrap_score(by_prompt), ratings_needed_for_60=ratings_needed())
+        win_rate=prompt_outcomes.wins / decisive if decisive else None,
+        win_rate_ci=inference.wilson(prompt_outcomes.wins, decisive),
+        sign_test_p=inference.sign_test(prompt_outcomes.wins, prompt_outcomes.losses),
+        e_value=e, significant=e >= inference.E_VALUE_THRESHOLD,
+        score=float(np.mean(list(means.values()))) if means else None,
+        score_ci=inference.bootstrap_score(by_prompt), prompts_needed_for_60=inference.prompts_needed(),
+        complete_prompts=len(complete), definitions=dict(DEFINITIONS))
     summary.per_criterion = per_criterion(ratings)
     summary.per_rater = per_rater(ratings)
-    summary.agreement = agreement(ratings)
+    summary.agreement = agreement.agreement(ratings, rating.calibration_positions(db, run_id))
     summary.checks = automatic_checks(db, run, pairs)
     summary.verdict_text = verdict_text(summary)
     return summary
 
 
 def verdict_text(s: Summary) -> str:
-    decisive = s.outcomes.wins + s.outcomes.losses
+    """One sentence a team lead can repeat."""
+    o = s.prompt_outcomes
+    decisive = o.wins + o.losses
     if decisive == 0:
-        return "No decisive votes yet."
-    lead = f"Tuned preferred in {s.outcomes.wins} of {decisive} decisive votes"
-    if s.win_rate_ci:
-        lead += f" (win rate {s.win_rate:.0%}, 95 % CI {s.win_rate_ci[0]:.0%}–{s.win_rate_ci[1]:.0%})"
-    if s.sign_test_p is not None and s.sign_test_p < 0.05:
-        return lead + f"; the difference is significant (sign test p = {s.sign_test_p:.3g})."
-    more = max(0, s.ratings_needed_for_60 - decisive)
-    return lead + (f"; not yet conclusive (p = {s.sign_test_p:.2g}). About {more} more decisive votes are "
-                   f"needed to detect a 60 % win rate with 80 % power.")
+        return "No prompt has a decisive verdict yet."
+    lead = (f"The tuned model was preferred on {o.wins} of {decisive} decisive prompts"
+            f" ({s.win_rate:.0%}, 95 % CI {s.win_rate_ci[0]:.0%}–{s.win_rate_ci[1]:.0%})" if s.win_rate_ci else "")
+    if s.significant:
+        better = "better" if o.wins > o.losses else "worse"
+        return lead + (f": it is {better} than the base model (e-value {s.e_value:.0f} ≥ 20, valid however "
+                       "often you look).")
+    more = max(0, s.prompts_needed_for_60 - decisive)
+    return lead + (f"; not conclusive yet (e-value {s.e_value:.1f}, needs 20). If the true win rate were 60 %, "
+                   f"about {more} more decisive prompts would settle it with 80 % probability.")
 
 
 def per_criterion(ratings: list[rating.Rating]) -> list[dict[str, Any]]:
+    """Mean 1–5 scores per model, and the paired difference (tuned − base) per vote with a t
+    interval and a Wilcoxon signed-rank test; n is the number of votes that scored both answers."""
     criteria = sorted({c for r in ratings for side in r.scores.values() for c in side})
     rows = []
     for criterion in criteria:
@@ -191,11 +157,12 @@ def per_criterion(ratings: list[rating.Rating]) -> list[dict[str, Any]]:
         tuned = [r.scores["tuned"][criterion] for r in ratings if criterion in r.scores.get("tuned", {})]
         paired = [r.scores["tuned"][criterion] - r.scores["base"][criterion] for r in ratings
                   if criterion in r.scores.get("base", {}) and criterion in r.scores.get("tuned", {})]
-        base_mean, base_ci = mean_ci(base)
-        tuned_mean, tuned_ci = mean_ci(tuned)
-        diff_mean, diff_ci = mean_ci(paired)
+        base_mean, base_ci = inference.mean_ci(base)
+        tuned_mean, tuned_ci = inference.mean_ci(tuned)
+        diff_mean, diff_ci = inference.mean_ci(paired)
         rows.append({"criterion": criterion, "n_pairs": len(paired), "base_mean": base_mean, "base_ci": base_ci,
-                     "tuned_mean": tuned_mean, "tuned_ci": tuned_ci, "difference": diff_mean, "difference_ci": diff_ci})
+                     "tuned_mean": tuned_mean, "tuned_ci": tuned_ci, "difference": diff_mean,
+                     "difference_ci": diff_ci, "wilcoxon_p": inference.wilcoxon_p(paired)})
     return rows
 
 
@@ -216,49 +183,6 @@ def per_rater(ratings: list[rating.Rating]) -> list[dict[str, Any]]:
             "position_bias_p": float(binomtest(left_picks, side_votes, 0.5).pvalue) if side_votes else None,
             "median_seconds": float(np.median([r.seconds_spent for r in mine])) if mine else None})
     return rows
-
-
-def agreement(ratings: list[rating.Rating]) -> dict[str, Any]:
-    """Agreement on model identity (which model was better), not on screen side."""
-    from statsmodels.stats.inter_rater import aggregate_raters, cohens_kappa, fleiss_kappa
-
-    raters = sorted({r.rater for r in ratings})
-    by_prompt: dict[int, dict[str, str]] = defaultdict(dict)
-    for r in ratings:
-        by_prompt[r.position][r.rater] = r.preferred
-    shared = {p: v for p, v in by_prompt.items() if len(v) >= 2}
-    result: dict[str, Any] = {"raters": raters, "prompts_with_several_raters": len(shared)}
-    if not shared:
-        return result
-    agree = [len(set(v.values())) == 1 for v in shared.values()]
-    result["percent_agreement"] = float(np.mean(agree))
-    no_ties = [v for v in shared.values() if all(x in ("tuned", "base") for x in v.values())]
-    result["percent_agreement_without_ties"] = float(np.mean([len(set(v.values())) == 1 for v in no_ties])) if no_ties else None
-    categories = ["tuned", "base", "tie", "both_bad"]
-    if len(raters) == 2:
-        a, b = raters
-        both = [v for v in shared.values() if a in v and b in v]
-        table = np.zeros((4, 4))
-        for v in both:
-            table[categories.index(v[a]), categories.index(v[b])] += 1
-        used = [i for i in range(4) if table[i].sum() or table[:, i].sum()]
-        table = table[np.ix_(used, used)]
-        result["cohens_kappa"] = float(cohens_kappa(table).kappa) if len(used) > 1 else None
-    complete = [v for v in shared.values() if len(v) == len(raters)]
-    if len(raters) >= 3 and complete:
-        data = np.array([[categories.index(v[r]) for r in raters] for v in complete])
-        table, _ = aggregate_raters(data, n_cat=4)
-        result["fleiss_kappa"] = float(fleiss_kappa(table))
-    # Matrix of pairwise agreement for the heatmap.
-    matrix = []
-    for a in raters:
-        row = []
-        for b in raters:
-            common = [v for v in shared.values() if a in v and b in v]
-            row.append(float(np.mean([v[a] == v[b] for v in common])) if common else None)
-        matrix.append(row)
-    result["pairwise"] = matrix
-    return result
 
 
 def convention_ok(pattern: str, text: str) -> bool:
@@ -309,7 +233,7 @@ def bradley_terry(db: sqlite_utils.Database, dataset_id: int, *, seed: int = 0,
     battles: list[tuple[int, float]] = []  # (run index, outcome for tuned: 1, 0 or 0.5)
     names = []
     for run in runs:
-        votes = [outcome_value(r.preferred) for r in rating.ratings_for_run(db, run.id)]
+        votes = [inference.outcome_value(r.preferred) for r in rating.ratings_for_run(db, run.id)]
         if votes:
             names.append(run.id)
             battles.extend((len(names) - 1, v) for v in votes)

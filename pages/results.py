@@ -42,27 +42,34 @@ if not access.allowed:
     st.stop()
 summary = summary_for(run_id, stats.ratings_signature(db, run_id))
 common.info(summary.verdict_text)
-o = summary.outcomes
+po, o = summary.prompt_outcomes, summary.outcomes
 c = st.columns(5)
-c[0].metric("Tuned better", o.wins)
-c[1].metric("Base better", o.losses)
-c[2].metric("Ties", o.ties, help=f"{o.automatic_ties} identical pairs counted automatically")
-c[3].metric("Both bad", o.both_bad)
-c[4].metric("Win rate", "–" if summary.win_rate is None else f"{summary.win_rate:.0%}")
-st.write(f"Wilson 95 % CI: {export._ci(summary.win_rate_ci)} · sign test p = "
-         f"{'–' if summary.sign_test_p is None else f'{summary.sign_test_p:.3g}'} · "
-         f"score {export._pct(summary.score)} (bootstrap CI {export._ci(summary.score_ci)}) · "
-         f"tie rate {export._pct(summary.tie_rate)} · both-bad rate {export._pct(summary.both_bad_rate)}")
-st.caption(f"Score = {stats.SCORE_DEFINITION}.")
+c[0].metric("Prompts: tuned better", po.wins)
+c[1].metric("Prompts: base better", po.losses)
+c[2].metric("Prompts: tied", po.ties, help=f"{po.automatic_ties} identical answer pairs count as ties")
+c[3].metric("Win rate (prompts)", "–" if summary.win_rate is None else f"{summary.win_rate:.0%}",
+            help=summary.definitions["win_rate"])
+c[4].metric("Evidence (e-value)", f"{summary.e_value:.1f}", help=summary.definitions["e_value"])
+st.write(f"Wilson 95 % CI {export._ci(summary.win_rate_ci)} over {po.wins + po.losses} decisive prompts · "
+         f"score {export._pct(summary.score)} (bootstrap CI {export._ci(summary.score_ci)}, {po.total} prompts) · "
+         f"votes: {o.wins} tuned, {o.losses} base, {o.ties} tie, {o.both_bad} both bad ({o.total} votes)")
+st.caption(f"Unit: {summary.definitions['unit']}. Score: {summary.definitions['score']}. A sign test over "
+           f"prompts gives p = {export._p(summary.sign_test_p)}, valid only at a planned end; the verdict uses "
+           "the e-value, which stays valid while you watch votes arrive.")
 st.plotly_chart(charts.outcome_bars(summary), width="stretch")
 if summary.per_criterion:
     st.plotly_chart(charts.criterion_comparison(summary), width="stretch")
-st.subheader("Per rater")
+    st.dataframe(pd.DataFrame([{"criterion": r["criterion"], "votes scoring both": r["n_pairs"],
+                                "base": r["base_mean"], "tuned": r["tuned_mean"], "difference": r["difference"],
+                                "Wilcoxon p": r["wilcoxon_p"]} for r in summary.per_criterion]), hide_index=True)
+st.subheader("Per rater (votes)")
 if summary.per_rater:
     st.dataframe(pd.DataFrame(summary.per_rater), hide_index=True)
+st.subheader("Agreement (calibration prompts every rater rates)")
+for line in export._agreement_lines(summary.agreement):
+    st.markdown(line)  # names inside are escaped by export._agreement_lines
 if summary.agreement.get("pairwise"):
     st.plotly_chart(charts.agreement_heatmap(summary), width="stretch")
-    st.json({k: v for k, v in summary.agreement.items() if k != "pairwise"})
 st.subheader("Automatic checks")
 st.json(summary.checks)
 strengths = strengths_for(dataset.id, stats.ratings_signature(db))

@@ -71,9 +71,14 @@ def test_k_raters_per_pair(rated_db):
     while (position := rating.next_position(db, first)) is not None:
         rating.record_rating(db, first, position, "A")
     second = rating.start_session(db, rid, "Sam")
-    assert rating.next_position(db, second) is None  # every pair already has its one rating
+    # Every pair has its one rating, but the calibration pairs are for everyone: the second rater
+    # is never told "0 of 0, you are done" (overlap, so agreement can be measured).
+    calibration = rating.calibration_positions(db, rid)
+    assert len(calibration) == min(len(first.order), max(10, -(-len(first.order) // 5)))
+    assert set(rating.session_positions(db, second)) == calibration
+    assert rating.progress(db, second) == (0, len(calibration))
     store.set_setting(db, "raters_per_pair", "2")
-    assert rating.next_position(db, second) is not None
+    assert len(rating.session_positions(db, second)) == len(second.order)
 
 
 def _rate_many(args: tuple[str, int, str]) -> int:

@@ -58,11 +58,18 @@ def test_summary_matches_recomputation_from_csv(rated_db):
     assert summary.outcomes.losses == counts["base"]
     assert summary.outcomes.ties == counts["tie"]
     assert summary.outcomes.both_bad == counts["both_bad"]
-    w, lost = counts["tuned"], counts["base"]
+    # Prompt level, recomputed from the CSV rows: each prompt's mean vote value decides it.
+    value = {"tuned": 1.0, "base": 0.0, "tie": 0.5, "both_bad": 0.5}
+    by_prompt: dict[str, list[float]] = {}
+    for r in rows:
+        by_prompt.setdefault(r["position"], []).append(value[r["preferred"]])
+    means = [float(np.mean(v)) for v in by_prompt.values()]
+    w, lost = sum(m > 0.5 for m in means), sum(m < 0.5 for m in means)
+    assert (summary.prompt_outcomes.wins, summary.prompt_outcomes.losses) == (w, lost)
     assert summary.win_rate == pytest.approx(w / (w + lost))
     assert summary.win_rate_ci == pytest.approx(proportion_confint(w, w + lost, method="wilson"))
     assert summary.sign_test_p == pytest.approx(binomtest(w, w + lost, 0.5).pvalue)
-    assert summary.score == pytest.approx((w + 0.5 * (counts["tie"] + counts["both_bad"])) / len(rows))
+    assert summary.score == pytest.approx(np.mean(means))
     low, high = summary.score_ci
     assert low <= summary.score <= high
     tone = next(c for c in summary.per_criterion if c["criterion"] == "tone")
@@ -74,9 +81,11 @@ def test_summary_matches_recomputation_from_csv(rated_db):
     sided = sum(r["verdict"] in ("A", "B") for r in dana)
     assert per["Dana"]["left_pick_rate"] == pytest.approx(left_picks / sided)
     assert per["Dana"]["position_bias_p"] == pytest.approx(binomtest(left_picks, sided, 0.5).pvalue)
-    assert summary.agreement["prompts_with_several_raters"] == len(dana)
-    assert summary.agreement["cohens_kappa"] is not None and summary.agreement["cohens_kappa"] < 1
-    assert summary.ratings_needed_for_60 > 150
+    calibration = rating.calibration_positions(db, rid)
+    assert summary.agreement["calibration_pairs_rated_by_all"] == len(calibration)
+    kappa, (k_low, k_high) = summary.agreement["cohens_kappa"], summary.agreement["cohens_kappa_ci"]
+    assert k_low <= kappa <= k_high and kappa < 1
+    assert summary.prompts_needed_for_60 > 150
 
 
 def test_small_sample_is_not_celebrated(rated_db):
@@ -86,8 +95,8 @@ def test_small_sample_is_not_celebrated(rated_db):
     for position, left in session.order[:4]:
         rating.record_rating(db, session, position, "A" if left == "tuned" else "B")
     summary = stats.summarize(db, rid)
-    assert summary.outcomes.wins == 4 and summary.sign_test_p > 0.05
-    assert "not yet conclusive" in summary.verdict_text and "more decisive votes" in summary.verdict_text
+    assert summary.prompt_outcomes.wins == 4 and summary.sign_test_p > 0.05 and not summary.significant
+    assert "not conclusive yet" in summary.verdict_text and "more decisive prompts" in summary.verdict_text
 
 
 def test_exports_carry_lineage_and_html_is_self_contained(rated_db):
