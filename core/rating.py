@@ -143,8 +143,28 @@ def blind_pair(db: sqlite_utils.Database, session: RatingSession, position: int)
         (s, db.execute("SELECT flags_json FROM generations WHERE run_id = ? AND position = ? AND side = ?",
                        [session.run_id, position, s]).fetchone()) for s in ("base", "tuned"))}
     side_b = "tuned" if side_a == "base" else "base"
-    return BlindPair(position, pair.prompt, texts[side_a], texts[side_b],
-                     [f for f in flags[side_a] if f != "identical"], [f for f in flags[side_b] if f != "identical"])
+    # A flag shown under one answer only would point at a model (base answers mention personal
+    # data more often): flags are shown for the pair, on both answers or neither (issue 18).
+    shared = sorted((set(flags["base"]) | set(flags["tuned"])) - {"identical"})
+    return BlindPair(position, pair.prompt, texts[side_a], texts[side_b], shared, shared)
+
+
+@dataclass(frozen=True)
+class EarlierVote:
+    """A rater's own earlier vote on a pair, in screen terms (A/B), to show and edit it."""
+    verdict: str
+    scores: dict[str, dict[str, int]]  # {"A": {criterion: 1-5}, "B": {...}}
+    comment: str
+
+
+def earlier_vote(db: sqlite_utils.Database, session: RatingSession, position: int) -> EarlierVote | None:
+    """The rater's stored vote mapped back to screen sides (scores are stored by model)."""
+    mine = my_rating(db, session, position)
+    if mine is None:
+        return None
+    side_a = dict(session.order)[position]
+    side_of = {side_a: "A", ("tuned" if side_a == "base" else "base"): "B"}
+    return EarlierVote(mine.verdict, {side_of[model]: dict(s) for model, s in mine.scores.items()}, mine.comment)
 
 
 def next_position(db: sqlite_utils.Database, session: RatingSession, *, skipped: set[int] | None = None) -> int | None:

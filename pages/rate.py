@@ -69,8 +69,12 @@ st.progress(done / max(total, 1), text=f"{done} of {total} rated by you")
 if done >= total:
     common.success("Your session is complete. Here is what you rated, with identities revealed.")
     revealed = rating.reveal(db, session)
-    st.dataframe([{"pair": r.position, "A was": r.left_side, "your verdict": rating.VERDICT_LABELS[r.verdict],
-                   "preferred": r.preferred} for r in revealed], hide_index=True)
+    seen_order = {position: i for i, (position, _side) in enumerate(session.order, start=1)}
+    prompts = {p.position: next((m["content"] for m in p.prompt if m["role"] == "user"), "") for p in pairs}
+    st.dataframe(sorted(({"#": seen_order[r.position], "prompt": prompts.get(r.position, "")[:120],
+                          "A was": r.left_side, "your verdict": rating.VERDICT_LABELS[r.verdict],
+                          "you preferred": r.preferred} for r in revealed), key=lambda row: row["#"]),
+                 hide_index=True)
     st.stop()
 
 skipped = st.session_state.setdefault(SKIPPED_KEY, set())
@@ -82,19 +86,22 @@ if position is None or rating.my_rating(db, session, position) is not None and s
 if position is None:
     st.stop()
 pair = rating.blind_pair(db, session, position)
-existing = rating.my_rating(db, session, position)
+existing = rating.earlier_vote(db, session, position)
 
 st.subheader("Conversation")
 common.show_conversation(pair.prompt)
 left, right = st.columns(2)
-for col, label, text, flags in ((left, "A", pair.text_a, pair.flags_a), (right, "B", pair.text_b, pair.flags_b)):
+# Flags belong to the pair, never to one side: a flag under one answer would point at a model.
+if "pii" in pair.flags_a:
+    common.warning("One of these answers may contain personal data.")
+if "names_model" in pair.flags_a:
+    common.warning("One of these answers mentions a model; judge the content only.")
+for col, label, text in ((left, "A", pair.text_a), (right, "B", pair.text_b)):
     with col:
         st.markdown(f"**Answer {label}**")
         common.show_text(text)
-        if "pii" in flags:
-            common.warning("This answer may contain personal data.")
-        if "names_model" in flags:
-            common.warning("This answer mentions a model; judge the content only.")
+if existing:
+    st.info(f"Your earlier verdict: {rating.VERDICT_LABELS[existing.verdict]}. Vote again to change it.")
 
 dataset_criteria = dataset.criteria
 with st.form(f"rate.form.{session.id}.{position}"):
@@ -103,7 +110,9 @@ with st.form(f"rate.form.{session.id}.{position}"):
         for criterion in dataset_criteria:
             c = st.columns(2)
             for col, label in zip(c, ("A", "B")):
-                value = col.select_slider(f"{common.md_escape(criterion)} — {label}", options=[0, 1, 2, 3, 4, 5], value=0,
+                earlier = existing.scores.get(label, {}).get(criterion, 0) if existing else 0
+                value = col.select_slider(f"{common.md_escape(criterion)} — {label}", options=[0, 1, 2, 3, 4, 5],
+                                          value=earlier,
                                           format_func=lambda v: "–" if v == 0 else str(v))
                 if value:
                     scores[label][criterion] = value

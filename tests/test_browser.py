@@ -217,7 +217,10 @@ def test_whole_journey(tmp_path, model_dir, chromium):
             choose(rater_page, "Dataset", "Journey support")
             choose(rater_page, "You are", rater)
             for _ in range(10):
-                if rater_page.get_by_text("Your session is complete").count():
+                # Under load a rerun can lag behind the settle check: wait for either state.
+                done = rater_page.get_by_text("Your session is complete")
+                done.or_(rater_page.get_by_role("button", name=re.compile("A is better"))).first.wait_for()
+                if done.count():
                     break
                 html = rater_page.content().lower()
                 body = rater_page.locator("section.main, [data-testid='stMain']").first.inner_text().lower()

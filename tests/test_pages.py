@@ -135,8 +135,8 @@ def test_results_page_summarises_ratings(rated_db):
     at.switch_page("pages/results.py").run()
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Tuned better"] == str(len(session.order)) and metrics["Win rate"] == "100%"
-    assert "significant" in at.info[0].value
+    assert metrics["Prompts: tuned better"] == str(len(session.order)) and metrics["Win rate (prompts)"] == "100%"
+    assert "better than the base model" in at.info[0].value and "valid however often you look" in at.info[0].value
 
 
 def test_settings_saves_the_team(db_path, model_dir):

@@ -121,3 +121,25 @@ def test_corrected_answer_becomes_a_draft_example(rated_db):
     assert example.messages[:-1] == pair.prompt
     assert f"from-rating-run-{rid}" in example.tags
     assert examples.get_example(db, example.id).author == "Dana"
+
+
+def test_flags_never_point_at_one_model(rated_db):
+    db = store.connect(rated_db)
+    rid = run_id(db)
+    session = rating.start_session(db, rid, "Dana")
+    position, _left = session.order[0]
+    # As a PII scan of the answers would: only the base answer carries the flag.
+    db.execute("UPDATE generations SET flags_json = '[\"pii\"]' WHERE run_id = ? AND position = ? AND side = 'base'",
+               [rid, position])
+    pair = rating.blind_pair(db, session, position)
+    assert pair.flags_a == pair.flags_b == ["pii"]
+
+
+def test_going_back_shows_the_earlier_verdict_and_scores_on_the_same_sides(rated_db):
+    db = store.connect(rated_db)
+    rid = run_id(db)
+    session = rating.start_session(db, rid, "Dana")
+    position = session.order[0][0]
+    rating.record_rating(db, session, position, "B", scores={"A": {"tone": 2}, "B": {"tone": 5}}, comment="B reads better")
+    earlier = rating.earlier_vote(db, session, position)
+    assert earlier == rating.EarlierVote("B", {"A": {"tone": 2}, "B": {"tone": 5}}, "B reads better")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core import agreement, inference, stats
+from core import agreement, inference
 
 
 def test_wilson_interval_matches_newcombe_1998():
