@@ -165,6 +165,8 @@ def approve(db: sqlite_utils.Database, run_id: int, decision: str, note: str, ac
     permissions.require(actor, "approve")
     if decision not in ("approved", "rejected"):
         raise ValueError("decision must be approved or rejected")
+    if not note.strip():
+        raise ValueError("Write a decision note: what was compared and why this decision (it goes on the model card).")
     summary = stats.summarize(db, run_id)
     if summary.outcomes.total == 0:
         raise ValueError("Rate the run before signing it off: the summary is empty.")
@@ -176,3 +178,21 @@ def approve(db: sqlite_utils.Database, run_id: int, decision: str, note: str, ac
         card = Path(run.adapter_path) / "README.md"
         with open(card, "a", encoding="utf-8") as f:
             f.write(f"\n## Sign-off\n\n{decision} by {actor} on {now()}: {note}\n\n{summary_markdown(summary)}\n")
+
+
+def adapter_zip(db: sqlite_utils.Database, run_id: int, actor: str) -> bytes:
+    """The run's adapter as a zip (weights, config, model card with lineage and sign-off), ready for
+    `PeftModel.from_pretrained` after unzipping. Authors and admins: it carries what was learned."""
+    import zipfile
+    from pathlib import Path
+
+    permissions.require(actor, "export_dataset")
+    run = training.get_run(db, run_id)
+    if not run.adapter_path or not Path(run.adapter_path).is_dir():
+        raise ValueError(f"Run {run_id} has no adapter to download.")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(Path(run.adapter_path).iterdir()):
+            if path.is_file() and not path.is_symlink():
+                archive.write(path, f"run-{run_id}-adapter/{path.name}")
+    return buffer.getvalue()

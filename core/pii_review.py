@@ -62,10 +62,13 @@ class GateStatus:
 
 def open_findings(db: sqlite_utils.Database, dataset_id: int, *, entity_type: str = "",
                   status: str = "open") -> list[StoredFinding]:
-    """Findings on the examples' current text under the current configuration."""
+    """Findings on the examples' current text under the current configuration, plus the history
+    of anonymisations (they sit on the text before it was anonymised, so they are kept whatever
+    the current text; their raw value is gone, only the decision remains)."""
     config = current_config(db)
     query = ("SELECT f.* FROM pii_findings f JOIN examples e ON e.id = f.example_id "
-             "WHERE e.dataset_id = ? AND f.content_hash = e.content_hash AND f.config_hash = ?")
+             "WHERE e.dataset_id = ? AND (f.content_hash = e.content_hash OR f.status = 'anonymised') "
+             "AND f.config_hash = ?")
     params: list[Any] = [dataset_id, config.hash]
     if status:
         query += " AND f.status = ?"

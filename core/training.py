@@ -21,6 +21,10 @@ class RunError(Exception):
     """A request about a training run that cannot be carried out; the message says why."""
 
 
+class DuplicateRun(RunError):
+    """An identical run is already queued or running (a double click, usually)."""
+
+
 TERMINAL = ("succeeded", "failed", "cancelled", "interrupted")
 
 
@@ -79,7 +83,8 @@ class RunEvent:
 
 def start_run(db: sqlite_utils.Database, version: versions.DatasetVersion, *,
               base_model: str = models.DEFAULT_MODEL, preset: str = DEFAULT_PRESET,
-              config: TrainingConfig | None = None, actor: str = "", launch: bool = True) -> TrainingRun:
+              config: TrainingConfig | None = None, actor: str = "", launch: bool = True,
+              allow_duplicate: bool = False) -> TrainingRun:
     """Queue a run on a frozen version and launch the queue; returns at once."""
     permissions.require(actor, "start_run")
     models.resolve(base_model)  # a clear ModelUnavailable now, not a traceback in the worker
@@ -88,6 +93,13 @@ def start_run(db: sqlite_utils.Database, version: versions.DatasetVersion, *,
     if version.train_count == 0:
         raise RunError("This version has no training examples.")
     config = config or PRESETS[preset]
+    if not allow_duplicate:
+        twin = db.execute("SELECT id, status FROM runs WHERE dataset_version_id = ? AND base_model = ? AND "
+                          "config_json = ? AND status IN ('queued', 'running')",
+                          [version.id, base_model, config.to_json()]).fetchone()
+        if twin:
+            raise DuplicateRun(f"Run {twin[0]} with exactly this version, model and configuration is already "
+                               f"{twin[1]}. Start another only if you mean to (confirm to do so).")
     with transaction(db):
         run_id = insert_row(db, "runs", {
             "dataset_version_id": version.id, "base_model": base_model, "preset": preset,

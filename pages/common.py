@@ -115,10 +115,30 @@ def sidebar() -> None:
         all_sets = datasets.list_datasets(db())
         if all_sets:
             ids = [d.id for d in all_sets]
-            chosen = st.session_state.get(DATASET_KEY)
+            # This session's choice, else the URL's (a shared link, a reload, a new tab).
+            chosen = st.session_state.get(DATASET_KEY) or _int_param("dataset")
             st.session_state[DATASET_KEY] = st.selectbox(
                 "Dataset", ids, index=ids.index(chosen) if chosen in ids else 0,
                 format_func=lambda i: next(d.name for d in all_sets if d.id == i))
+            st.query_params["dataset"] = str(st.session_state[DATASET_KEY])
+
+
+def _int_param(name: str) -> int | None:
+    value = st.query_params.get(name)
+    return int(value) if value and str(value).isdigit() else None
+
+
+def choose_run(page: str, runs: list[training.TrainingRun], prefer: list[int] | None = None) -> int:
+    """The run picker of Rate and Results: this session's choice, else the URL's run, else the
+    first preferred one (with answers, or being rated), else the newest; kept in the URL."""
+    ids = [r.id for r in runs]
+    state_key = f"{page}.run_id"
+    candidates = [st.session_state.get(state_key), _int_param("run"), *(prefer or [])]
+    chosen = next((c for c in candidates if c in ids), ids[0])
+    run_id = int(st.selectbox("Run", ids, index=ids.index(chosen), format_func=lambda i: f"Run {i}"))
+    st.session_state[state_key] = run_id
+    st.query_params["run"] = str(run_id)
+    return run_id
 
 
 def user() -> str:

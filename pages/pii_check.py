@@ -65,10 +65,16 @@ with tab_review:
         text = example.messages[finding.message_index]["content"]
         with st.container(border=True):
             common.caption(f"Example {example.id} · message {finding.message_index + 1} "
-                       f"({example.messages[finding.message_index]['role']}) · {finding.entity_type} · "
-                       f"score {finding.score:.2f} · {finding.status}")
-            # The span is marked with brackets inside plain text: no HTML is ever rendered.
-            common.show_text(text[:finding.start] + "⟦" + text[finding.start:finding.end] + "⟧" + text[finding.end:])
+                           f"({example.messages[finding.message_index]['role']}) · {finding.entity_type} · "
+                           f"score {finding.score:.2f} · {finding.status}"
+                           + (f" ({finding.reason})" if finding.status != "open" and finding.reason else ""))
+            if finding.status == "anonymised":
+                # The raw value was erased; the example's current text shows what replaced it.
+                common.show_text(text)
+            else:
+                # The span is marked with brackets inside plain text: no HTML is ever rendered.
+                common.show_text(text[:finding.start] + "⟦" + text[finding.start:finding.end] + "⟧"
+                                 + text[finding.end:])
             if finding.status == "open":
                 row = st.columns([0.25, 0.25, 0.5])
                 method = row[0].selectbox("Method", ["replace", "mask", "redact"], key=f"pii.m.{finding.id}",

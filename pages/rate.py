@@ -18,7 +18,8 @@ st.title("Rate")
 db = common.db()
 dataset = common.require_dataset()
 runs = common.finished_runs(db, dataset)
-run_id = st.selectbox("Run", [r.id for r in runs], format_func=lambda i: f"Run {i}")
+# Open on a run that has answers to rate (newest first), not on a fresh smoke test without any.
+run_id = common.choose_run("rate", runs, prefer=[r.id for r in runs if answer_pairs.pairs(db, r.id)])
 answer_pairs.reconcile_jobs(db)  # a job whose worker died must not keep raters waiting forever
 pairs = answer_pairs.pairs(db, run_id)
 job = answer_pairs.latest_job(db, run_id)
@@ -89,6 +90,9 @@ pair = rating.blind_pair(db, session, position)
 existing = rating.earlier_vote(db, session, position)
 
 st.subheader("Conversation")
+if dataset.guidelines.strip():
+    with st.expander("The dataset's guidelines (what a good answer looks like)"):
+        common.show_text(dataset.guidelines)
 common.show_conversation(pair.prompt)
 left, right = st.columns(2)
 # Flags belong to the pair, never to one side: a flag under one answer would point at a model.

@@ -27,7 +27,7 @@ runs = common.finished_runs(db, dataset)
 approved = [r.id for r in runs if r.approval == "approved"]
 if approved:
     common.success(f"Approved adapter for this dataset: run {approved[0]}")
-run_id = st.selectbox("Run", [r.id for r in runs], format_func=lambda i: f"Run {i}")
+run_id = common.choose_run("results", runs, prefer=[r.id for r in runs if rating.ratings_for_run(db, r.id)])
 # Blinding is decided in core (rating.results_access); the page only says what it decided.
 access = rating.results_access(db, run_id, common.user())
 closed = rating.rating_closed(db, run_id)
@@ -85,6 +85,11 @@ for col, fmt in zip(cols, export.FORMATS):
     col.download_button(f"Download {fmt.upper()}",
                         lambda fmt=fmt, viewer=viewer: export.render(common.db(), run_id, fmt, viewer, summary),
                         file_name=f"run-{run_id}-evaluation.{fmt}", key=f"results.dl.{fmt}")
+
+if common.allowed("export_dataset"):
+    st.download_button("Download the adapter (zip with its model card)",
+                       lambda: export.adapter_zip(common.db(), run_id, common.user()),
+                       file_name=f"run-{run_id}-adapter.zip", mime="application/zip", key="results.dl.adapter")
 
 st.subheader("Sign-off")
 if common.allowed("approve"):

@@ -84,10 +84,13 @@ with tab_new:
                                hide_index=True, key="train.rates", num_rows="dynamic")
         costs = training_config.hosted_costs(estimate.train_tokens, dict(zip(rates["service"], rates["$ per 1M tokens"])))
         st.dataframe(pd.DataFrame([{"service": k, "cost $": v} for k, v in costs.items()]), hide_index=True)
+        again = st.checkbox("Start another run even if an identical one is queued or running",
+                            help="Without this, a second click on Start training does not queue a duplicate.")
         if st.button("Start training", type="primary"):
             try:
-                run = training.start_run(db, version, base_model=base, preset=preset, config=config,
-                                         actor=common.user())
+                with st.spinner("Queuing the run and starting its worker…"):
+                    run = training.start_run(db, version, base_model=base, preset=preset, config=config,
+                                             actor=common.user(), allow_duplicate=again)
                 st.session_state[RUN_KEY] = run.id
                 common.success(f"Run {run.id} queued; it keeps running if you close the browser.")
             except (datasets.DatasetError, training.RunError, models.ModelUnavailable, permissions.PermissionDenied) as exc:

@@ -166,3 +166,23 @@ def test_password_gate_with_roles(db_path, model_dir, tmp_path, monkeypatch):
     at.button[0].click().run()
     assert at.session_state["studio.user"] == "ana" and at.session_state["studio.role"] == "admin"
     assert "s3cret" not in users.read_text()
+
+
+def test_a_link_opens_exactly_that_dataset_and_run(rated_db):
+    db = store.connect(rated_db)
+    run_id = training.list_runs(db)[0].id
+    other = datasets.create_dataset(db, "Second dataset")
+    at = AppTest.from_file("../app.py", default_timeout=120)
+    at.query_params["dataset"] = str(other.id)
+    at.run()
+    at.switch_page("pages/rate.py").run()
+    assert not at.exception
+    assert at.session_state["studio.dataset_id"] == other.id
+    assert any("No finished run yet" in i.value for i in at.info)
+    linked = AppTest.from_file("../app.py", default_timeout=120)
+    linked.query_params["dataset"] = "1"
+    linked.query_params["run"] = str(run_id)
+    linked.run()
+    linked.switch_page("pages/rate.py").run()
+    assert not linked.exception
+    assert linked.session_state["rate.run_id"] == run_id and linked.query_params["run"] == str(run_id)

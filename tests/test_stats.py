@@ -4,6 +4,7 @@ import csv
 import io
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,6 +126,8 @@ def test_sign_off_requires_admin_and_a_summary(rated_db, team_users):
     rating.record_rating(db, session, session.order[0][0], "A")
     with pytest.raises(PermissionError):
         export.approve(db, rid, "approved", "ok", "Dana")
+    with pytest.raises(ValueError, match="decision note"):
+        export.approve(db, rid, "approved", "  ", "boss")
     export.approve(db, rid, "approved", "good enough", "boss")
     assert training.get_run(db, rid).approval == "approved"
     assert db.execute("SELECT count(*) FROM audit_log WHERE action = 'run_approved'").fetchone()[0] == 1
@@ -143,3 +146,19 @@ def test_bradley_terry_orders_adapters(rated_db, random_adapter):
     strengths = {s["run"]: s for s in stats.bradley_terry(db, dataset_id)}
     assert strengths[first.id]["strength"] > 0 > strengths[second.id]["strength"]
     assert strengths[first.id]["ci"][0] <= strengths[first.id]["strength"] <= strengths[first.id]["ci"][1]
+
+
+def test_the_adapter_downloads_as_a_zip_with_its_model_card(rated_db):
+    import zipfile
+
+    from core import generation
+
+    db = store.connect(rated_db)
+    run = training.list_runs(db)[0]
+    data = export.adapter_zip(db, run.id, "admin")
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = {name.split("/", 1)[1] for name in archive.namelist()}
+        assert {"adapter_config.json", "adapter_model.safetensors"} <= names
+        unpacked = Path(rated_db).parent / "unzipped"
+        archive.extractall(unpacked)
+    assert generation.adapter_sha256(unpacked / f"run-{run.id}-adapter") == run.adapter_sha256

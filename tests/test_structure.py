@@ -155,3 +155,15 @@ def test_every_code_the_validator_emits_is_documented():
              json.dumps({"messages": convo("x" * (validation.MAX_CONTENT_CHARS + 1))}).encode()]
     emitted = {p.code for line in lines for p in validation.parse_line(line, 1).problems}
     assert len(emitted) >= 12 and emitted <= set(validation.CODES)
+
+
+def test_an_identical_run_is_not_queued_twice_by_accident(db, model_dir):
+    dataset = datasets.create_dataset(db, "twice")
+    examples.save_example(db, dataset, convo("How do returns work?", "Thirty days."), status="ready")
+    pii.scan_dataset(db, dataset.id)
+    version = versions.freeze(db, dataset)
+    first = training.start_run(db, version, preset="smoke-test", launch=False)
+    with pytest.raises(training.DuplicateRun, match=f"Run {first.id} .* already queued"):
+        training.start_run(db, version, preset="smoke-test", launch=False)
+    assert training.start_run(db, version, preset="smoke-test", launch=False, allow_duplicate=True).id != first.id
+    assert training.start_run(db, version, preset="small-data", launch=False).id  # another config is fine

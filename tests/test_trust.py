@@ -145,6 +145,9 @@ def test_anonymising_erases_the_raw_value_from_every_file_on_disk(db_path, model
     found = pii_review.open_findings(db, dataset.id, entity_type="EMAIL_ADDRESS")
     assert found
     pii_review.anonymise(db, [f.id for f in found], method="replace")
+    history = pii_review.open_findings(db, dataset.id, status="anonymised")
+    assert history and all(f.reason == "replace" for f in history)  # the decision stays visible
+    assert {f.id for f in history} <= {f.id for f in pii_review.open_findings(db, dataset.id, status="")}
     assert "<EMAIL_ADDRESS_1>" in examples.get_example(db, example.id).messages[0]["content"]
     assert versions.version_by_id(db, version.id).content_hash != version.content_hash
     db.conn.close()
