@@ -129,6 +129,19 @@ def session_positions(db: sqlite_utils.Database, session: RatingSession) -> list
     return [p for p, _side in session.order if p in mine or p in calibration or counts.get(p, 0) < k]
 
 
+def run_progress(db: sqlite_utils.Database, run_id: int) -> tuple[int, int]:
+    """The whole run's rating progress, for everyone: (pairs with at least k votes, rateable pairs).
+    Calibration pairs count when every rater who has started a session has rated them too."""
+    k = raters_per_pair(db)
+    rateable = [p.position for p in answer_pairs.pairs(db, run_id) if not p.identical]
+    votes = dict(db.execute("SELECT position, count(*) FROM ratings WHERE run_id = ? GROUP BY position",
+                            [run_id]).fetchall())
+    raters = db.execute("SELECT count(*) FROM rating_sessions WHERE run_id = ?", [run_id]).fetchone()[0]
+    calibration = calibration_positions(db, run_id)
+    needed = {p: max(k, raters) if p in calibration else k for p in rateable}
+    return sum(votes.get(p, 0) >= needed[p] for p in rateable), len(rateable)
+
+
 def progress(db: sqlite_utils.Database, session: RatingSession) -> tuple[int, int]:
     positions = session_positions(db, session)
     rated = db.execute("SELECT count(*) FROM ratings WHERE rating_session_id = ?", [session.id]).fetchone()[0]

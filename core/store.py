@@ -271,7 +271,9 @@ CREATE TABLE sign_in_failures (
 CREATE INDEX idx_sign_in_failures_user ON sign_in_failures(user_name);
 CREATE INDEX idx_sign_in_failures_client ON sign_in_failures(client);
 
-CREATE TABLE change_counters (scope TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL)
+CREATE TABLE change_counters (scope TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL);
+
+ALTER TABLE runs ADD COLUMN phase TEXT NOT NULL DEFAULT ''
 """
 
 # What each write changes, as a counter scope; triggers bump it inside the writing transaction,

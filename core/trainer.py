@@ -50,6 +50,7 @@ def train_adapter(db: Any, run: training.TrainingRun, directory: Path, log_path:
     config = run.config
     cuda = torch.cuda.is_available()
     location = models.resolve(run.base_model)
+    training.set_phase(db, run.id, "loading the tokenizer")
     tokenizer = AutoTokenizer.from_pretrained(location)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -64,6 +65,7 @@ def train_adapter(db: Any, run: training.TrainingRun, directory: Path, log_path:
         rows = [r for r in rows if any(r["assistant_masks"])]  # all-prompt after truncation: no signal
         return Dataset.from_list(rows) if rows else None
 
+    training.set_phase(db, run.id, "tokenising the examples")
     train_set = tokenised("train")
     eval_set = tokenised("heldout") if config.eval_each_epoch else None
     if train_set is None:
@@ -79,6 +81,7 @@ def train_adapter(db: Any, run: training.TrainingRun, directory: Path, log_path:
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=compute_dtype)
     load_kwargs["device_map"] = {"": 0} if cuda else "cpu"
+    training.set_phase(db, run.id, "loading the base model" + (" in 4-bit NF4" if config.method == "qlora" else ""))
     model = AutoModelForCausalLM.from_pretrained(location, **load_kwargs)
     if config.method == "qlora":
         model = prepare_model_for_kbit_training(
@@ -106,11 +109,13 @@ def train_adapter(db: Any, run: training.TrainingRun, directory: Path, log_path:
                          callbacks=[callback])
     training.record_progress(db, run.id, None, {"total_steps": trainer.state.max_steps or None})
     checkpoint = run_files.latest_checkpoint(directory)
+    training.set_phase(db, run.id, "training (resuming from a checkpoint)" if checkpoint else "training: first step")
     started = time.time()
     output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     elapsed = time.time() - started
     cancelled = callback.cancelled
     adapter_dir = directory / "adapter"
+    training.set_phase(db, run.id, "saving the adapter")
     trained: Any = trainer.model
     trained.save_pretrained(str(adapter_dir))
     tokens = trainer.state.num_input_tokens_seen or 0
@@ -154,7 +159,8 @@ class StudioProgress(TrainerCallback):
                  "learning_rate": logs.get("learning_rate"),
                  "tokens_per_s": round(tokens / elapsed, 1) if tokens else None,
                  "memory_mb": round(peak_memory_mb())}
-        update: dict[str, Any] = {"total_steps": state.max_steps}
+        update: dict[str, Any] = {"total_steps": state.max_steps,
+                                  "phase": "evaluating on held-out examples" if "eval_loss" in logs else "training"}
         if self.log_path is not None:
             update["log_tail"] = run_files.log_tail(self.log_path)  # the live view shows the log while it grows
         training.record_progress(self.db, self.run_id, event, update)

@@ -50,6 +50,7 @@ class TrainingRun:
     queued_at: str
     started_at: str | None
     finished_at: str | None
+    phase: str = ""  # what the worker is doing now: loading the model, tokenising, training, saving
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> TrainingRun:
@@ -58,7 +59,7 @@ class TrainingRun:
                    row["total_steps"], bool(row["cancel_requested"]), row["adapter_path"],
                    row["adapter_sha256"], json.loads(row["metrics_json"]), row["error"],
                    row["log_tail"], row["created_by"], row["approval"], row["approval_note"],
-                   row["queued_at"], row["started_at"], row["finished_at"])
+                   row["queued_at"], row["started_at"], row["finished_at"], row.get("phase") or "")
 
     @property
     def finished(self) -> bool:
@@ -74,9 +75,7 @@ class RunEvent:
     learning_rate: float | None
     tokens_per_s: float | None
     memory_mb: float | None
-
-
-# ----------------------------------------------------------------------------- estimates
+    created_at: str = ""
 
 
 # ----------------------------------------------------------------------------- queue
@@ -129,7 +128,7 @@ def list_runs(db: sqlite_utils.Database, dataset_id: int | None = None) -> list[
 
 def run_events(db: sqlite_utils.Database, run_id: int) -> list[RunEvent]:
     return [RunEvent(r["step"], r["epoch"], r["loss"], r["eval_loss"], r["learning_rate"],
-                     r["tokens_per_s"], r["memory_mb"])
+                     r["tokens_per_s"], r["memory_mb"], r["created_at"])
             for r in db.query("SELECT * FROM run_events WHERE run_id = ? ORDER BY id", [run_id])]
 
 
@@ -192,6 +191,25 @@ def record_progress(db: sqlite_utils.Database, run_id: int, event: dict[str, Any
         db.table("runs").update(run_id, {**update, "heartbeat_at": now()})
 
 
+def set_phase(db: sqlite_utils.Database, run_id: int, phase: str) -> None:
+    """Say what the worker is doing, so the live panel never sits at "running 0/?" unexplained."""
+    record_progress(db, run_id, None, {"phase": phase})
+
+
+def time_left_s(run: TrainingRun, events: list[RunEvent], now_s: float) -> tuple[float, float | None]:
+    """Seconds since the run started, and seconds left from the measured time per step so far
+    (None until two steps have been timed)."""
+    from datetime import datetime
+
+    started = datetime.fromisoformat(run.started_at).timestamp() if run.started_at else now_s
+    stamps = [datetime.fromisoformat(e.created_at).timestamp() for e in events if e.loss is not None]
+    steps = [e.step for e in events if e.loss is not None]
+    if len(stamps) < 2 or not run.total_steps or steps[-1] <= steps[0]:
+        return now_s - started, None
+    per_step = (stamps[-1] - stamps[0]) / (steps[-1] - steps[0])
+    return now_s - started, max(0.0, (run.total_steps - steps[-1]) * per_step)
+
+
 def cancel_requested(db: sqlite_utils.Database, run_id: int) -> bool:
     row = db.execute("SELECT cancel_requested FROM runs WHERE id = ?", [run_id]).fetchone()
     return bool(row and row[0])
@@ -205,7 +223,7 @@ def record_throughput(db: sqlite_utils.Database, base_model: str, method: str, t
 
 def finish_run(db: sqlite_utils.Database, run: TrainingRun, result: dict[str, Any], log_tail_text: str) -> None:
     with transaction(db):
-        db.table("runs").update(run.id, {**result, "finished_at": now(), "log_tail": log_tail_text})
+        db.table("runs").update(run.id, {**result, "finished_at": now(), "log_tail": log_tail_text, "phase": ""})
         audit(db, run.created_by, f"run_{result['status']}", "run", run.id,
               {"adapter_sha256": result.get("adapter_sha256")})
 
@@ -213,7 +231,7 @@ def finish_run(db: sqlite_utils.Database, run: TrainingRun, result: dict[str, An
 def fail_run(db: sqlite_utils.Database, run: TrainingRun, error: str, error_type: str, log_tail_text: str) -> None:
     with transaction(db):
         db.table("runs").update(run.id, {"status": "failed", "finished_at": now(), "error": error,
-                                         "log_tail": log_tail_text})
+                                         "log_tail": log_tail_text, "phase": ""})
         audit(db, run.created_by, "run_failed", "run", run.id, {"error": error_type})
 
 

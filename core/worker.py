@@ -52,6 +52,7 @@ def train(db_file: str, run_id: int) -> int:
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)
     try:
+        training.set_phase(db, run_id, "starting: loading the training libraries")
         from core import trainer  # torch, transformers, peft, trl: only now, in the claimed worker
 
         result = trainer.train_adapter(db, run, directory, log_path)

@@ -66,6 +66,10 @@ except rating.RatingError as exc:
 st.session_state[SESSION_KEY] = session.id
 done, total = rating.progress(db, session)
 st.progress(done / max(total, 1), text=f"{done} of {total} rated by you")
+covered, rateable = rating.run_progress(db, run_id)
+st.caption(f"Whole run: {covered} of {rateable} pairs have all the votes they need "
+           f"({rating.raters_per_pair(db)} per pair; the {len(rating.calibration_positions(db, run_id))} "
+           "calibration pairs from every rater).")
 
 if done >= total:
     common.success("Your session is complete. Here is what you rated, with identities revealed.")

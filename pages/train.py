@@ -1,5 +1,6 @@
 """Train: launch background QLoRA runs on frozen versions, watch them live, cancel, resume, compare."""
 
+import time
 from dataclasses import asdict, fields
 
 import pandas as pd
@@ -101,10 +102,19 @@ with tab_runs:
     if not runs:
         st.write("No runs yet.")
     else:
-        st.dataframe(pd.DataFrame([{
-            "run": r.id, "status": r.status, "preset": r.preset, "version": r.dataset_version_id,
-            "approval": r.approval, "train loss": r.metrics.get("train_loss"),
-            "held-out loss": r.metrics.get("eval_loss"), "queued": r.queued_at} for r in runs]), hide_index=True)
+        active = any(not r.finished for r in runs)
+
+        # Refreshed on its own while a run is queued or running, so a status never stays stale.
+        @st.fragment(run_every=10 if active else None)
+        def runs_table(dataset_id: int) -> None:
+            st.dataframe(pd.DataFrame([{
+                "run": r.id, "status": r.status + (f" ({r.phase})" if r.phase and not r.finished else ""),
+                "preset": r.preset, "version": r.dataset_version_id, "approval": r.approval or "–",
+                "train loss": "–" if r.metrics.get("train_loss") is None else f"{r.metrics['train_loss']:.3f}",
+                "held-out loss": "–" if r.metrics.get("eval_loss") is None else f"{r.metrics['eval_loss']:.3f}",
+                "queued at": r.queued_at} for r in training.list_runs(common.db(), dataset_id)]), hide_index=True)
+
+        runs_table(dataset.id)
         ids = [r.id for r in runs]
         chosen = st.session_state.get(RUN_KEY)
         run_id = st.selectbox("Run", ids, index=ids.index(chosen) if chosen in ids else 0, format_func=lambda i: f"Run {i}")
@@ -123,8 +133,11 @@ with tab_runs:
             cols[2].metric("Epoch", f"{(last.epoch or 0):.2f}" if last else "0")
             cols[3].metric("Tokens/s", f"{last.tokens_per_s or 0:.0f}" if last else "–")
             cols[4].metric("Peak memory", f"{last.memory_mb or 0:,.0f} MB" if last else "–")
-            if last and run.total_steps and last.tokens_per_s and run.status == "running":
-                st.progress(min(1.0, last.step / run.total_steps), text=f"{last.step}/{run.total_steps} steps")
+            if run.status == "running":
+                elapsed, left = training.time_left_s(run, events, time.time())
+                eta = "time left: measuring…" if left is None else f"about {left // 60:.0f} min {left % 60:.0f} s left"
+                st.progress(min(1.0, (last.step if last else 0) / (run.total_steps or 1)),
+                            text=f"{run.phase or 'running'} · {elapsed // 60:.0f} min {elapsed % 60:.0f} s elapsed · {eta}")
             if events:
                 # A stable key lets the chart update in place instead of being rebuilt each poll.
                 st.plotly_chart(charts.training_curves({f"run {run_id}": events}), width="stretch",

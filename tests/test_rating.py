@@ -1,12 +1,14 @@
 """Blind rating sessions, hidden identities, concurrency, and the loop back to curation."""
 
+import dataclasses
 import json
 import multiprocessing
 from dataclasses import asdict
+from datetime import datetime
 
 import pytest
 
-from core import answer_pairs, examples, rating, store, training
+from core import answer_pairs, datasets, examples, rating, store, training, versions
 
 
 def run_id(db) -> int:
@@ -143,3 +145,39 @@ def test_going_back_shows_the_earlier_verdict_and_scores_on_the_same_sides(rated
     rating.record_rating(db, session, position, "B", scores={"A": {"tone": 2}, "B": {"tone": 5}}, comment="B reads better")
     earlier = rating.earlier_vote(db, session, position)
     assert earlier == rating.EarlierVote("B", {"A": {"tone": 2}, "B": {"tone": 5}}, "B reads better")
+
+
+def test_the_whole_runs_progress_counts_pairs_with_enough_votes(rated_db):
+    db = store.connect(rated_db)
+    rid = run_id(db)
+    store.set_setting(db, "raters_per_pair", "1")
+    dana = rating.start_session(db, rid, "Dana")
+    rateable = len(dana.order)
+    assert rating.run_progress(db, rid) == (0, rateable)
+    for position, _left in dana.order:
+        rating.record_rating(db, dana, position, "tie")
+    assert rating.run_progress(db, rid) == (rateable, rateable)
+    sam = rating.start_session(db, rid, "Sam")  # a second rater: the calibration pairs need Sam's votes too
+    calibration = rating.calibration_positions(db, rid)
+    assert rating.run_progress(db, rid) == (rateable - len(calibration), rateable)
+    rating.record_rating(db, sam, next(iter(calibration)), "tie")
+    assert rating.run_progress(db, rid) == (rateable - len(calibration) + 1, rateable)
+
+
+def test_time_left_comes_from_measured_step_times(db, model_dir):
+    from core import examples, pii
+
+    dataset = datasets.create_dataset(db, "eta")
+    examples.save_example(db, dataset, [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}],
+                          status="ready")
+    pii.scan_dataset(db, dataset.id)
+    version = versions.freeze(db, dataset)
+    queued = training.start_run(db, version, preset="smoke-test", launch=False)
+    training.claim_run(db, queued.id, 1)
+    run = training.get_run(db, queued.id)
+    run = dataclasses.replace(run, total_steps=10, started_at="2026-12-01T10:00:00+00:00")
+    events = [training.RunEvent(1, 0.1, 2.0, None, 1e-4, 50.0, 900.0, "2026-12-01T10:01:00+00:00"),
+              training.RunEvent(5, 0.5, 1.5, None, 1e-4, 50.0, 900.0, "2026-12-01T10:01:40+00:00")]
+    now = datetime.fromisoformat("2026-12-01T10:02:00+00:00").timestamp()
+    assert training.time_left_s(run, events, now) == (120.0, 50.0)  # 10 s a step, 5 steps to go
+    assert training.time_left_s(run, events[:1], now) == (120.0, None)
