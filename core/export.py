@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 from typing import Any
 
 import sqlite_utils
 
-from core import answer_pairs, charts, permissions, rating, stats, training
+from core import answer_pairs, permissions, rating, report_html, stats, training
 from core.text_safety import csv_cell, markdown_cell
 
 FORMATS = ("json", "csv", "md", "html")
@@ -114,10 +113,22 @@ def summary_markdown(summary: stats.Summary) -> str:
         lines.append(f"| {markdown_cell(r['rater'])} | {r['ratings']} | {_pct(r['win_rate'])} | "
                      f"{_pct(r['left_pick_rate'])} | {_p(r['position_bias_p'])} | {_seconds(r['median_seconds'])} |")
     lines += ["", "## Agreement (calibration prompts)", "", *_agreement_lines(summary.agreement),
+              "", "## Example pairs (split votes first)", "", *_example_lines(summary.example_pairs),
               "", "## Automatic checks", "", "```json", json.dumps(summary.checks, indent=2, default=str), "```",
               "", "## Definitions", "", *[f"- **{k}**: {markdown_cell(v)}" for k, v in summary.definitions.items()],
               "", "## Lineage", "", "```json", json.dumps(summary.lineage, indent=2, default=str), "```", ""]
     return "\n".join(lines)
+
+
+def _example_lines(pairs: list[dict[str, Any]]) -> list[str]:
+    lines: list[str] = []
+    for ex in pairs:
+        votes = ", ".join(f"{markdown_cell(r)}: {v.replace('_', ' ')}" for r, v in ex["votes"].items())
+        # Model and user text inside fenced blocks: shown as text by any Markdown viewer.
+        for title, text in (("Prompt", ex["prompt"]), ("Base model", ex["base"]), ("Tuned model", ex["tuned"])):
+            lines += [f"**{title}**", "", "~~~~text", text.replace("~~~~", "~ ~ ~ ~"), "~~~~", ""]
+        lines += [f"Votes — {votes}", "", "---", ""]
+    return lines or ["No rated pairs yet."]
 
 
 def _num(value: float | None, fmt: str = ".2f") -> str:
@@ -125,23 +136,8 @@ def _num(value: float | None, fmt: str = ".2f") -> str:
 
 
 def summary_html(summary: stats.Summary) -> str:
-    """One file, charts embedded with plotly.js inline, so it opens offline."""
-    figures = [charts.outcome_bars(summary)]
-    if summary.per_criterion:
-        figures.append(charts.criterion_comparison(summary))
-    if summary.agreement.get("pairwise"):
-        figures.append(charts.agreement_heatmap(summary))
-    parts = []
-    for i, fig in enumerate(figures):
-        parts.append(fig.to_html(full_html=False, include_plotlyjs="inline" if i == 0 else False))
-    # The Markdown body is embedded as escaped preformatted text: nothing from users is rendered as HTML.
-    body = html.escape(summary_markdown(summary))
-    return ("<!doctype html><html><head><meta charset='utf-8'>"
-            "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; script-src 'unsafe-inline' "
-            "'unsafe-eval'; style-src 'unsafe-inline'; img-src data:\">"
-            f"<title>Evaluation of run {summary.run_id}</title></head><body style='font-family:sans-serif;max-width:60rem;margin:auto'>"
-            f"<h1>Evaluation of run {summary.run_id}</h1>{''.join(parts)}<pre style='white-space:pre-wrap'>{body}</pre>"
-            "</body></html>")
+    """One file, a real document (report_html), charts embedded with plotly.js inline: opens offline."""
+    return report_html.render(summary)
 
 
 def render(db: sqlite_utils.Database, run_id: int, fmt: str, viewer: str,

@@ -55,6 +55,7 @@ class Summary:
     checks: dict[str, Any] = field(default_factory=dict)
     verdict_text: str = ""
     definitions: dict[str, str] = field(default_factory=dict)
+    example_pairs: list[dict[str, Any]] = field(default_factory=list)  # a few rated pairs, for the report
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -126,8 +127,26 @@ def summarize(db: sqlite_utils.Database, run_id: int) -> Summary:
     summary.per_rater = per_rater(ratings)
     summary.agreement = agreement.agreement(ratings, rating.calibration_positions(db, run_id))
     summary.checks = automatic_checks(db, run, pairs)
+    summary.example_pairs = example_pairs(ratings, pairs)
     summary.verdict_text = verdict_text(summary)
     return summary
+
+
+def example_pairs(ratings: list[rating.Rating], pairs: list[answer_pairs.Pair], limit: int = 5) -> list[dict[str, Any]]:
+    """Up to `limit` rated pairs for the report: split votes first (where raters disagreed), then
+    the rest in prompt order, each with its prompt, both answers and every vote."""
+    votes: dict[int, dict[str, str]] = defaultdict(dict)
+    for r in ratings:
+        votes[r.position][r.rater] = r.preferred
+    by_position = {p.position: p for p in pairs}
+    order = sorted(votes, key=lambda p: (-len(set(votes[p].values())), p))
+    chosen = []
+    for position in order[:limit]:
+        pair = by_position[position]
+        prompt = next((m["content"] for m in reversed(pair.prompt) if m["role"] == "user"), "")
+        chosen.append({"position": position, "prompt": prompt, "base": pair.base_text, "tuned": pair.tuned_text,
+                       "votes": dict(sorted(votes[position].items()))})
+    return chosen
 
 
 def verdict_text(s: Summary) -> str:

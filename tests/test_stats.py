@@ -162,3 +162,29 @@ def test_the_adapter_downloads_as_a_zip_with_its_model_card(rated_db):
         unpacked = Path(rated_db).parent / "unzipped"
         archive.extractall(unpacked)
     assert generation.adapter_sha256(unpacked / f"run-{run.id}-adapter") == run.adapter_sha256
+
+
+def test_the_html_report_is_a_document_with_example_pairs_shown_as_text(rated_db):
+    from html.parser import HTMLParser
+
+    db = store.connect(rated_db)
+    rid = training.list_runs(db)[0].id
+    session = rating.start_session(db, rid, "Dana")
+    position = session.order[0][0]
+    hostile = "<img src=x onerror=alert(1)> ~~~~ [link](http://203.0.113.9)"
+    db.execute("UPDATE generations SET text = ? WHERE run_id = ? AND position = ? AND side = 'tuned'",
+               [hostile, rid, position])  # as a model might answer
+    rating.record_rating(db, session, position, "A")
+    page = export.render(db, rid, "html", "admin")
+    tags: list[str] = []
+
+    class Tags(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            tags.append(tag)
+
+    Tags().feed(page.split("<h2>Outcomes</h2>", 1)[1])  # after the inlined plotly.js
+    assert "img" not in tags and {"table", "h2", "pre", "dl"} <= set(tags)
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page and "Example pairs" in page
+    assert page.index("Lineage") > page.index("Example pairs") > page.index("Outcomes")
+    markdown = export.render(db, rid, "md", "admin")
+    assert "~~~~text\n<img src=x onerror=alert(1)> ~ ~ ~ ~ [link](http://203.0.113.9)\n~~~~" in markdown
