@@ -22,6 +22,7 @@ h1{font-size:1.7rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid 
 table{border-collapse:collapse;margin:.6rem 0}td,th{border:1px solid #ddd;padding:.3rem .6rem;text-align:left;
 vertical-align:top}th{background:#f6f6f6}.note{color:#666;font-size:.9rem}
 pre{white-space:pre-wrap;background:#f8f8f8;padding:.5rem;margin:0;font-size:.85rem}
+table.pairs{width:100%;table-layout:fixed}
 """
 
 
@@ -41,10 +42,11 @@ def _num(value: float | None, fmt: str = ".2f") -> str:
     return "–" if value is None else format(value, fmt)
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def _table(header: list[str], rows: list[list[str]], css_class: str = "") -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    attribute = f" class='{css_class}'" if css_class else ""
+    return f"<table{attribute}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _note(text: str) -> str:
@@ -97,7 +99,7 @@ def render(summary: Summary) -> str:
             votes = ", ".join(f"{escape(r)}: {escape(v.replace('_', ' '))}" for r, v in ex["votes"].items())
             parts.append(_table(["prompt", "base model", "tuned model"],
                                 [[f"<pre>{escape(ex['prompt'])}</pre>", f"<pre>{escape(ex['base'])}</pre>",
-                                  f"<pre>{escape(ex['tuned'])}</pre>"]]) + f"<p class='note'>Votes — {votes}</p>")
+                                  f"<pre>{escape(ex['tuned'])}</pre>"]], "pairs") + f"<p class='note'>Votes — {votes}</p>")
     parts += ["<h2>Automatic checks</h2>",
               _table(["check", "value"], [[escape(str(k)), escape(str(v))] for k, v in s.checks.items()]),
               "<h2>Definitions</h2>", "<dl>" + "".join(f"<dt><b>{escape(k)}</b></dt><dd>{escape(v)}</dd>"
