@@ -46,6 +46,10 @@ def start_generation(db: sqlite_utils.Database, run_id: int, config: generation.
     run = training.get_run(db, run_id)
     if run.status != "succeeded" or not run.adapter_path:
         raise AnswerPairsError(f"Run {run_id} has not finished successfully; nothing to compare yet.")
+    busy = db.execute("SELECT id FROM generation_jobs WHERE run_id = ? AND status IN ('queued', 'running')",
+                      [run_id]).fetchone()
+    if busy:
+        raise AnswerPairsError(f"Answers for run {run_id} are already being generated (job {busy[0]}).")
     config = config or generation.GenerationConfig()
     total = len(versions.version_messages(db, run.dataset_version_id, "heldout"))
     if total == 0:
@@ -56,7 +60,11 @@ def start_generation(db: sqlite_utils.Database, run_id: int, config: generation.
             "created_at": now()})
         audit(db, actor, "start_generation", "run", run_id, {"job": job_id})
     if launch:
-        pid = run_files.spawn_worker(run_files.db_file(db), "generate", job_id)
+        try:
+            pid = run_files.spawn_worker(run_files.db_file(db), "generate", job_id)
+        except BaseException as exc:  # never leave a queued job that nothing will pick up
+            fail_job(db, job_id, f"The worker could not be started: {exc}")
+            raise
         with transaction(db):
             db.execute("UPDATE generation_jobs SET pid = ? WHERE id = ? AND status = 'queued'", [pid, job_id])
     return get_job(db, job_id)

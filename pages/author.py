@@ -14,6 +14,8 @@ PAGE_SIZE = 25
 EDIT_KEY = "author.editing_id"
 PAGE_KEY = "author.page"
 TURNS_PREFIX = "author.turns"
+TAB_KEY = "author.tab"
+DRAFT_PREFIX = "author.draft_no"  # bumped for every new example, so its widgets start empty
 
 @st.cache_data(ttl=600, show_spinner="Checking duplicates and the PII gate…", max_entries=16)
 def freeze_check(dataset_id: int, signature: tuple) -> versions.FreezeCheck:
@@ -26,24 +28,42 @@ st.title("Author")
 db = common.db()
 
 with st.expander("New dataset", expanded=not datasets.list_datasets(db)):
-    with st.form("author.new_dataset"):
+    with st.form("author.new_dataset", clear_on_submit=True):
         name = st.text_input("Name")
         description = st.text_area("What should the model learn?")
         if st.form_submit_button("Create dataset"):
             try:
                 created = datasets.create_dataset(db, name, description=description, actor=common.user())
                 st.session_state[common.DATASET_KEY] = created.id
+                st.session_state["author.created"] = created.name
                 st.rerun()
             except datasets.DatasetError as exc:
                 common.error(str(exc))
+    if st.session_state.get("author.created"):
+        common.success(f"Created dataset {st.session_state.pop('author.created')}; it is now selected.")
 
 dataset = common.require_dataset()
 TURNS_KEY = f"{TURNS_PREFIX}.{dataset.id}"  # the editor's draft belongs to one dataset
 st.caption(f"Dataset: {common.md_escape(dataset.name)}")
 if not common.allowed("edit_examples"):
     st.info("You can read this dataset; changing it needs the author or admin role.")
+DRAFT_KEY = f"{DRAFT_PREFIX}.{dataset.id}"
+
+
+def open_in_editor(example_id: int | None) -> None:
+    """Callback (runs before the page): the editor shows this example, or a fresh empty one."""
+    if example_id is None:
+        st.session_state.pop(EDIT_KEY, None)
+        st.session_state[DRAFT_KEY] = st.session_state.get(DRAFT_KEY, 0) + 1
+    else:
+        st.session_state[EDIT_KEY] = example_id
+    st.session_state.pop(TURNS_KEY, None)
+    st.session_state[TAB_KEY] = "Editor"
+
+
 tab_examples, tab_editor, tab_import, tab_quarantine, tab_stats, tab_versions, tab_settings = st.tabs(
-    ["Examples", "Editor", "Import", "Quarantine", "Statistics & duplicates", "Versions & export", "Dataset settings"])
+    ["Examples", "Editor", "Import", "Quarantine", "Statistics & duplicates", "Versions & export", "Dataset settings"],
+    key=TAB_KEY, on_change="rerun")
 
 # ----------------------------------------------------------------------------- examples
 with tab_examples:
@@ -85,15 +105,14 @@ with tab_examples:
                 common.error(str(exc))
         chosen = buttons[1].selectbox("Open in editor", [None] + [e.id for e in rows],
                                       format_func=lambda i: "—" if i is None else f"Example {i}")
-        if chosen is not None and buttons[2].button("Edit", key="author.open"):
-            st.session_state[EDIT_KEY] = chosen
-            st.session_state.pop(TURNS_KEY, None)
-            st.info("Open the Editor tab.")
+        buttons[2].button("Edit", key="author.open", disabled=chosen is None, on_click=open_in_editor, args=(chosen,),
+                          help="Opens the example in the Editor tab")
 
 # ----------------------------------------------------------------------------- editor
 with tab_editor:
     editing = st.session_state.get(EDIT_KEY)
     current = examples.get_example(db, editing) if editing else None
+    slot = editing or f"new{st.session_state.get(DRAFT_KEY, 0)}"  # widget keys: one set per example
     if TURNS_KEY not in st.session_state:
         st.session_state[TURNS_KEY] = [dict(m) for m in current.messages] if current else (
             ([{"role": "system", "content": dataset.system_prompt}] if dataset.system_prompt else [])
@@ -104,13 +123,16 @@ with tab_editor:
         st.subheader(f"Editing example {editing}" if editing else "New example")
         for i, turn in enumerate(turns):
             c = st.columns([0.2, 0.7, 0.1])
-            turn["role"] = c[0].selectbox("Role", list(validation.ROLES), key=f"author.role.{dataset.id}.{editing}.{i}",
+            turn["role"] = c[0].selectbox("Role", list(validation.ROLES), key=f"author.role.{dataset.id}.{slot}.{i}",
                                           index=list(validation.ROLES).index(turn["role"]) if turn["role"] in validation.ROLES else 1)
-            turn["content"] = c[1].text_area("Content", turn["content"], key=f"author.content.{dataset.id}.{editing}.{i}", height=110)
-            if c[2].button("✕", key=f"author.remove.{dataset.id}.{editing}.{i}", help="Remove this turn"):
+            turn["content"] = c[1].text_area("Content", turn["content"], key=f"author.content.{dataset.id}.{slot}.{i}", height=110)
+            if c[2].button("✕", key=f"author.remove.{dataset.id}.{slot}.{i}", help="Remove this turn"):
                 turns.pop(i)
                 st.rerun()
         add = st.columns(3)
+        if add[2].button("+ System turn", disabled=any(t["role"] == "system" for t in turns)):
+            turns.insert(0, {"role": "system", "content": dataset.system_prompt})
+            st.rerun()
         if add[0].button("+ User turn"):
             turns.append({"role": "user", "content": ""})
             st.rerun()
@@ -143,10 +165,8 @@ with tab_editor:
             st.session_state.pop(EDIT_KEY, None)
             st.session_state.pop(TURNS_KEY, None)
             st.rerun()
-        if actions[3].button("New example"):
-            st.session_state.pop(EDIT_KEY, None)
-            st.session_state.pop(TURNS_KEY, None)
-            st.rerun()
+        actions[3].button("New example", on_click=open_in_editor, args=(None,),
+                          help="An empty example, with the dataset's system prompt when it has one")
     with right:
         st.subheader("Guidelines")
         common.show_text(dataset.guidelines or "No guidelines yet (Dataset settings tab).")
@@ -168,22 +188,28 @@ with tab_import:
     st.write("OpenAI chat JSONL (`{\"messages\": [...]}`) — Alpaca, ShareGPT and prompt/completion lines "
              "are detected and converted. Every line gets a verdict; bad lines go to Quarantine.")
     upload = st.file_uploader("JSONL file", type=["jsonl", "json", "txt"], key="author.upload")
-    into = st.selectbox("Import into split", ["train", "heldout"])
+    # One split choice per dataset (it used to carry over, sending a file into held-out unnoticed).
+    into = st.selectbox("Import into split", ["train", "heldout"], key=f"author.import_split.{dataset.id}")
+    report_key = f"author.import_report.{dataset.id}"  # the last report stays until the next import
     if upload is not None and st.button("Import", type="primary"):
         try:
             with st.spinner("Validating every line…"):
                 report = importing.import_jsonl(db, dataset, upload.getvalue(), source=upload.name,
-                                               author=common.user(), split=into,
-                                               count_tokens=templating.token_counter(models.DEFAULT_MODEL))
+                                                author=common.user(), split=into,
+                                                count_tokens=templating.token_counter(models.DEFAULT_MODEL))
+            st.session_state[report_key] = {"file": upload.name, "split": into, **report.to_dict(),
+                                            "problems": [{**p.to_dict(), "severity": p.severity}
+                                                         for p in report.errors + report.warnings]}
         except (datasets.DatasetError, models.ModelUnavailable) as exc:
             common.error(str(exc))
-        else:
-            common.success(f"Imported {report.imported}; {report.quarantined} quarantined; "
-                       f"{report.duplicates} duplicates skipped; {report.blank} blank lines. "
-                       f"Formats: {', '.join(f'{k} ({v})' for k, v in report.formats.items()) or 'none'}.")
-            if report.errors or report.warnings:
-                st.dataframe(pd.DataFrame([{**p.to_dict(), "severity": p.severity}
-                                           for p in report.errors + report.warnings]), hide_index=True)
+    last = st.session_state.get(report_key)
+    if last:
+        common.success(f"{last['file']} into {last['split']}: imported {last['imported']}; "
+                       f"{last['quarantined']} quarantined; {last['duplicates']} duplicates skipped; "
+                       f"{last['blank']} blank lines. Formats: "
+                       f"{', '.join(f'{k} ({v})' for k, v in last['formats'].items()) or 'none'}.")
+        if last["problems"]:
+            st.dataframe(pd.DataFrame(sorted(last["problems"], key=lambda p: p["line"])), hide_index=True)
 
 # ----------------------------------------------------------------------------- quarantine
 with tab_quarantine:
@@ -202,7 +228,8 @@ with tab_quarantine:
                     common.error("; ".join(p.message for p in remaining))
                 else:
                     st.rerun()
-            if c[1].button("Discard", key=f"author.qdel.{row['id']}"):
+            sure = c[1].checkbox("Discard this line for good", key=f"author.qsure.{row['id']}")
+            if c[1].button("Discard", key=f"author.qdel.{row['id']}", disabled=not sure):
                 importing.discard_quarantined(db, row["id"], author=common.user())
                 st.rerun()
 
@@ -237,7 +264,10 @@ with tab_stats:
 # ----------------------------------------------------------------------------- versions
 with tab_versions:
     check = freeze_check(dataset.id, examples.content_signature(db, dataset.id))
-    st.write(f"Ready to freeze: {check.train} train, {check.heldout} held-out ({check.drafts} drafts are left out).")
+    st.write(f"Ready to freeze: {check.train} train, {check.heldout} held-out.")
+    if check.drafts:
+        common.warning(f"{check.drafts} draft example(s) will be left out of this version: mark them ready "
+                       "(Examples tab) to include them.")
     for reason in check.blockers + check.pii_blockers:
         common.warning(reason)
     override = ""

@@ -48,8 +48,9 @@ if not pairs:
         seed = st.number_input("Seed", value=0, step=1)
         if st.form_submit_button("Generate answer pairs", type="primary"):
             try:
-                answer_pairs.start_generation(db, run_id, generation.GenerationConfig(
-                    max_new_tokens=int(max_new), do_sample=sample, seed=int(seed)), actor=common.user())
+                with st.spinner("Queuing the job and starting its worker…"):
+                    answer_pairs.start_generation(db, run_id, generation.GenerationConfig(
+                        max_new_tokens=int(max_new), do_sample=sample, seed=int(seed)), actor=common.user())
                 st.rerun()
             except answer_pairs.AnswerPairsError as exc:
                 common.error(str(exc))

@@ -186,3 +186,27 @@ def test_a_link_opens_exactly_that_dataset_and_run(rated_db):
     linked.switch_page("pages/rate.py").run()
     assert not linked.exception
     assert linked.session_state["rate.run_id"] == run_id and linked.query_params["run"] == str(run_id)
+
+
+def test_new_example_starts_empty_and_edit_opens_the_editor(db_path, model_dir):
+    at = app("pages/author.py")
+    db = store.connect(db_path)
+    datasets.update_dataset(db, 1, system_prompt="You triage tickets.")
+    next(b for b in at.button if b.label == "New example").click().run()
+    contents = [t for t in at.text_area if t.key and t.key.startswith("author.content.")]
+    assert [t.value for t in contents] == ["You triage tickets.", "", ""]  # the dataset's system prompt
+    contents[1].set_value("Where is order HP-2?")
+    contents[2].set_value("Category: Shipping\nPriority: P2\nSummary: HP-2 is late.\nReply: Trace it.")
+    at.run()
+    next(b for b in at.button if b.label == "Save").click().run()
+    next(b for b in at.button if b.label == "New example").click().run()
+    assert not at.exception
+    contents = [t for t in at.text_area if t.key and t.key.startswith("author.content.")]
+    assert [t.value for t in contents] == ["You triage tickets.", "", ""]  # not the previous example's text
+    first = examples.list_examples(db, 1, limit=1)[0][0]
+    picker = next(s for s in at.selectbox if s.label == "Open in editor")
+    picker.set_value(first.id).run()
+    next(b for b in at.button if b.label == "Edit").click().run()
+    assert at.session_state["author.tab"] == "Editor" and at.session_state["author.editing_id"] == first.id
+    contents = [t for t in at.text_area if t.key and t.key.startswith("author.content.")]
+    assert [t.value for t in contents] == [m["content"] for m in first.messages]

@@ -167,3 +167,11 @@ def test_an_identical_run_is_not_queued_twice_by_accident(db, model_dir):
         training.start_run(db, version, preset="smoke-test", launch=False)
     assert training.start_run(db, version, preset="smoke-test", launch=False, allow_duplicate=True).id != first.id
     assert training.start_run(db, version, preset="small-data", launch=False).id  # another config is fine
+
+
+def test_answer_pairs_are_not_generated_twice_at_once(rated_db):
+    db = store.connect(rated_db)
+    run_id = training.list_runs(db)[0].id
+    job = answer_pairs.start_generation(db, run_id, launch=False)
+    with pytest.raises(answer_pairs.AnswerPairsError, match=f"already being generated \\(job {job.id}\\)"):
+        answer_pairs.start_generation(db, run_id, launch=False)
