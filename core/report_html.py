@@ -13,7 +13,7 @@ from html import escape
 from typing import Any
 
 from core import charts
-from core.stats import Summary
+from core.stats import Summary, checks_table
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:62rem;margin:2rem auto;padding:0 1rem;color:#222;line-height:1.45}
@@ -100,8 +100,11 @@ def render(summary: Summary) -> str:
             parts.append(_table(["prompt", "base model", "tuned model"],
                                 [[f"<pre>{escape(ex['prompt'])}</pre>", f"<pre>{escape(ex['base'])}</pre>",
                                   f"<pre>{escape(ex['tuned'])}</pre>"]], "pairs") + f"<p class='note'>Votes — {votes}</p>")
+    rows = checks_table(s.checks)
     parts += ["<h2>Automatic checks</h2>",
-              _table(["check", "value"], [[escape(str(k)), escape(str(v))] for k, v in s.checks.items()]),
+              _table(["check", "base", "tuned", "what it tells you"],
+                     [[escape(r["check"]), escape(r["base"]), escape(r["tuned"]), escape(r["what it tells you"])]
+                      for r in rows]),
               "<h2>Definitions</h2>", "<dl>" + "".join(f"<dt><b>{escape(k)}</b></dt><dd>{escape(v)}</dd>"
                                                        for k, v in s.definitions.items()) + "</dl>",
               "<h2>Lineage</h2>", f"<pre>{escape(json.dumps(s.lineage, indent=2, default=str))}</pre>"]

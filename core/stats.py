@@ -277,3 +277,31 @@ def bradley_terry(db: sqlite_utils.Database, dataset_id: int, *, seed: int = 0,
     return [{"run": run_id, "strength": float(point[k]), "ci": (float(np.percentile(boots[:, k], 2.5)),
                                                                  float(np.percentile(boots[:, k], 97.5))),
              "votes": len([b for b in battles if b[0] == k])} for k, run_id in enumerate(names)]
+
+
+def checks_table(checks: dict[str, Any]) -> list[dict[str, str]]:
+    """The automatic checks in plain words: what each measures, base vs tuned."""
+    n = checks.get("pairs", 0)
+    rows: list[dict[str, str]] = []
+
+    def add(check: str, base: Any, tuned: Any, meaning: str) -> None:
+        rows.append({"check": check, "base": str(base), "tuned": str(tuned), "what it tells you": meaning})
+
+    if "convention_base" in checks:
+        add("Follows the output convention", f"{checks['convention_base']}/{n}", f"{checks['convention_tuned']}/{n}",
+            "answers matching the dataset's output pattern exactly")
+    if "glossary_terms_base" in checks:
+        add("Glossary terms used", checks["glossary_terms_base"], checks["glossary_terms_tuned"],
+            "how often the dataset's own terms appear in the answers")
+    if "mean_words_base" in checks:
+        add("Mean length (words)", f"{checks['mean_words_base']:.0f}", f"{checks['mean_words_tuned']:.0f}",
+            f"the reference answers average {checks['mean_words_reference']:.0f} words")
+    if "heldout_loss_base" in checks:
+        add("Held-out loss", f"{checks['heldout_loss_base']:.3f}", f"{checks['heldout_loss_tuned']:.3f}",
+            "lower: the model finds your reference answers more likely (it learned your style)")
+    if "general_loss_base" in checks:
+        add("Forgetting probe (general-text loss)", f"{checks['general_loss_base']:.3f}",
+            f"{checks['general_loss_tuned']:.3f}",
+            "loss on ordinary English the adapter never saw; much higher for tuned means it damaged general "
+            "language ability (catastrophic forgetting)")
+    return rows

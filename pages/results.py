@@ -71,7 +71,11 @@ for line in export._agreement_lines(summary.agreement):
 if summary.agreement.get("pairwise"):
     st.plotly_chart(charts.agreement_heatmap(summary), width="stretch")
 st.subheader("Automatic checks")
-st.json(summary.checks)
+checks = stats.checks_table(summary.checks)
+if checks:
+    st.dataframe(pd.DataFrame(checks), hide_index=True)
+else:
+    st.caption("No automatic checks: the dataset has no output convention or glossary, and no losses were measured.")
 strengths = strengths_for(dataset.id, stats.ratings_signature(db))
 if len(strengths) > 1:
     st.subheader("Which adapter is best (Bradley–Terry, log-odds vs base)")

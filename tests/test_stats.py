@@ -188,3 +188,13 @@ def test_the_html_report_is_a_document_with_example_pairs_shown_as_text(rated_db
     assert page.index("Lineage") > page.index("Example pairs") > page.index("Outcomes")
     markdown = export.render(db, rid, "md", "admin")
     assert "~~~~text\n<img src=x onerror=alert(1)> ~ ~ ~ ~ [link](http://203.0.113.9)\n~~~~" in markdown
+
+
+def test_automatic_checks_are_explained_in_plain_words():
+    rows = stats.checks_table({"pairs": 20, "convention_base": 0, "convention_tuned": 20, "mean_words_base": 51.2,
+                               "mean_words_tuned": 30.9, "mean_words_reference": 31.0, "general_loss_base": 3.1,
+                               "general_loss_tuned": 3.4})
+    by_check = {r["check"]: r for r in rows}
+    assert by_check["Follows the output convention"]["tuned"] == "20/20"
+    assert "forgetting" in by_check["Forgetting probe (general-text loss)"]["what it tells you"]
+    assert by_check["Mean length (words)"]["what it tells you"] == "the reference answers average 31 words"
