@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,3 +131,28 @@ def discard_quarantined(db: sqlite_utils.Database, quarantine_id: int, author: s
         row = db.table("quarantine").get(quarantine_id)
         db.table("quarantine").delete(quarantine_id)
         audit(db, author, "discard_quarantined", "dataset", row["dataset_id"], {"line": row["line_no"]})
+
+
+def quarantined_turns(raw_text: str) -> list[dict[str, str]] | None:
+    """A quarantined line as editable turns (role, content) when it is JSON in a known shape, so a
+    wrong role or a missing answer is fixed in a form rather than by hand-editing JSON; None when
+    the line is not JSON at all (then only the raw text can be edited)."""
+    try:
+        obj = json.loads(raw_text)
+    except (ValueError, RecursionError):
+        return None
+    _format, messages = validation.convert(obj)
+    if not isinstance(messages, list):
+        return None
+    turns = []
+    for message in messages:
+        if isinstance(message, dict):
+            content = message.get("content")
+            turns.append({"role": str(message.get("role") or "user"),
+                          "content": content if isinstance(content, str) else json.dumps(content)})
+    return turns or None
+
+
+def turns_line(turns: list[dict[str, str]]) -> str:
+    """The edited turns as one JSONL line for fix_quarantined."""
+    return json.dumps({"messages": [{"role": t["role"], "content": t["content"]} for t in turns]}, ensure_ascii=False)

@@ -220,7 +220,26 @@ with tab_quarantine:
         with st.container(border=True):
             common.caption(f"{row['source']} line {row['line_no']} · {row['code']}")
             st.text(row["message"])
-            fixed = st.text_area("Fix the line", row["raw_text"], key=f"author.q.{row['id']}", height=100)
+            turns_key = f"author.qturns.{row['id']}"
+            if turns_key not in st.session_state:
+                st.session_state[turns_key] = importing.quarantined_turns(row["raw_text"])
+            turns = st.session_state[turns_key]
+            as_json = turns is None or st.toggle("Edit the raw line", key=f"author.qraw.{row['id']}")
+            if as_json:
+                fixed = st.text_area("Fix the line", row["raw_text"], key=f"author.q.{row['id']}", height=100)
+            else:
+                assert turns is not None
+                for i, turn in enumerate(turns):
+                    t = st.columns([0.2, 0.8])
+                    roles = list(validation.ROLES)
+                    turn["role"] = t[0].selectbox("Role", roles, index=roles.index(turn["role"]) if turn["role"] in roles
+                                                  else 1, key=f"author.qrole.{row['id']}.{i}")
+                    turn["content"] = t[1].text_area("Content", turn["content"], key=f"author.qcontent.{row['id']}.{i}",
+                                                     height=80)
+                if st.button("+ Assistant answer", key=f"author.qadd.{row['id']}"):
+                    turns.append({"role": "assistant", "content": ""})
+                    st.rerun()
+                fixed = importing.turns_line(turns)
             c = st.columns(2)
             if c[0].button("Re-validate and import", key=f"author.qfix.{row['id']}"):
                 remaining = importing.fix_quarantined(db, row["id"], fixed, author=common.user())

@@ -5,7 +5,7 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import datasets, examples, rating, store, training, versions
+from core import datasets, examples, importing, rating, store, training, versions
 
 PAGES = ["pages/home.py", "pages/author.py", "pages/pii_check.py", "pages/train.py", "pages/rate.py",
          "pages/results.py", "pages/settings.py"]
@@ -210,3 +210,22 @@ def test_new_example_starts_empty_and_edit_opens_the_editor(db_path, model_dir):
     assert at.session_state["author.tab"] == "Editor" and at.session_state["author.editing_id"] == first.id
     contents = [t for t in at.text_area if t.key and t.key.startswith("author.content.")]
     assert [t.value for t in contents] == [m["content"] for m in first.messages]
+
+
+def test_a_quarantined_line_is_fixed_in_the_turn_editor(db_path, model_dir):
+    db = store.connect(db_path)
+    at = app("pages/author.py")
+    bad = {"messages": [{"role": "customer", "content": "Where is HP-9?"}]}  # wrong role, no answer
+    importing.import_jsonl(db, datasets.get_dataset(db, 1), (json.dumps(bad) + "\n").encode(), source="fix.jsonl")
+    at.run()
+    quarantined = importing.list_quarantine(db, 1)[-1]
+    role = next(s for s in at.selectbox if s.key == f"author.qrole.{quarantined['id']}.0")
+    role.set_value("user").run()
+    next(b for b in at.button if b.key == f"author.qadd.{quarantined['id']}").click().run()
+    answer = next(t for t in at.text_area if t.key == f"author.qcontent.{quarantined['id']}.1")
+    answer.set_value("Category: Shipping\nPriority: P2\nSummary: HP-9 is late.\nReply: Trace it.").run()
+    next(b for b in at.button if b.key == f"author.qfix.{quarantined['id']}").click().run()
+    assert not at.exception
+    assert not [q for q in importing.list_quarantine(db, 1) if q["id"] == quarantined["id"]]
+    fixed = examples.list_examples(db, 1, examples.ExampleFilter(text="HP-9?"))[0][0]
+    assert [m["role"] for m in fixed.messages] == ["user", "assistant"]
