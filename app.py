@@ -51,6 +51,7 @@ PAGES = [
     st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
     st.Page("pages/rate.py", title="Rate", icon=":material/balance:", url_path="rate"),
     st.Page("pages/results.py", title="Results", icon=":material/monitoring:", url_path="results"),
+    st.Page("pages/playground.py", title="Playground", icon=":material/chat:", url_path="playground"),
     st.Page("pages/settings.py", title="Settings", icon=":material/settings:", url_path="settings"),
 ]
 try:

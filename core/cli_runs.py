@@ -224,3 +224,23 @@ def cmd_approve(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str
 def cmd_close_rating(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
     rating.close_rating(db, args.run, actor=args.user)
     return {"run": args.run, "rating_closed": rating.rating_closed(db, args.run)}
+
+
+def _playground_args(p: argparse.ArgumentParser) -> None:
+    _run_arg(p)
+    p.add_argument("prompt", help="the prompt to answer")
+    p.add_argument("--max-new-tokens", type=int, default=160)
+
+
+@command("playground", "answer one prompt with the base and the tuned model (not a rating)", _playground_args)
+def cmd_playground(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
+    from core import playground
+
+    request = playground.ask(db, args.run, args.prompt, args.user, max_new_tokens=args.max_new_tokens)
+    say(args, "answering in the background…")
+    while (request := playground.get(db, request.id)).status in ("queued", "running"):
+        time.sleep(0.5)
+        playground.reconcile(db)
+    if request.status != "succeeded":
+        raise CliError(f"playground failed: {request.error.splitlines()[0] if request.error else request.status}")
+    return {"run": args.run, "base": request.base_text, "tuned": request.tuned_text}

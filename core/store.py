@@ -273,7 +273,16 @@ CREATE INDEX idx_sign_in_failures_client ON sign_in_failures(client);
 
 CREATE TABLE change_counters (scope TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL);
 
-ALTER TABLE runs ADD COLUMN phase TEXT NOT NULL DEFAULT ''
+ALTER TABLE runs ADD COLUMN phase TEXT NOT NULL DEFAULT '';
+
+CREATE TABLE playground_requests (
+    id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    prompt_json TEXT NOT NULL, settings_json TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'running', 'succeeded', 'failed')),
+    pid INTEGER, base_text TEXT NOT NULL DEFAULT '', tuned_text TEXT NOT NULL DEFAULT '',
+    error TEXT NOT NULL DEFAULT '', created_by TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL,
+    finished_at TEXT);
+CREATE INDEX idx_playground_requests_run ON playground_requests(run_id)
 """
 
 # What each write changes, as a counter scope; triggers bump it inside the writing transaction,

@@ -80,7 +80,7 @@ def generate_job(db_file: str, job_id: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.worker")
     parser.add_argument("--db", required=True)
-    parser.add_argument("job", choices=["train", "generate"])
+    parser.add_argument("job", choices=["train", "generate", "playground"])
     parser.add_argument("object_id", type=int)
     parser.add_argument("--detach", action="store_true")
     args = parser.parse_args(argv)
@@ -88,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
         _detach(args.db, args.job, args.object_id)
     if args.job == "train":
         return train(args.db, args.object_id)
+    if args.job == "playground":
+        from core import playground
+
+        playground.answer(store.connect(args.db), args.object_id, os.getpid())
+        return 0
     return generate_job(args.db, args.object_id)
 
 

@@ -8,10 +8,10 @@ from streamlit.testing.v1 import AppTest
 from core import datasets, examples, importing, rating, store, training, versions
 
 PAGES = ["pages/home.py", "pages/author.py", "pages/pii_check.py", "pages/train.py", "pages/rate.py",
-         "pages/results.py", "pages/settings.py"]
+         "pages/results.py", "pages/playground.py", "pages/settings.py"]
 TITLES = {"pages/home.py": "Tuning Studio", "pages/author.py": "Author", "pages/pii_check.py": "PII check",
           "pages/train.py": "Train", "pages/rate.py": "Rate", "pages/results.py": "Results",
-          "pages/settings.py": "Settings"}
+          "pages/playground.py": "Playground", "pages/settings.py": "Settings"}
 
 
 def app(page: str | None = None) -> AppTest:
