@@ -7,7 +7,7 @@ import json
 import sqlite_utils
 
 from core import permissions
-from core.store import audit, set_setting, transaction
+from core.store import audit, get_setting, set_setting, transaction
 
 
 def _save(db: sqlite_utils.Database, actor: str, key: str, value: str) -> None:
@@ -35,3 +35,12 @@ def set_max_concurrent_runs(db: sqlite_utils.Database, n: int, actor: str = "") 
     if not 1 <= int(n) <= 8:
         raise ValueError("Runs at once must be 1 to 8.")
     _save(db, actor, "max_concurrent_runs", str(int(n)))
+
+
+def set_show_reference(db: sqlite_utils.Database, show: bool, actor: str = "") -> None:
+    """Whether raters see the dataset's reference answer beside a pair (it can anchor them)."""
+    _save(db, actor, "show_reference", "1" if show else "0")
+
+
+def show_reference(db: sqlite_utils.Database) -> bool:
+    return get_setting(db, "show_reference", "0") == "1"

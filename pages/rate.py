@@ -4,7 +4,7 @@ import time
 
 import streamlit as st
 
-from core import answer_pairs, datasets, generation, permissions, rating
+from core import answer_pairs, datasets, generation, permissions, rating, studio_settings
 from pages import common
 
 common.through_app()
@@ -99,6 +99,10 @@ if dataset.guidelines.strip():
     with st.expander("The dataset's guidelines (what a good answer looks like)"):
         common.show_text(dataset.guidelines)
 common.show_conversation(pair.prompt)
+if studio_settings.show_reference(db):
+    reference = next(p.reference for p in pairs if p.position == position)
+    with st.expander("Reference answer (from the dataset)"):
+        common.show_text(reference)
 left, right = st.columns(2)
 # Flags belong to the pair, never to one side: a flag under one answer would point at a model.
 if "pii" in pair.flags_a:

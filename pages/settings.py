@@ -39,10 +39,13 @@ st.subheader("Rating and queue")
 with st.form("settings.numbers"):
     k = st.number_input("Raters per pair", 1, 10, rating.raters_per_pair(db))
     concurrent = st.number_input("Training runs at once on this machine", 1, 8, training.max_concurrent(db))
+    reference = st.checkbox("Show raters the reference answer beside each pair", studio_settings.show_reference(db),
+                            help="Helps raters who are not experts; can anchor them on the reference's wording.")
     if st.form_submit_button("Save"):
         try:
             studio_settings.set_raters_per_pair(db, int(k), actor=common.user())
             studio_settings.set_max_concurrent_runs(db, int(concurrent), actor=common.user())
+            studio_settings.set_show_reference(db, reference, actor=common.user())
             common.success("Saved.")
         except (ValueError, permissions.PermissionDenied) as exc:
             common.error(exc)

@@ -229,3 +229,18 @@ def test_a_quarantined_line_is_fixed_in_the_turn_editor(db_path, model_dir):
     assert not [q for q in importing.list_quarantine(db, 1) if q["id"] == quarantined["id"]]
     fixed = examples.list_examples(db, 1, examples.ExampleFilter(text="HP-9?"))[0][0]
     assert [m["role"] for m in fixed.messages] == ["user", "assistant"]
+
+
+def test_raters_see_the_reference_answer_only_when_an_admin_turns_it_on(rated_db):
+    from core import answer_pairs, studio_settings
+
+    db = store.connect(rated_db)
+    at = AppTest.from_file("../app.py", default_timeout=120)
+    at.run()
+    at.switch_page("pages/rate.py").run()
+    assert not [e for e in at.expander if "Reference answer" in e.label]
+    studio_settings.set_show_reference(db, True)
+    at.run()
+    assert [e for e in at.expander if "Reference answer" in e.label]
+    references = {p.reference for p in answer_pairs.pairs(db, training.list_runs(db)[0].id)}
+    assert any(c.value in references for c in at.code)
