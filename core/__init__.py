@@ -12,4 +12,4 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Presidio -> tldextract must use its bundled public-suffix snapshot, never download one.
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
