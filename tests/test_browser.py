@@ -112,9 +112,10 @@ def test_whole_journey(tmp_path, model_dir, chromium):
         page.get_by_text("Imported 10; 2 quarantined").wait_for()
         shot(page, "01-import-report")
         tab(page, "Quarantine")
-        box = page.get_by_label("Fix the line").first
-        box.fill('{"messages": [{"role": "user", "content": "Where is HP-777?"}, '
-                 '{"role": "assistant", "content": "Category: Shipping\\nPriority: P2\\nSummary: HP-777 is late.\\nReply: Trace it."}]}')
+        # The line without an answer opens in the turn editor: add the answer, re-validate.
+        click(page, "+ Assistant answer")
+        answer = page.get_by_label("Content", exact=True).filter(visible=True).nth(1)
+        answer.fill("Category: Shipping\nPriority: P2\nSummary: HP-777 is late.\nReply: Trace it.")
         page.keyboard.press("Control+Enter")
         settle(page)
         click(page, "Re-validate and import")
