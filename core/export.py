@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlite_utils
 
-from core import answer_pairs, permissions, rating, report_html, stats, training
+from core import answer_pairs, permissions, rating, report_format, report_html, stats, training
 from core.text_safety import csv_cell, markdown_cell
 
 FORMATS = ("json", "csv", "md", "html")
@@ -45,34 +45,15 @@ class _SafeWriter:
         self._writer.writerow([csv_cell(v) for v in row])
 
 
-def _p(value: float | None) -> str:
-    """A p-value to sensible precision."""
-    if value is None:
-        return "–"
-    return "< 0.001" if value < 0.001 else f"{value:.3f}"
-
-
-def _seconds(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1f} s"
-
-
 def summary_json(summary: stats.Summary) -> str:
     return json.dumps(summary.to_dict(), indent=2, default=str)
 
 
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1%}"
-
-
-def _ci(ci: Any) -> str:
-    return "–" if not ci else f"{ci[0]:.1%} – {ci[1]:.1%}"
-
-
-def _agreement_lines(a: dict[str, Any]) -> list[str]:
+def agreement_lines(a: dict[str, Any]) -> list[str]:
     if a.get("not_computable"):
         return [f"Not computable: {markdown_cell(a['not_computable'])}."]
     lines = [f"On {a['calibration_pairs_rated_by_all']} calibration prompts rated by all of "
-             f"{', '.join(markdown_cell(r) for r in a['raters'])}: raw agreement {_pct(a.get('percent_agreement'))}."]
+             f"{', '.join(markdown_cell(r) for r in a['raters'])}: raw agreement {report_format.pct(a.get('percent_agreement'))}."]
     if "cohens_kappa" in a:
         lines.append(f"Cohen's κ {a['cohens_kappa']:.2f} (95 % CI {a['cohens_kappa_ci'][0]:.2f} – "
                      f"{a['cohens_kappa_ci'][1]:.2f}).")
@@ -90,13 +71,13 @@ def summary_markdown(summary: stats.Summary) -> str:
              "|---|---|---|---|---|---|",
              f"| prompts | {po.wins} | {po.losses} | {po.ties} ({po.automatic_ties}) | – | {po.total} |",
              f"| votes | {o.wins} | {o.losses} | {o.ties} ({o.automatic_ties}) | {o.both_bad} | {o.total} |", "",
-             f"- Win rate over decisive prompts: {_pct(summary.win_rate)} (Wilson 95 % CI {_ci(summary.win_rate_ci)}, "
+             f"- Win rate over decisive prompts: {report_format.pct(summary.win_rate)} (Wilson 95 % CI {report_format.ci(summary.win_rate_ci)}, "
              f"N = {po.wins + po.losses} prompts)",
              f"- Anytime-valid test: e-value {summary.e_value:.2f} over {summary.complete_prompts} prompts with all "
              f"their votes; {'significant' if summary.significant else 'not significant'} (threshold 20, α = 5 %)",
-             f"- Sign test over decisive prompts (valid only at a planned end): p = {_p(summary.sign_test_p)}",
-             f"- Score: {_pct(summary.score)} (bootstrap 95 % CI {_ci(summary.score_ci)}, N = {po.total} prompts)",
-             f"- Votes: tie rate {_pct(summary.tie_rate)}, both-bad rate {_pct(summary.both_bad_rate)} "
+             f"- Sign test over decisive prompts (valid only at a planned end): p = {report_format.p_value(summary.sign_test_p)}",
+             f"- Score: {report_format.pct(summary.score)} (bootstrap 95 % CI {report_format.ci(summary.score_ci)}, N = {po.total} prompts)",
+             f"- Votes: tie rate {report_format.pct(summary.tie_rate)}, both-bad rate {report_format.pct(summary.both_bad_rate)} "
              f"(N = {o.total} votes)",
              f"- Decisive prompts for 80 % power at a 60 % win rate (anytime-valid test): "
              f"{summary.prompts_needed_for_60}", "",
@@ -104,15 +85,15 @@ def summary_markdown(summary: stats.Summary) -> str:
              "| criterion | base | tuned | difference (95 % CI) | Wilcoxon p | n |", "|---|---|---|---|---|---|"]
     for c in summary.per_criterion:
         ci = c["difference_ci"]
-        lines.append(f"| {markdown_cell(c['criterion'])} | {_num(c['base_mean'])} | {_num(c['tuned_mean'])} | "
-                     f"{_num(c['difference'], '+.2f')} ({_num(ci[0] if ci else None, '+.2f')} to "
-                     f"{_num(ci[1] if ci else None, '+.2f')}) | {_p(c['wilcoxon_p'])} | {c['n_pairs']} |")
+        lines.append(f"| {markdown_cell(c['criterion'])} | {report_format.number(c['base_mean'])} | {report_format.number(c['tuned_mean'])} | "
+                     f"{report_format.number(c['difference'], '+.2f')} ({report_format.number(ci[0] if ci else None, '+.2f')} to "
+                     f"{report_format.number(ci[1] if ci else None, '+.2f')}) | {report_format.p_value(c['wilcoxon_p'])} | {c['n_pairs']} |")
     lines += ["", "## Per rater (votes)", "",
               "| rater | votes | win rate | left-pick rate | position-bias p | median time |", "|---|---|---|---|---|---|"]
     for r in summary.per_rater:
-        lines.append(f"| {markdown_cell(r['rater'])} | {r['ratings']} | {_pct(r['win_rate'])} | "
-                     f"{_pct(r['left_pick_rate'])} | {_p(r['position_bias_p'])} | {_seconds(r['median_seconds'])} |")
-    lines += ["", "## Agreement (calibration prompts)", "", *_agreement_lines(summary.agreement),
+        lines.append(f"| {markdown_cell(r['rater'])} | {r['ratings']} | {report_format.pct(r['win_rate'])} | "
+                     f"{report_format.pct(r['left_pick_rate'])} | {report_format.p_value(r['position_bias_p'])} | {report_format.seconds(r['median_seconds'])} |")
+    lines += ["", "## Agreement (calibration prompts)", "", *agreement_lines(summary.agreement),
               "", "## Example pairs (split votes first)", "", *_example_lines(summary.example_pairs),
               "", "## Automatic checks", "", "```json", json.dumps(summary.checks, indent=2, default=str), "```",
               "", "## Definitions", "", *[f"- **{k}**: {markdown_cell(v)}" for k, v in summary.definitions.items()],
@@ -129,10 +110,6 @@ def _example_lines(pairs: list[dict[str, Any]]) -> list[str]:
             lines += [f"**{title}**", "", "~~~~text", text.replace("~~~~", "~ ~ ~ ~"), "~~~~", ""]
         lines += [f"Votes — {votes}", "", "---", ""]
     return lines or ["No rated pairs yet."]
-
-
-def _num(value: float | None, fmt: str = ".2f") -> str:
-    return "–" if value is None else format(value, fmt)
 
 
 def summary_html(summary: stats.Summary) -> str:

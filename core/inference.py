@@ -72,16 +72,6 @@ def prompts_needed(target: float = TARGET_WIN_RATE, power: float = 0.8, limit: i
     return int(np.sort(first)[int(np.ceil(power * simulations)) - 1])
 
 
-def ratings_needed(target: float = TARGET_WIN_RATE, alpha: float = ALPHA, power: float = 0.8) -> int:
-    """Decisive prompts a fixed-size sign test would need (normal approximation), for comparison."""
-    from statsmodels.stats.power import NormalIndPower
-    from statsmodels.stats.proportion import proportion_effectsize
-
-    effect = proportion_effectsize(target, 0.5)
-    n = NormalIndPower().solve_power(effect_size=effect, alpha=alpha, power=power, ratio=0, alternative="two-sided")
-    return int(np.ceil(n))
-
-
 def prompt_means(by_prompt: dict[int, list[float]]) -> dict[int, float]:
     """Each prompt's mean vote value: several raters on one prompt make one observation."""
     return {p: float(np.mean(v)) for p, v in by_prompt.items() if v}

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 from html import escape
-from typing import Any
 
-from core import charts
+from core import charts, report_format
 from core.stats import Summary, checks_table
 
 STYLE = """
@@ -24,22 +23,6 @@ vertical-align:top}th{background:#f6f6f6}.note{color:#666;font-size:.9rem}
 pre{white-space:pre-wrap;background:#f8f8f8;padding:.5rem;margin:0;font-size:.85rem}
 table.pairs{width:100%;table-layout:fixed}
 """
-
-
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1%}"
-
-
-def _ci(ci: Any) -> str:
-    return "–" if not ci else f"{ci[0]:.1%} – {ci[1]:.1%}"
-
-
-def _p(value: float | None) -> str:
-    return "–" if value is None else ("< 0.001" if value < 0.001 else f"{value:.3f}")
-
-
-def _num(value: float | None, fmt: str = ".2f") -> str:
-    return "–" if value is None else format(value, fmt)
 
 
 def _table(header: list[str], rows: list[list[str]], css_class: str = "") -> str:
@@ -62,26 +45,26 @@ def render(summary: Summary) -> str:
         [["prompts", str(po.wins), str(po.losses), f"{po.ties} ({po.automatic_ties})", "–", str(po.total)],
          ["votes", str(o.wins), str(o.losses), f"{o.ties} ({o.automatic_ties})", str(o.both_bad), str(o.total)]]),
         _table(["number", "value", "what it means"], [
-            ["Win rate", f"{_pct(s.win_rate)} (95 % CI {_ci(s.win_rate_ci)})",
+            ["Win rate", f"{report_format.pct(s.win_rate)} (95 % CI {report_format.ci(s.win_rate_ci)})",
              escape(f"share of the {po.wins + po.losses} decisive prompts the tuned model won")],
             ["Evidence (e-value)", f"{s.e_value:.2f}",
              escape("20 or more means the difference is real at the 5 % level, however often results were looked at")],
-            ["Score", f"{_pct(s.score)} (95 % CI {_ci(s.score_ci)})", escape(s.definitions.get("score", ""))],
-            ["Sign test p", _p(s.sign_test_p), escape("valid only if the number of prompts was fixed in advance")],
+            ["Score", f"{report_format.pct(s.score)} (95 % CI {report_format.ci(s.score_ci)})", escape(s.definitions.get("score", ""))],
+            ["Sign test p", report_format.p_value(s.sign_test_p), escape("valid only if the number of prompts was fixed in advance")],
             ["Prompts needed", str(s.prompts_needed_for_60),
              escape("decisive prompts that settle a true 60 % win rate with 80 % probability")]])]
     if s.per_criterion:
         parts += ["<h2>Scores per criterion</h2>", _note("1–5 scores raters gave, per vote that scored both answers."),
                   charts.criterion_comparison(s).to_html(full_html=False, include_plotlyjs=False),
                   _table(["criterion", "base", "tuned", "difference (95 % CI)", "Wilcoxon p", "n"],
-                         [[escape(c["criterion"]), _num(c["base_mean"]), _num(c["tuned_mean"]),
-                           f"{_num(c['difference'], '+.2f')} ({_num((c['difference_ci'] or [None])[0], '+.2f')} to "
-                           f"{_num((c['difference_ci'] or [None, None])[1], '+.2f')})", _p(c["wilcoxon_p"]),
+                         [[escape(c["criterion"]), report_format.number(c["base_mean"]), report_format.number(c["tuned_mean"]),
+                           f"{report_format.number(c['difference'], '+.2f')} ({report_format.number((c['difference_ci'] or [None])[0], '+.2f')} to "
+                           f"{report_format.number((c['difference_ci'] or [None, None])[1], '+.2f')})", report_format.p_value(c["wilcoxon_p"]),
                            str(c["n_pairs"])] for c in s.per_criterion])]
     parts += ["<h2>Raters</h2>", _note("Per rater, in votes. A left-pick rate far from 50 % suggests position bias."),
               _table(["rater", "votes", "win rate", "left-pick rate", "position-bias p", "median time"],
-                     [[escape(r["rater"]), str(r["ratings"]), _pct(r["win_rate"]), _pct(r["left_pick_rate"]),
-                       _p(r["position_bias_p"]), "–" if r["median_seconds"] is None else f"{r['median_seconds']:.1f} s"]
+                     [[escape(r["rater"]), str(r["ratings"]), report_format.pct(r["win_rate"]), report_format.pct(r["left_pick_rate"]),
+                       report_format.p_value(r["position_bias_p"]), "–" if r["median_seconds"] is None else f"{r['median_seconds']:.1f} s"]
                       for r in s.per_rater])]
     a = s.agreement
     parts.append("<h2>Agreement</h2>")
@@ -92,7 +75,7 @@ def render(summary: Summary) -> str:
                  if "cohens_kappa" in a else f"Fleiss' κ {a.get('fleiss_kappa', float('nan')):.2f}")
         shared = a["calibration_pairs_rated_by_all"]
         parts.append(f"<p>On {shared} calibration prompts rated by every rater: raw agreement "
-                     f"{_pct(a.get('percent_agreement'))}; {escape(kappa)}.</p>")
+                     f"{report_format.pct(a.get('percent_agreement'))}; {escape(kappa)}.</p>")
     if s.example_pairs:
         parts += ["<h2>Example pairs</h2>", _note("Prompts where raters split first; every vote shown.")]
         for ex in s.example_pairs:

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core import charts, export, permissions, rating, stats
+from core import charts, export, permissions, rating, report_format, stats
 from pages import common
 
 common.through_app()
@@ -50,11 +50,11 @@ c[2].metric("Prompts: tied", po.ties, help=f"{po.automatic_ties} identical answe
 c[3].metric("Win rate (prompts)", "–" if summary.win_rate is None else f"{summary.win_rate:.0%}",
             help=summary.definitions["win_rate"])
 c[4].metric("Evidence (e-value)", f"{summary.e_value:.1f}", help=summary.definitions["e_value"])
-st.write(f"Wilson 95 % CI {export._ci(summary.win_rate_ci)} over {po.wins + po.losses} decisive prompts · "
-         f"score {export._pct(summary.score)} (bootstrap CI {export._ci(summary.score_ci)}, {po.total} prompts) · "
+st.write(f"Wilson 95 % CI {report_format.ci(summary.win_rate_ci)} over {po.wins + po.losses} decisive prompts · "
+         f"score {report_format.pct(summary.score)} (bootstrap CI {report_format.ci(summary.score_ci)}, {po.total} prompts) · "
          f"votes: {o.wins} tuned, {o.losses} base, {o.ties} tie, {o.both_bad} both bad ({o.total} votes)")
 st.caption(f"Unit: {summary.definitions['unit']}. Score: {summary.definitions['score']}. A sign test over "
-           f"prompts gives p = {export._p(summary.sign_test_p)}, valid only at a planned end; the verdict uses "
+           f"prompts gives p = {report_format.p_value(summary.sign_test_p)}, valid only at a planned end; the verdict uses "
            "the e-value, which stays valid while you watch votes arrive.")
 st.plotly_chart(charts.outcome_bars(summary), width="stretch")
 if summary.per_criterion:
@@ -66,8 +66,8 @@ st.subheader("Per rater (votes)")
 if summary.per_rater:
     st.dataframe(pd.DataFrame(summary.per_rater), hide_index=True)
 st.subheader("Agreement (calibration prompts every rater rates)")
-for line in export._agreement_lines(summary.agreement):
-    st.markdown(line)  # names inside are escaped by export._agreement_lines
+for line in export.agreement_lines(summary.agreement):
+    st.markdown(line)  # names inside are escaped by export.agreement_lines
 if summary.agreement.get("pairwise"):
     st.plotly_chart(charts.agreement_heatmap(summary), width="stretch")
 st.subheader("Automatic checks")
