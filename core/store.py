@@ -302,6 +302,10 @@ _COUNTED: list[tuple[str, str, str]] = [
     ("rating_closures", "'run:' || {row}.run_id", ""),
     ("runs", "'runs'", ""),
 ]
+# Columns whose change matters to a cached view. A running run rewrites its heartbeat, log tail
+# and phase every step; counting those would throw away every summary cache while anything trains.
+_COUNTED_UPDATES = {"runs": "status, approval, approval_note, metrics_json, adapter_path, adapter_sha256, "
+                            "dataset_version_id"}
 
 
 def change_triggers() -> list[str]:
@@ -309,8 +313,9 @@ def change_triggers() -> list[str]:
     for table, scope, condition in _COUNTED:
         for event, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
             when = f" WHEN {condition.format(row=row)}" if condition else ""
+            columns = f" OF {_COUNTED_UPDATES[table]}" if event == "UPDATE" and table in _COUNTED_UPDATES else ""
             statements.append(
-                f"CREATE TRIGGER count_{table}_{event.lower()} AFTER {event} ON {table}{when} BEGIN "
+                f"CREATE TRIGGER count_{table}_{event.lower()} AFTER {event}{columns} ON {table}{when} BEGIN "
                 f"INSERT INTO change_counters (scope, value) VALUES ({scope.format(row=row)}, 1) "
                 "ON CONFLICT (scope) DO UPDATE SET value = value + 1; END")
     return statements

@@ -175,3 +175,17 @@ def test_answer_pairs_are_not_generated_twice_at_once(rated_db):
     job = answer_pairs.start_generation(db, run_id, launch=False)
     with pytest.raises(answer_pairs.AnswerPairsError, match=f"already being generated \\(job {job.id}\\)"):
         answer_pairs.start_generation(db, run_id, launch=False)
+
+
+def test_a_training_step_does_not_throw_away_cached_summaries(rated_db):
+    from core import stats
+
+    db = store.connect(rated_db)
+    run_id = training.list_runs(db)[0].id
+    before = stats.ratings_signature(db, run_id)
+    training.record_progress(db, run_id, {"step": 1, "epoch": 0.1, "loss": 2.0, "eval_loss": None,
+                                          "learning_rate": 1e-4, "tokens_per_s": 50.0, "memory_mb": 900.0},
+                             {"log_tail": "step 1", "phase": "training"})
+    assert stats.ratings_signature(db, run_id) == before  # heartbeat, log and phase are not results
+    training.record_metrics(db, run_id, {"heldout_loss_tuned": 1.0})
+    assert stats.ratings_signature(db, run_id) != before
