@@ -46,15 +46,16 @@ def start_generation(db: sqlite_utils.Database, run_id: int, config: generation.
     run = training.get_run(db, run_id)
     if run.status != "succeeded" or not run.adapter_path:
         raise AnswerPairsError(f"Run {run_id} has not finished successfully; nothing to compare yet.")
-    busy = db.execute("SELECT id FROM generation_jobs WHERE run_id = ? AND status IN ('queued', 'running')",
-                      [run_id]).fetchone()
-    if busy:
-        raise AnswerPairsError(f"Answers for run {run_id} are already being generated (job {busy[0]}).")
     config = config or generation.GenerationConfig()
     total = len(versions.version_messages(db, run.dataset_version_id, "heldout"))
     if total == 0:
         raise AnswerPairsError("The run's dataset version has no held-out examples to answer.")
     with transaction(db):
+        # Checked under the write lock: two clicks at once cannot both queue a job.
+        busy = db.execute("SELECT id FROM generation_jobs WHERE run_id = ? AND status IN ('queued', 'running')",
+                          [run_id]).fetchone()
+        if busy:
+            raise AnswerPairsError(f"Answers for run {run_id} are already being generated (job {busy[0]}).")
         job_id = insert_row(db, "generation_jobs", {
             "run_id": run_id, "status": "queued", "total": total, "settings_json": config.to_json(),
             "created_at": now()})

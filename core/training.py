@@ -92,14 +92,14 @@ def start_run(db: sqlite_utils.Database, version: versions.DatasetVersion, *,
     if version.train_count == 0:
         raise RunError("This version has no training examples.")
     config = config or PRESETS[preset]
-    if not allow_duplicate:
-        twin = db.execute("SELECT id, status FROM runs WHERE dataset_version_id = ? AND base_model = ? AND "
-                          "config_json = ? AND status IN ('queued', 'running')",
-                          [version.id, base_model, config.to_json()]).fetchone()
+    with transaction(db):
+        # Checked under the write lock: two tabs clicking at once cannot both pass.
+        twin = None if allow_duplicate else db.execute(
+            "SELECT id, status FROM runs WHERE dataset_version_id = ? AND base_model = ? AND config_json = ? "
+            "AND status IN ('queued', 'running')", [version.id, base_model, config.to_json()]).fetchone()
         if twin:
             raise DuplicateRun(f"Run {twin[0]} with exactly this version, model and configuration is already "
                                f"{twin[1]}. Start another only if you mean to (confirm to do so).")
-    with transaction(db):
         run_id = insert_row(db, "runs", {
             "dataset_version_id": version.id, "base_model": base_model, "preset": preset,
             "config_json": config.to_json(), "status": "queued", "created_by": actor,
