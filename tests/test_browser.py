@@ -230,7 +230,13 @@ def test_whole_journey(tmp_path, model_dir, chromium):
                 assert "left_side" not in html
                 if rater == "Dana":
                     shot(rater_page, "07-rate-blind")
+                counter = rater_page.get_by_text(re.compile(r"\d+ of \d+ rated by you")).first
+                before = counter.inner_text()
                 click(rater_page, "A is better" if rater == "Dana" else "Tie", exact=False)
+                # The vote is in when the counter moves; only then is the next state worth reading.
+                rater_page.wait_for_function(
+                    "before => ![...document.querySelectorAll('p, div')].some(e => e.innerText === before)",
+                    arg=before, timeout=60_000)
                 if rater == "Sam" and curious:
                     # A curious rater: one vote in, they try Results and its exports. Refused.
                     curious = False
