@@ -32,10 +32,12 @@ _db_from_argv()
 # A local icon file: a Material icon as page_icon makes the browser fetch it from Google.
 st.set_page_config(page_title="Tuning Studio", page_icon=str(Path(__file__).parent / ".streamlit" / "icon.png"),
                    layout="wide")
-if not auth.load_users() and (st.get_option("server.address") or "") not in LOOPBACK:
+if (not auth.load_users() and not common.identity_provider_secrets()
+        and (st.get_option("server.address") or "") not in LOOPBACK):
     # Without a users file nobody signs in, so the studio must not be reachable from other machines.
-    st.error("No users file: the studio is single-user and only listens on 127.0.0.1. To open it to a "
-             "team, create .streamlit/users.toml (see the README) and start it with "
+    st.error("No users file and no identity provider: the studio is single-user and only listens on "
+             "127.0.0.1. To open it to a team, create .streamlit/users.toml or configure [auth] in "
+             ".streamlit/secrets.toml (see the README) and start it with "
              "`make run ADDRESS=0.0.0.0`.")
     st.stop()
 common.startup()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import sqlite_utils
 
-from core import generation, permissions, pii, run_files, training, versions
+from core import generation, permissions, pii, run_files, slots, training, versions
 from core.store import audit, insert_row, now, transaction
 
 
@@ -61,21 +62,37 @@ def start_generation(db: sqlite_utils.Database, run_id: int, config: generation.
             "created_at": now()})
         audit(db, actor, "start_generation", "run", run_id, {"job": job_id})
     if launch:
-        try:
-            pid = run_files.spawn_worker(run_files.db_file(db), "generate", job_id)
-        except BaseException as exc:  # never leave a queued job that nothing will pick up
-            fail_job(db, job_id, f"The worker could not be started: {exc}")
-            raise
-        with transaction(db):
-            db.execute("UPDATE generation_jobs SET pid = ? WHERE id = ? AND status = 'queued'", [pid, job_id])
+        launch_next(db)
     return get_job(db, job_id)
+
+
+def launch_next(db: sqlite_utils.Database) -> int | None:
+    """Start the oldest waiting job if a heavy-work slot is free and no training run has waited
+    longer (core.slots); returns its id. Claimed in a short transaction, spawned after the commit."""
+    if slots.next_in_line(db) is None:
+        return None  # nothing waits: no write lock taken
+    me = os.getpid()
+    with transaction(db):
+        job_id = slots.turn_of(db, "answers")
+        if job_id is None:
+            return None
+        db.execute("UPDATE generation_jobs SET pid = ? WHERE id = ?", [me, job_id])
+    try:
+        pid = run_files.spawn_worker(run_files.db_file(db), "generate", job_id)
+    except BaseException as exc:  # never leave a queued job that nothing will pick up
+        fail_job(db, job_id, f"The worker could not be started: {exc}")
+        raise
+    with transaction(db):
+        db.execute("UPDATE generation_jobs SET pid = ? WHERE id = ? AND status = 'queued' AND pid = ?",
+                   [pid, job_id, me])
+    return job_id
 
 
 def claim_job(db: sqlite_utils.Database, job_id: int, pid: int) -> bool:
     """The worker takes a queued generation job (False: someone else did, or it was reconciled)."""
     with transaction(db):
-        return bool(db.execute("UPDATE generation_jobs SET status = 'running', pid = ? WHERE id = ? AND "
-                               "status = 'queued'", [pid, job_id]).rowcount)
+        return bool(db.execute("UPDATE generation_jobs SET status = 'running', pid = ?, started_at = ? WHERE id = ? "
+                               "AND status = 'queued'", [pid, now(), job_id]).rowcount)
 
 
 def fail_job(db: sqlite_utils.Database, job_id: int, error: str) -> None:

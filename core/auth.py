@@ -31,6 +31,33 @@ BACKOFF_MAX_S = 300.0
 FAILURE_WINDOW_S = 3600.0
 
 
+# People admitted by the identity provider (core.oidc) in this server process, with their role.
+# Filled only by the sign-in path of the app; the CLI and the worker use the users file.
+_ADMITTED: dict[str, str] = {}
+_IDENTITY_PROVIDER = {"on": False}
+
+
+def use_identity_provider(on: bool = True) -> None:
+    """Turn on identity-provider mode: names not admitted by it have no role (not `anonymous`)."""
+    _IDENTITY_PROVIDER["on"] = on
+    if not on:
+        _ADMITTED.clear()
+
+
+def identity_provider_mode() -> bool:
+    return _IDENTITY_PROVIDER["on"]
+
+
+def admit(name: str, role: str) -> None:
+    if role not in ROLES or not name or name == SYSTEM_ACTOR:
+        raise ValueError(f"cannot admit {name!r} as {role!r}")
+    _ADMITTED[name] = role
+
+
+def admitted_role(name: str) -> str | None:
+    return _ADMITTED.get(name)
+
+
 class SignInRefused(Exception):
     """Too many failed sign-ins for this name or client; the message says how long to wait."""
 
@@ -119,6 +146,12 @@ def sign_in(db: sqlite_utils.Database, users: dict[str, User], name: str, passwo
             db.execute("DELETE FROM sign_in_failures WHERE user_name = ?", [name])
             audit(db, name, "sign_in", "user", name, {"client": client})
     return user
+
+
+def record_sign_in(db: sqlite_utils.Database, name: str, client: str, *, method: str) -> None:
+    """Audit a sign-in made elsewhere (the identity provider checked the person)."""
+    with transaction(db):
+        audit(db, name, "sign_in", "user", name, {"client": client or "unknown", "method": method})
 
 
 def add_user_line(name: str, role: str, password: str) -> str:

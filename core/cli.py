@@ -11,8 +11,9 @@ from typing import Any
 
 import sqlite_utils
 
-import core.cli_runs  # noqa: F401  (its commands register themselves on import)
-from core import answer_pairs, datasets, importing, models, pii_review, store, training, training_config, versions
+import core.cli_pii  # noqa: F401  (its commands register themselves on import)
+import core.cli_runs  # noqa: F401
+from core import answer_pairs, datasets, importing, models, store, training, training_config, versions
 from core.cli_base import COMMANDS, CliError, command, dataset_named, say
 from core.paths import db_path
 
@@ -120,20 +121,6 @@ def cmd_freeze(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str,
     dataset = dataset_named(db, args.dataset)
     version = versions.freeze(db, dataset, actor=args.user, override_reason=args.override_reason)
     return vars(version)
-
-
-@command("pii-scan", "scan a dataset for personal data", lambda p: p.add_argument("--dataset", required=True))
-def cmd_pii_scan(db: sqlite_utils.Database, args: argparse.Namespace) -> Any:
-    from core import pii
-
-    dataset = dataset_named(db, args.dataset)
-    summary = pii.scan_dataset(db, dataset.id, lambda done, total: say(args, f"scanned {done}/{total}"),
-                               actor=args.user)
-    findings = [f.to_dict() for f in pii_review.open_findings(db, dataset.id, status="")]
-    if not args.json:
-        say(args, f"{summary['scanned']} scanned, {summary['skipped_unchanged']} unchanged, "
-                  f"{len(findings)} finding(s)")
-    return findings
 
 
 # ----------------------------------------------------------------------------- entry point

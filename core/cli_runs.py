@@ -40,7 +40,9 @@ def cmd_train(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, 
     if len(overrides) != len(args.set):
         raise CliError("--set takes KEY=VALUE")
     config = config.with_overrides(overrides)
-    run = training.start_run(db, version, base_model=base, preset=preset, config=config, actor=args.user)
+    estimated = training_config.estimate(db, version, config, base).duration_s
+    run = training.start_run(db, version, base_model=base, preset=preset, config=config, actor=args.user,
+                             estimated_s=estimated)
     if args.wait:
         run = _wait(db, run.id, args)
     return _run_dict(run)

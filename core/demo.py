@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from core import datasets, importing, pii
+from core import datasets, importing
 from core.paths import REPO_ROOT
 
 DEMO_DIR = REPO_ROOT / "data" / "demo"
@@ -15,12 +15,12 @@ GUIDELINES = """Every answer is exactly four lines, in this order:
 Category: one of Billing, Shipping, Returns, Product, Account
 Priority: P1 (customer blocked or money wrong), P2 (needs action this week), P3 (question)
 Summary: one sentence, third person, naming the product and order number when given
-Reply: the next step we take, starting with a verb; no greetings, no sign-off."""
-GLOSSARY = ["order", "refund", "prepaid return label", "warranty", "carrier trace", "escalate"]
-PRODUCTS = ["Harbor & Pine", "Harbor & Pine Outfitters", "Ridgeline", "Tidewater", "Summit",
-            "Cedar", "Driftwood", "Northstar", "Kestrel", "Basin", "Alder", "Granite",
-            # Places we ship to and words the small NER model mistakes for names.
-            "Canada", "Portland", "Zipper", "Gift"]
+Reply: the next step we take, starting with a verb; no greetings, no sign-off.
+We ship from our Portland warehouse to the US and Canada."""
+GLOSSARY = ["order", "refund", "prepaid return label", "warranty", "carrier trace", "escalate",
+            # Our product lines: vocabulary of this dataset, never personal data (issue 16).
+            "Ridgeline", "Tidewater", "Summit", "Cedar", "Driftwood", "Northstar", "Kestrel", "Basin",
+            "Alder", "Granite", "gift card", "gift receipt", "zipper"]
 
 
 def seed_demo(db: sqlite_utils.Database, actor: str = "studio") -> datasets.Dataset | None:
@@ -36,7 +36,4 @@ def seed_demo(db: sqlite_utils.Database, actor: str = "studio") -> datasets.Data
                           source="demo/train.jsonl", author=actor, split="train")
     importing.import_jsonl(db, dataset, (DEMO_DIR / "heldout.jsonl").read_bytes(),
                           source="demo/heldout.jsonl", author=actor, split="heldout")
-    if not db.table("pii_configs").count:
-        # Product and company names are never personal data in this project.
-        pii.save_config(db, pii.PiiConfig(allow_list=PRODUCTS), actor)
     return dataset

@@ -30,6 +30,7 @@ TEXT_COLUMNS: list[tuple[str, str, tuple[str, ...]]] = [
     ("ratings", "id", ("comment",)),
     ("runs", "id", ("log_tail", "error")),
     ("audit_log", "id", ("detail_json",)),
+    ("pii_value_decisions", "rowid", ("value_text", "reason")),
 ]
 TEXT_FILE_SUFFIXES = {".jsonl", ".json", ".txt", ".log", ".md", ".csv", ".html"}
 

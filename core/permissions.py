@@ -52,9 +52,13 @@ class PermissionDenied(PermissionError):
 
 
 def role_of(actor: str) -> str | None:
-    """The actor's role: from the users file, `anonymous` without one, None for unknown names."""
+    """The actor's role: admitted by the identity provider, else from the users file; `anonymous`
+    when neither is set up; None for unknown names."""
+    admitted = auth.admitted_role((actor or "").strip())
+    if admitted:
+        return admitted
     users = auth.load_users()
-    if not users:
+    if not users and not auth.identity_provider_mode():
         return ANONYMOUS
     if actor == SYSTEM_ACTOR:
         return "admin"

@@ -9,10 +9,15 @@ from typing import Any
 
 import sqlite_utils
 
-from core import datasets, erasure, examples, permissions, pii
+from core import datasets, erasure, examples, permissions, pii, pii_vocabulary
 from core.datasets import DatasetError
 from core.pii import current_config
 from core.store import audit, transaction
+
+# Statuses a reviewer sees. "vocabulary" and "not_pii" are not stored on the finding: they are
+# decided when read, from the dataset's glossary and guidelines and its decisions per value, so an
+# edit to either takes effect at once and an undo needs no rescan (issue 16).
+STATUSES = ("open", "vocabulary", "not_pii", "dismissed", "anonymised")
 
 
 @dataclass(frozen=True)
@@ -27,23 +32,26 @@ class StoredFinding:
     score: float
     status: str
     reason: str
+    value_hash: str = ""
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> StoredFinding:
+    def from_row(cls, row: dict[str, Any], status: str = "", reason: str = "") -> StoredFinding:
         return cls(row["id"], row["example_id"], row["generation_id"], row["message_index"],
-                   row["entity_type"], row["start"], row["end"], row["score"], row["status"],
-                   row["reason"])
+                   row["entity_type"], row["start"], row["end"], row["score"], status or row["status"],
+                   reason or row["reason"], row["value_hash"])
 
     def to_dict(self) -> dict[str, Any]:
         return {"example_id": self.example_id, "message_index": self.message_index,
                 "entity_type": self.entity_type, "start": self.start, "end": self.end,
-                "score": round(self.score, 3), "status": self.status}
+                "score": round(self.score, 3), "status": self.status, "reason": self.reason}
 
 
 @dataclass(frozen=True)
 class GateStatus:
     open_findings: int
     unscanned_examples: int
+    cleared_by_vocabulary: int = 0
+    cleared_by_value_decision: int = 0
 
     @property
     def clear(self) -> bool:
@@ -60,23 +68,53 @@ class GateStatus:
         return reasons
 
 
+class AutoDecider:
+    """The one rule for findings no reviewer needs to see: the dataset's vocabulary, and values an
+    admin decided are not personal data in this dataset."""
+
+    def __init__(self, db: sqlite_utils.Database, dataset_id: int) -> None:
+        dataset = datasets.get_dataset(db, dataset_id)
+        self.vocabulary = pii_vocabulary.Vocabulary(tuple(dataset.glossary), dataset.guidelines)
+        self.not_pii = {r["value_hash"]: r["reason"] for r in db.query(
+            "SELECT value_hash, reason FROM pii_value_decisions WHERE dataset_id = ? AND decision = 'not_pii'",
+            [dataset_id])}
+
+    def decide(self, entity_type: str, value: str, value_hash: str) -> tuple[str, str]:
+        """('open', '') or the automatic status with its reason."""
+        if value_hash in self.not_pii:
+            return "not_pii", f"{pii_vocabulary.VALUE_REASON}: {self.not_pii[value_hash]}"
+        term = self.vocabulary.match(entity_type, value)
+        if term:
+            return "vocabulary", f"{pii_vocabulary.VOCABULARY_REASON} ({term})"
+        return "open", ""
+
+
+def _with_status(decider: AutoDecider, row: dict[str, Any]) -> StoredFinding:
+    if row["status"] != "open":
+        return StoredFinding.from_row(row)
+    text = json.loads(row["messages_json"])["messages"][row["message_index"]]["content"]
+    status, reason = decider.decide(row["entity_type"], text[row["start"]:row["end"]], row["value_hash"])
+    return StoredFinding.from_row(row, status, reason)
+
+
 def open_findings(db: sqlite_utils.Database, dataset_id: int, *, entity_type: str = "",
                   status: str = "open") -> list[StoredFinding]:
-    """Findings on the examples' current text under the current configuration, plus the history
-    of anonymisations (they sit on the text before it was anonymised, so they are kept whatever
-    the current text; their raw value is gone, only the decision remains)."""
+    """Findings on the examples' current text under the current configuration, with the status a
+    reviewer sees (STATUSES; "" for all), plus the history of anonymisations (they sit on the text
+    before it was anonymised, so they are kept whatever the current text; their raw value is gone,
+    only the decision remains)."""
     config = current_config(db)
-    query = ("SELECT f.* FROM pii_findings f JOIN examples e ON e.id = f.example_id "
+    query = ("SELECT f.*, e.messages_json FROM pii_findings f JOIN examples e ON e.id = f.example_id "
              "WHERE e.dataset_id = ? AND (f.content_hash = e.content_hash OR f.status = 'anonymised') "
              "AND f.config_hash = ?")
     params: list[Any] = [dataset_id, config.hash]
-    if status:
-        query += " AND f.status = ?"
-        params.append(status)
     if entity_type:
         query += " AND f.entity_type = ?"
         params.append(entity_type)
-    return [StoredFinding.from_row(r) for r in db.query(query + " ORDER BY f.example_id, f.message_index, f.start", params)]
+    decider = AutoDecider(db, dataset_id)
+    found = [_with_status(decider, r) for r in db.query(query + " ORDER BY f.example_id, f.message_index, f.start",
+                                                           params)]
+    return [f for f in found if not status or f.status == status]
 
 
 def gate_status(db: sqlite_utils.Database, dataset_id: int, version_id: int | None = None) -> GateStatus:
@@ -91,12 +129,20 @@ def gate_status(db: sqlite_utils.Database, dataset_id: int, version_id: int | No
         f"SELECT count(*) FROM {source} x WHERE x.{key} = ?{status_filter} AND NOT EXISTS "
         "(SELECT 1 FROM pii_scans s WHERE s.content_hash = x.content_hash AND s.config_hash = ?)",
         [owner, config.hash]).fetchone()[0]
-    open_count = db.execute(
-        f"SELECT count(*) FROM pii_findings f JOIN {source} x ON x.content_hash = f.content_hash "
+    rows = db.query(
+        f"SELECT f.*, x.messages_json FROM pii_findings f JOIN {source} x ON x.content_hash = f.content_hash "
         f"WHERE x.{key} = ?{status_filter} AND f.config_hash = ? AND f.status = 'open' "
         "AND f.example_id IS NOT NULL AND f.score >= ?",
-        [owner, config.hash, config.threshold]).fetchone()[0]
-    return GateStatus(int(open_count), int(unscanned))
+        [owner, config.hash, config.threshold])
+    decider = AutoDecider(db, dataset_id)
+    counts = {"open": 0, "vocabulary": 0, "not_pii": 0}
+    seen: set[int] = set()
+    for row in rows:
+        if row["id"] in seen:  # one text in two rows of a version (a duplicate) is one finding
+            continue
+        seen.add(row["id"])
+        counts[_with_status(decider, row).status] += 1
+    return GateStatus(counts["open"], int(unscanned), counts["vocabulary"], counts["not_pii"])
 
 
 def dismiss(db: sqlite_utils.Database, finding_ids: list[int], reason: str, actor: str = "") -> int:

@@ -117,10 +117,27 @@ def m001_initial_schema(db: sqlite_utils.Database) -> None:
 def m002_trust(db: sqlite_utils.Database) -> None:
     """Rating closures, sign-in failures, a store id for run folders, and change counters."""
     _run_statements(db, SCHEMA_V2)
-    for statement in change_triggers():
+    # The tables counted when this migration landed; later migrations add their own.
+    for statement in change_triggers(["examples", "quarantine", "datasets", "dataset_versions", "pii_findings",
+                                      "pii_scans", "pii_configs", "ratings", "generations", "rating_closures",
+                                      "runs"]):
         db.execute(statement)
     db.execute("INSERT OR IGNORE INTO settings (key, value, updated_at) VALUES ('store_id', ?, ?)",
                [secrets.token_hex(4), now()])
+
+
+@migrations()
+def m003_pii_values(db: sqlite_utils.Database) -> None:
+    """Review by distinct value: one decision per value and dataset (issue 16)."""
+    _run_statements(db, SCHEMA_V3)
+    for statement in change_triggers(["pii_value_decisions"]):
+        db.execute(statement)
+
+
+@migrations()
+def m004_queue_and_targets(db: sqlite_utils.Database) -> None:
+    """One queue for heavy work (expected durations) and where a run or job executes (issues 16, 17)."""
+    _run_statements(db, SCHEMA_V4)
 
 
 def _run_statements(db: sqlite_utils.Database, script: str) -> None:
@@ -285,6 +302,29 @@ CREATE TABLE playground_requests (
 CREATE INDEX idx_playground_requests_run ON playground_requests(run_id)
 """
 
+# value_text is kept only for "not personal data" decisions; an anonymised value is known by its
+# salted hash alone (its raw text is erased everywhere).
+SCHEMA_V3 = """
+CREATE TABLE pii_value_decisions (
+    dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+    value_hash TEXT NOT NULL,
+    decision TEXT NOT NULL CHECK (decision IN ('not_pii', 'anonymise')),
+    method TEXT NOT NULL DEFAULT '', entity_types_json TEXT NOT NULL DEFAULT '[]',
+    value_text TEXT NOT NULL DEFAULT '', reason TEXT NOT NULL DEFAULT '',
+    decided_by TEXT NOT NULL, decided_at TEXT NOT NULL,
+    PRIMARY KEY (dataset_id, value_hash))
+"""
+
+# target: 'local' (a worker process here) or 'ray' (a Ray job; target_ref is its submission id).
+SCHEMA_V4 = """
+ALTER TABLE runs ADD COLUMN estimated_s REAL;
+ALTER TABLE runs ADD COLUMN target TEXT NOT NULL DEFAULT 'local';
+ALTER TABLE runs ADD COLUMN target_ref TEXT NOT NULL DEFAULT '';
+ALTER TABLE generation_jobs ADD COLUMN started_at TEXT;
+ALTER TABLE generation_jobs ADD COLUMN target TEXT NOT NULL DEFAULT 'local';
+ALTER TABLE generation_jobs ADD COLUMN target_ref TEXT NOT NULL DEFAULT ''
+"""
+
 # What each write changes, as a counter scope; triggers bump it inside the writing transaction,
 # so no write can forget to invalidate a cache (issue 15). Caches key on these counters.
 _COUNTED: list[tuple[str, str, str]] = [
@@ -296,6 +336,7 @@ _COUNTED: list[tuple[str, str, str]] = [
     ("pii_findings", "'dataset:' || (SELECT dataset_id FROM examples WHERE id = {row}.example_id)",
      "{row}.example_id IS NOT NULL AND (SELECT dataset_id FROM examples WHERE id = {row}.example_id) IS NOT NULL"),
     ("pii_scans", "'pii'", ""),
+    ("pii_value_decisions", "'dataset:' || {row}.dataset_id", ""),
     ("pii_configs", "'pii'", ""),
     ("ratings", "'run:' || {row}.run_id", ""),
     ("generations", "'run:' || {row}.run_id", ""),
@@ -308,9 +349,12 @@ _COUNTED_UPDATES = {"runs": "status, approval, approval_note, metrics_json, adap
                             "dataset_version_id"}
 
 
-def change_triggers() -> list[str]:
+def change_triggers(tables: list[str] | None = None) -> list[str]:
+    """CREATE TRIGGER statements for the counted tables (all, or the named ones)."""
     statements = []
     for table, scope, condition in _COUNTED:
+        if tables is not None and table not in tables:
+            continue
         for event, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
             when = f" WHEN {condition.format(row=row)}" if condition else ""
             columns = f" OF {_COUNTED_UPDATES[table]}" if event == "UPDATE" and table in _COUNTED_UPDATES else ""

@@ -11,9 +11,9 @@ from typing import Any
 
 import sqlite_utils
 
-from core import models, permissions, pii_review, versions
+from core import models, permissions, pii_review, slots, versions
 from core.run_files import db_file, process_alive, run_dir, spawn_worker
-from core.store import audit, get_setting, insert_row, now, set_setting, transaction
+from core.store import audit, insert_row, now, set_setting, transaction
 from core.training_config import DEFAULT_PRESET, PRESETS, TrainingConfig
 
 
@@ -51,6 +51,9 @@ class TrainingRun:
     started_at: str | None
     finished_at: str | None
     phase: str = ""  # what the worker is doing now: loading the model, tokenising, training, saving
+    estimated_s: float | None = None  # the pre-launch duration estimate, for the queue's expected starts
+    target: str = "local"  # where it runs: a worker process here, or a Ray job
+    target_ref: str = ""  # the Ray job's submission id
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> TrainingRun:
@@ -59,7 +62,8 @@ class TrainingRun:
                    row["total_steps"], bool(row["cancel_requested"]), row["adapter_path"],
                    row["adapter_sha256"], json.loads(row["metrics_json"]), row["error"],
                    row["log_tail"], row["created_by"], row["approval"], row["approval_note"],
-                   row["queued_at"], row["started_at"], row["finished_at"], row.get("phase") or "")
+                   row["queued_at"], row["started_at"], row["finished_at"], row.get("phase") or "",
+                   row.get("estimated_s"), row.get("target") or "local", row.get("target_ref") or "")
 
     @property
     def finished(self) -> bool:
@@ -83,8 +87,10 @@ class RunEvent:
 def start_run(db: sqlite_utils.Database, version: versions.DatasetVersion, *,
               base_model: str = models.DEFAULT_MODEL, preset: str = DEFAULT_PRESET,
               config: TrainingConfig | None = None, actor: str = "", launch: bool = True,
-              allow_duplicate: bool = False) -> TrainingRun:
-    """Queue a run on a frozen version and launch the queue; returns at once."""
+              allow_duplicate: bool = False, estimated_s: float | None = None) -> TrainingRun:
+    """Queue a run on a frozen version and launch the queue; returns at once.
+
+    estimated_s: the pre-launch estimate the user saw, kept so the queue can say when later work starts."""
     permissions.require(actor, "start_run")
     models.resolve(base_model)  # a clear ModelUnavailable now, not a traceback in the worker
     pii_review.require_clear_version(db, version.dataset_id, version.id, version.pii_override_reason,
@@ -103,7 +109,7 @@ def start_run(db: sqlite_utils.Database, version: versions.DatasetVersion, *,
         run_id = insert_row(db, "runs", {
             "dataset_version_id": version.id, "base_model": base_model, "preset": preset,
             "config_json": config.to_json(), "status": "queued", "created_by": actor,
-            "queued_at": now()})
+            "queued_at": now(), "estimated_s": estimated_s})
         audit(db, actor, "start_run", "run", run_id, {"preset": preset, "version": version.id})
     if launch:
         launch_next(db)
@@ -133,27 +139,26 @@ def run_events(db: sqlite_utils.Database, run_id: int) -> list[RunEvent]:
 
 
 def max_concurrent(db: sqlite_utils.Database) -> int:
-    return int(get_setting(db, "max_concurrent_runs", "1") or 1)
+    """Heavy jobs (training and answer generation together) this machine runs at once."""
+    return slots.capacity(db)
 
 
 def launch_next(db: sqlite_utils.Database) -> int | None:
-    """Start the oldest queued run if a slot is free; returns its id.
+    """Start the oldest queued run if a heavy-work slot is free and no answer-generation job has
+    waited longer (core.slots); returns its id.
 
     The slot is claimed in a short transaction (pid = this process, alive while it launches), and
     the worker is spawned after the commit: spawning never holds the write lock (issue 15).
     """
     reconcile(db)
+    if slots.next_in_line(db) is None:
+        return None  # nothing waits: no write lock taken
     me = os.getpid()
     with transaction(db):
-        busy = db.execute("SELECT count(*) FROM runs WHERE status = 'running' OR "
-                          "(status = 'queued' AND pid IS NOT NULL)").fetchone()[0]
-        if busy >= max_concurrent(db):
+        turn = slots.turn_of(db, "training")
+        if turn is None:
             return None
-        row = db.execute("SELECT id FROM runs WHERE status = 'queued' AND pid IS NULL "
-                         "ORDER BY id LIMIT 1").fetchone()
-        if row is None:
-            return None
-        run_id = int(row[0])
+        run_id = turn
         db.execute("UPDATE runs SET pid = ? WHERE id = ?", [me, run_id])
     try:
         pid = spawn_worker(db_file(db), "train", run_id)

@@ -11,7 +11,7 @@ import shutil
 import sys
 import traceback
 
-from core import answer_pairs, run_files, store, training
+from core import answer_pairs, run_files, store, training, work_queue
 
 
 def _detach(db_file: str, job: str, object_id: int) -> None:
@@ -61,8 +61,13 @@ def train(db_file: str, run_id: int) -> int:
         training.fail_run(store.connect(db_file), run, explain_failure(exc) + "\n\n" + traceback.format_exc(),
                           type(exc).__name__, run_files.log_tail(log_path))
     finally:
-        training.launch_next(store.connect(db_file))
+        _start_waiting(db_file)
     return 0
+
+
+def _start_waiting(db_file: str) -> None:
+    """A slot is free: start whatever waited longest, a training run or an answer-generation job."""
+    work_queue.start_waiting(store.connect(db_file))
 
 
 def generate_job(db_file: str, job_id: int) -> int:
@@ -74,6 +79,8 @@ def generate_job(db_file: str, job_id: int) -> int:
         answer_pairs.run_generation_job(db, job_id)
     except BaseException as exc:  # record the failure; the page shows it
         answer_pairs.fail_job(store.connect(db_file), job_id, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+    finally:
+        _start_waiting(db_file)
     return 0
 
 

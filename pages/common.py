@@ -40,6 +40,9 @@ def _startup_once(db_file: str) -> dict[str, Any]:
     demo.seed_demo(db)
     interrupted = training.reconcile(db)
     answer_pairs.reconcile_jobs(db)
+    from core import work_queue
+
+    work_queue.start_waiting(db)  # work left waiting when the studio stopped
     return {"model_dir": str(model_dir) if model_dir else "", "model_error": model_error,
             "interrupted": interrupted}
 
@@ -58,8 +61,48 @@ def db() -> sqlite_utils.Database:
     return store.connect()
 
 
+def identity_provider_secrets() -> dict[str, Any] | None:
+    """The secrets when an identity provider ([auth] in .streamlit/secrets.toml) is configured."""
+    from core import oidc
+
+    if not st.secrets.load_if_toml_exists():
+        return None
+    secrets = st.secrets.to_dict()
+    return secrets if oidc.configured(secrets) else None
+
+
+def _oidc_gate(secrets: dict[str, Any]) -> bool:
+    """Sign-in with the team's identity provider (st.login); the role comes from core.oidc."""
+    from core import oidc
+
+    auth.use_identity_provider(True)
+    claims = st.user.to_dict()  # empty under AppTest, which has no auth context
+    if not claims.get("is_logged_in"):
+        st.title("Tuning Studio")
+        for provider in oidc.providers(secrets):
+            if st.button(f"Sign in with {provider or 'your identity provider'}", type="primary"):
+                st.login(provider) if provider else st.login()
+        return False
+    try:
+        name, role = oidc.role_for(claims, oidc.RoleMapping.from_secrets(secrets), auth.load_users())
+    except ValueError as exc:
+        error(exc)
+        if st.button("Sign out"):
+            st.logout()
+        return False
+    auth.admit(name, role)
+    if st.session_state.get(USER_KEY) != name:
+        auth.record_sign_in(db(), name, client_address(), method="oidc")
+    st.session_state[USER_KEY], st.session_state[ROLE_KEY] = name, role
+    return True
+
+
 def login_gate() -> bool:
-    """Optional password gate (users file present); without it everyone picks a name."""
+    """Identity provider when configured, else the optional password gate (users file present);
+    without either, everyone picks a name."""
+    secrets = identity_provider_secrets()
+    if secrets:
+        return _oidc_gate(secrets)
     users = auth.load_users()
     if not users:
         st.session_state.setdefault(ROLE_KEY, "admin")
@@ -100,11 +143,13 @@ def allowed(action: str) -> bool:
 
 def sidebar() -> None:
     with st.sidebar:
-        if auth.load_users():
+        if auth.load_users() or auth.identity_provider_mode():
             st.caption(f"Signed in as **{md_escape(st.session_state[USER_KEY])}** ({st.session_state[ROLE_KEY]})")
             if st.button("Sign out"):
                 st.session_state.pop(USER_KEY, None)
                 st.session_state.pop(ROLE_KEY, None)
+                if auth.identity_provider_mode():
+                    st.logout()
                 st.rerun()
         else:
             team = auth.team(db())
@@ -212,3 +257,66 @@ def info(message: object) -> None:
 
 def caption(message: object) -> None:
     st.caption(md_escape(message))
+
+
+# ----------------------------------------------------------------------------- live panels
+# Polling costs the server a script run each time (issue 16: one idle tab kept 12 % of a core busy).
+# A live panel polls only while its work is live, and backs off while nothing changes.
+
+POLL_BASE_S = 2.0
+POLL_CEILING_S = 16.0
+QUIET_POLLS_BEFORE_BACKOFF = 3
+
+
+def poll_every(key: str, live: bool) -> float | None:
+    """The run_every for a live panel: None (no polling) once its work is finished."""
+    if not live:
+        st.session_state.pop(f"poll.{key}", None)
+        return None
+    return float(st.session_state.setdefault(f"poll.{key}", POLL_BASE_S))
+
+
+def polled(key: str, signature: object, live: bool) -> None:
+    """Call inside the panel on every poll with what it shows. Three quiet polls double the interval
+    (up to POLL_CEILING_S); a change after a quiet spell, or the work ending, goes back to the start.
+    A new interval needs a full rerun to take effect, which happens only at those transitions."""
+    state = st.session_state
+    interval = float(state.get(f"poll.{key}", POLL_BASE_S))
+    quiet = state.get(f"poll.quiet.{key}", 0)
+    changed = signature != state.get(f"poll.sig.{key}")
+    state[f"poll.sig.{key}"] = signature
+    if not live:
+        if state.pop(f"poll.{key}", None) is not None:
+            st.rerun()  # the panel is declared again, without polling
+        return
+    if changed:
+        state[f"poll.quiet.{key}"] = 0
+        if interval > POLL_BASE_S:
+            state[f"poll.{key}"] = POLL_BASE_S
+            st.rerun()
+        return
+    state[f"poll.quiet.{key}"] = quiet + 1
+    if quiet + 1 >= QUIET_POLLS_BEFORE_BACKOFF and interval < POLL_CEILING_S:
+        state[f"poll.{key}"] = min(POLL_CEILING_S, interval * 2)
+        state[f"poll.quiet.{key}"] = 0
+        st.rerun()
+
+
+def show_queue(db: sqlite_utils.Database, *, mine: tuple[str, int] | None = None) -> None:
+    """The heavy-work queue: what runs, what waits, and when waiting work should start."""
+    from core import work_queue
+
+    queue = work_queue.items(db)
+    if not queue:
+        return
+
+    def minutes(seconds: float | None) -> str:
+        return "–" if seconds is None else f"~{max(1, round(seconds / 60))} min"
+
+    rows = [{"": "▶" if mine == (i.kind, i.object_id) else "",
+             "position": "running" if i.status == "running" else i.position, "work": i.label,
+             "time left": minutes(i.seconds_left) if i.status == "running" else f"takes {minutes(i.seconds_left)}",
+             "expected start": "now" if i.status == "running" else f"in {minutes(i.starts_in_s)}"} for i in queue]
+    st.caption(f"Heavy-work queue: {work_queue.slots.capacity(db)} at a time on this machine (Settings). "
+               "Training and answer generation share it, first come first served.")
+    st.dataframe(rows, hide_index=True)

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core import examples, permissions, pii, pii_review
+from core import datasets, examples, permissions, pii, pii_review, pii_values
 from pages import common
 
 common.through_app()
@@ -16,34 +16,103 @@ config = pii.current_config(db)
 status_slot = st.container()  # filled after a scan, so the numbers are current
 if st.button("Scan now", type="primary"):
     bar = st.progress(0.0, text="Scanning…")
-    summary = pii.scan_dataset(db, dataset.id, lambda done, total: bar.progress(done / max(total, 1),
+    summary = pii_values.scan(db, dataset.id, lambda done, total: bar.progress(done / max(total, 1),
                                                                                 text=f"Scanned {done}/{total}"),
                                actor=common.user())
     bar.empty()
     common.success(f"Scanned {summary['scanned']} changed example(s), skipped {summary['skipped_unchanged']} "
-               f"unchanged; {summary['findings']} finding(s).")
+               f"unchanged; {summary['findings']} finding(s)"
+               + (f"; anonymised {summary['anonymised_by_decision']} example(s) by earlier decisions."
+                  if summary["anonymised_by_decision"] else "."))
 
 gate = pii_review.gate_status(db, dataset.id)
 with status_slot:
-    c = st.columns(3)
+    c = st.columns(4)
     c[0].metric("Unscanned examples", gate.unscanned_examples)
     c[1].metric("Open findings", gate.open_findings)
-    c[2].metric("Gate", "clear" if gate.clear else "blocked")
+    c[2].metric("Dataset vocabulary", gate.cleared_by_vocabulary,
+                help="Findings that are names from this dataset's glossary or guidelines (products, teams, "
+                     "places): never personal data here. Listed under the 'vocabulary' status.")
+    c[3].metric("Gate", "clear" if gate.clear else "blocked")
 
-tab_review, tab_config = st.tabs(["Review findings", "Detection settings"])
+STATUS_LABELS = {"open": "open", "vocabulary": "dataset vocabulary", "not_pii": "not personal data (value decision)",
+                 "dismissed": "dismissed (one occurrence)", "anonymised": "anonymised", "": "any"}
+tab_values, tab_review, tab_decisions, tab_config = st.tabs(
+    ["Review by value", "Review by occurrence", "Decisions", "Detection settings"])
+can_dismiss = common.allowed("pii_dismiss")
+with tab_values:
+    common.caption("One decision per distinct value covers every occurrence in this dataset, now and in later "
+                   "imports. Names of your products, teams and places belong in the dataset's glossary "
+                   "(Author → Dataset settings), which clears them without a decision.")
+    f = st.columns(2)
+    value_status = f[0].selectbox("Status", ["open", "vocabulary", "not_pii", "anonymised", ""],
+                                  format_func=STATUS_LABELS.get, key="pii.value_status")
+    value_entity = f[1].selectbox("Entity type", [""] + config.active_entities, format_func=lambda v: v or "any",
+                                  key="pii.value_entity")
+    groups = pii_values.value_groups(db, dataset.id, status=value_status, entity_type=value_entity)
+    st.write(f"{len(groups)} distinct value(s), {sum(g.occurrences for g in groups)} occurrence(s).")
+    for group in groups[:60]:
+        with st.container(border=True):
+            common.caption(f"{' / '.join(group.entity_types)} · {group.occurrences} occurrence(s) in "
+                           f"{group.example_count} example(s) · {STATUS_LABELS[group.status]}"
+                           + (f" — {group.reason}" if group.reason else ""))
+            if group.value:
+                common.show_text(group.context)
+            if group.status != "open":
+                continue
+            key = group.value_hash
+            row = st.columns([0.3, 0.2, 0.5])
+            method = row[0].selectbox("Anonymise as", pii_values.ANONYMISE_METHODS, key=f"pii.vm.{key}")
+            if row[1].button(f"Anonymise in {group.example_count} example(s)", key=f"pii.va.{key}"):
+                changed = pii_values.anonymise_everywhere(db, dataset.id, key, method=method, actor=common.user())
+                common.success(f"Anonymised {changed} example(s); later imports of this value will be too.")
+                st.rerun()
+            reason = row[2].text_input("Not personal data in this dataset, because", key=f"pii.vr.{key}",
+                                       disabled=not can_dismiss,
+                                       help=None if can_dismiss else "Clearing the gate needs the admin role.")
+            if reason and row[2].button("Not personal data", key=f"pii.vd.{key}"):
+                pii_values.mark_not_pii(db, dataset.id, key, reason, actor=common.user())
+                st.rerun()
+            if group.value and common.allowed("edit_dataset") and set(group.entity_types) <= {"PERSON", "LOCATION", "NRP"}:
+                if row[2].button("Add to the dataset's glossary", key=f"pii.vg.{key}",
+                                 help="For names of products, teams and places of this dataset."):
+                    datasets.update_dataset(db, dataset.id, actor=common.user(),
+                                            glossary=dataset.glossary + [group.value])
+                    st.rerun()
+
+with tab_decisions:
+    made = pii_values.decisions(db, dataset.id)
+    if not made:
+        st.caption("No decision by value yet.")
+    for decision in made:
+        with st.container(border=True):
+            label = ("not personal data: " + decision.value_text if decision.decision == "not_pii"
+                     else f"anonymised everywhere ({decision.method}); the raw value was erased")
+            common.caption(f"{' / '.join(decision.entity_types)} · {decision.decided_by} · {decision.decided_at[:16]}")
+            common.show_text(label + (f" — because: {decision.reason}" if decision.reason else ""))
+            if st.button("Undo", key=f"pii.undo.{decision.value_hash}",
+                         help="Not-personal-data: its occurrences are open for review again. Anonymised: later "
+                              "imports are no longer anonymised; text already anonymised stays so."):
+                try:
+                    pii_values.undo(db, dataset.id, decision.value_hash, actor=common.user())
+                    st.rerun()
+                except permissions.PermissionDenied as exc:
+                    common.error(str(exc))
+
 with tab_review:
     f = st.columns(2)
     entity = f[0].selectbox("Entity type", [""] + config.active_entities, format_func=lambda v: v or "any")
-    status = f[1].selectbox("Status", ["open", "dismissed", "anonymised", ""], format_func=lambda v: v or "any")
+    status = f[1].selectbox("Status", ["open", "vocabulary", "not_pii", "dismissed", "anonymised", ""],
+                            format_func=STATUS_LABELS.get)
     findings = pii_review.open_findings(db, dataset.id, entity_type=entity, status=status)
     st.write(f"{len(findings)} finding(s).")
-    can_dismiss = common.allowed("pii_dismiss")
     if not can_dismiss:
         st.caption("Deciding that a finding is not personal data clears the gate, so it needs the admin role. "
                    "Anonymising is open to authors.")
     if findings and status == "open":
         with st.form("pii.bulk"):
-            st.write("Bulk action on every finding listed above")
+            st.write(f"Bulk action on the {len(findings)} finding(s) listed, in "
+                     f"{len({x.example_id for x in findings})} example(s)")
             method = st.selectbox("Anonymise as", ["replace", "mask", "redact"],
                                   help="replace: <PERSON_1> placeholders, consistent within an example")
             reason = st.text_input("…or dismiss all, because", disabled=not can_dismiss)
@@ -66,7 +135,7 @@ with tab_review:
         with st.container(border=True):
             common.caption(f"Example {example.id} · message {finding.message_index + 1} "
                            f"({example.messages[finding.message_index]['role']}) · {finding.entity_type} · "
-                           f"score {finding.score:.2f} · {finding.status}"
+                           f"score {finding.score:.2f} · {STATUS_LABELS[finding.status]}"
                            + (f" ({finding.reason})" if finding.status != "open" and finding.reason else ""))
             if finding.status == "anonymised":
                 # The raw value was erased; the example's current text shows what replaced it.

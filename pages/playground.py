@@ -31,11 +31,15 @@ with st.form("playground.ask"):
 
 request_id = st.session_state.get(REQUEST_KEY)
 if request_id:
-    @st.fragment(run_every=2)
+    pending = playground.get(db, int(request_id)).status in ("queued", "running")
+
+    # Polls only while the answer is pending; a finished answer is drawn once and left alone.
+    @st.fragment(run_every=common.poll_every("playground", pending))
     def answers(request_id: int) -> None:
         live = common.db()
         playground.reconcile(live)
         request = playground.get(live, request_id)
+        common.polled("playground", request.status, request.status in ("queued", "running"))
         if request.status in ("queued", "running"):
             st.info("Loading the model and answering (a few seconds on a CPU)…")
             return

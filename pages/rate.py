@@ -4,7 +4,7 @@ import time
 
 import streamlit as st
 
-from core import answer_pairs, datasets, generation, permissions, rating, studio_settings
+from core import answer_pairs, datasets, generation, permissions, rating, studio_settings, work_queue
 from pages import common
 
 common.through_app()
@@ -26,14 +26,24 @@ job = answer_pairs.latest_job(db, run_id)
 
 if job and job.status in ("queued", "running"):
     # Raters wait until every answer is generated and PII-scanned.
-    @st.fragment(run_every=3)
+    @st.fragment(run_every=common.poll_every("rate.job", True))
     def job_progress(job_id: int) -> None:
         live = common.db()
         answer_pairs.reconcile_jobs(live)
         current = answer_pairs.get_job(live, job_id)
-        label = "Scanning answers for PII…" if current.done >= current.total else "Generating answers"
-        st.progress(current.done / max(current.total, 1), text=f"{label} {current.done}/{current.total}")
-        if current.status not in ("running", "queued"):
+        waiting = work_queue.waiting_for(live, "answers", job_id)
+        if waiting:
+            mine, ahead = waiting
+            start = "as soon as a slot frees" if mine.starts_in_s is None else f"in about {max(1, round(mine.starts_in_s / 60))} min"
+            common.info(f"Waiting in the heavy-work queue (position {mine.position}) behind "
+                        + ", ".join(i.label for i in ahead) + f"; expected to start {start}.")
+            common.show_queue(live, mine=("answers", job_id))
+        else:
+            label = "Scanning answers for PII…" if current.done >= current.total else "Generating answers"
+            st.progress(current.done / max(current.total, 1), text=f"{label} {current.done}/{current.total}")
+        live_now = current.status in ("running", "queued")
+        common.polled("rate.job", (current.status, current.done, bool(waiting)), live_now)
+        if not live_now:
             st.rerun()
 
     job_progress(job.id)

@@ -27,7 +27,8 @@ db = common.db()
 dataset = common.require_dataset()
 frozen = versions.list_versions(db, dataset.id)
 
-tab_new, tab_runs, tab_compare = st.tabs(["New run", "Runs", "Compare"])
+# Only the open tab runs (on_change="rerun"), so the live panels poll only while "Runs" is shown.
+tab_new, tab_runs, tab_compare = st.tabs(["New run", "Runs", "Compare"], key="train.tab", on_change="rerun")
 with tab_new:
     if not frozen:
         st.info("Freeze a PII-clean version on the Author page first.")
@@ -91,28 +92,34 @@ with tab_new:
             try:
                 with st.spinner("Queuing the run and starting its worker…"):
                     run = training.start_run(db, version, base_model=base, preset=preset, config=config,
-                                             actor=common.user(), allow_duplicate=again)
+                                             actor=common.user(), allow_duplicate=again,
+                                             estimated_s=estimate.duration_s)
                 st.session_state[RUN_KEY] = run.id
                 common.success(f"Run {run.id} queued; it keeps running if you close the browser.")
             except (datasets.DatasetError, training.RunError, models.ModelUnavailable, permissions.PermissionDenied) as exc:
                 common.error(str(exc))
 
 with tab_runs:
-    runs = training.list_runs(db, dataset.id)
-    if not runs:
+    runs = training.list_runs(db, dataset.id) if tab_runs.open else []
+    if tab_runs.open and not runs:
         st.write("No runs yet.")
-    else:
+    elif runs:
         active = any(not r.finished for r in runs)
 
         # Refreshed on its own while a run is queued or running, so a status never stays stale.
-        @st.fragment(run_every=10 if active else None)
+        @st.fragment(run_every=common.poll_every("train.runs", active))
         def runs_table(dataset_id: int) -> None:
+            live_db = common.db()
+            current = training.list_runs(live_db, dataset_id)
+            common.show_queue(live_db)
+            common.polled("train.runs", [(r.id, r.status, r.phase, r.metrics.get("eval_loss")) for r in current],
+                          any(not r.finished for r in current))
             st.dataframe(pd.DataFrame([{
                 "run": r.id, "status": r.status + (f" ({r.phase})" if r.phase and not r.finished else ""),
                 "preset": r.preset, "version": r.dataset_version_id, "approval": r.approval or "–",
                 "train loss": "–" if r.metrics.get("train_loss") is None else f"{r.metrics['train_loss']:.3f}",
                 "held-out loss": "–" if r.metrics.get("eval_loss") is None else f"{r.metrics['eval_loss']:.3f}",
-                "queued at": r.queued_at} for r in training.list_runs(common.db(), dataset_id)]), hide_index=True)
+                "queued at": r.queued_at} for r in current]), hide_index=True)
 
         runs_table(dataset.id)
         ids = [r.id for r in runs]
@@ -120,13 +127,15 @@ with tab_runs:
         run_id = st.selectbox("Run", ids, index=ids.index(chosen) if chosen in ids else 0, format_func=lambda i: f"Run {i}")
         st.session_state[RUN_KEY] = run_id
 
-        @st.fragment(run_every=4)
+        @st.fragment(run_every=common.poll_every("train.live", not training.get_run(db, run_id).finished))
         def live(run_id: int) -> None:
             live_db = common.db()
             training.reconcile(live_db)
             run = training.get_run(live_db, run_id)
             events = training.run_events(live_db, run_id)
             last = events[-1] if events else None
+            common.polled("train.live", (run.status, run.phase, last.step if last else None, run.error[:80]),
+                          not run.finished)
             cols = st.columns(5)
             cols[0].metric("Status", run.status)
             cols[1].metric("Step", f"{last.step if last else 0}/{run.total_steps or '?'}")

@@ -84,6 +84,24 @@ def test_pii_page_scans_and_shows_findings(db_path, model_dir):
     assert any("⟦kim.lee@example.com⟧" in c.value for c in at.code)
 
 
+def test_pii_review_by_value_decides_every_occurrence_at_once(db_path, model_dir):
+    db = store.connect(db_path)
+    at = app("pages/pii_check.py")
+    dataset = datasets.get_dataset(db, 1)
+    for text in ("Please write to kim.lee@example.com", "kim.lee@example.com again", "Still waiting, kim.lee@example.com"):
+        examples.save_example(db, dataset, [{"role": "user", "content": text}, {"role": "assistant", "content": "Ok."}],
+                              status="ready")
+    next(b for b in at.button if b.label == "Scan now").click().run()
+    # The demo's product names are its vocabulary (glossary + guidelines), not findings to review.
+    assert next(m for m in at.metric if m.label == "Dataset vocabulary").value != "0"
+    assert any("1 distinct value(s), 3 occurrence(s)" in m.value for m in at.markdown), [m.value for m in at.markdown]
+    next(b for b in at.button if b.label == "Anonymise in 3 example(s)").click().run()
+    assert not at.exception
+    assert next(m for m in at.metric if m.label == "Open findings").value == "0"
+    assert any("anonymised everywhere" in c.value for c in at.code)
+    assert not list(db.query("SELECT id FROM examples WHERE messages_json LIKE '%kim.lee%'"))
+
+
 def test_train_page_shows_estimate_for_a_frozen_version(db_path, model_dir):
     from core import pii
 

@@ -1,0 +1,58 @@
+"""A dataset's own vocabulary: names of products, teams and places it is about, never personal data.
+
+Issue 16: on 120 real support tickets every PII finding was a product name taken for a person
+("Analytics Pro", "MailFlow API"). A global allow list written for the demo cannot know another
+team's products, so each dataset carries its own: the glossary an author keeps, plus any name its
+guidelines already use. The rule is pure (no database) so the scan and the re-check after a glossary
+edit apply exactly the same one.
+
+Only name-like findings (PERSON, LOCATION, NRP) can be vocabulary: an e-mail address, a phone or card
+number is personal data whatever a glossary says, so an author cannot clear those by editing text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+NAME_LIKE = frozenset({"PERSON", "LOCATION", "NRP"})
+VOCABULARY_REASON = "dataset vocabulary"
+VALUE_REASON = "not personal data in this dataset"
+# Automatic decisions carry one of these reasons; a re-check may reopen only findings decided so.
+AUTO_REASONS = (VOCABULARY_REASON, VALUE_REASON)
+_WORD = re.compile(r"[\w&'-]+")
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(w.casefold() for w in _WORD.findall(text))
+
+
+def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
+    """Whether needle occurs in haystack as whole consecutive words."""
+    n = len(needle)
+    return n > 0 and any(haystack[i:i + n] == needle for i in range(len(haystack) - n + 1))
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    glossary: tuple[str, ...] = ()
+    guidelines: str = ""
+
+    def match(self, entity_type: str, value: str) -> str | None:
+        """The glossary term or guideline phrase that makes this value vocabulary, else None.
+
+        A value is vocabulary when it is part of a glossary term ("Analytics" of "Analytics Pro"),
+        contains one ("the Backup Vault app"), or the guidelines use it as written.
+        """
+        if entity_type not in NAME_LIKE:
+            return None
+        value_words = _words(value)
+        if not value_words:
+            return None
+        for term in self.glossary:
+            term_words = _words(term)
+            if _contains(term_words, value_words) or _contains(value_words, term_words):
+                return f"glossary: {term.strip()}"
+        if _contains(_words(self.guidelines), value_words):
+            return "named in the guidelines"
+        return None
