@@ -8,7 +8,7 @@ PORT ?= 8501
 # 127.0.0.1 unless a users file exists (the app refuses a wider address without one).
 ADDRESS ?= 127.0.0.1
 
-.PHONY: run test lint install browser bench clean
+.PHONY: run test lint install browser bench clean ray
 
 $(STAMP): $(REQS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,15 @@ $(STAMP): $(REQS)
 	touch $@
 
 install: $(STAMP)
+
+# Ray is an optional extra (runs on a Ray cluster); `make test` installs it to test that path for real.
+RAY_STAMP := $(VENV)/.ray-$(shell cat requirements-ray.txt | sha1sum | cut -c1-10)
+$(RAY_STAMP): requirements-ray.txt $(STAMP)
+	$(PY) -m pip install -q -r requirements-ray.txt -c constraints.txt
+	rm -f $(VENV)/.ray-*
+	touch $@
+
+ray: $(RAY_STAMP)
 
 # Headless Chromium for the browser tests (Debian's package, driven by Playwright).
 browser:
@@ -36,7 +45,7 @@ lint: install
 	$(PY) -m ruff check core pages app.py tests bench scripts
 	$(PY) -m mypy core
 
-test: install browser lint
+test: install ray browser lint
 	$(PY) -m pytest; status=$$?; [ $$status -eq 5 ] && exit 0; exit $$status
 
 bench: install

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import sqlite_utils
 
 import core.cli_pii  # noqa: F401  (its commands register themselves on import)
 import core.cli_runs  # noqa: F401
-from core import answer_pairs, datasets, importing, models, store, training, training_config, versions
+from core import answer_pairs, datasets, importing, models, store, studio_settings, training, training_config, versions
 from core.cli_base import COMMANDS, CliError, command, dataset_named, say
 from core.paths import db_path
 
@@ -129,6 +130,10 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--raters-per-pair", type=int, help="how many raters each answer pair needs")
     p.add_argument("--runs-at-once", type=int, help="training runs this machine trains at the same time")
     p.add_argument("--team", help="comma-separated names (only without a users file)")
+    p.add_argument("--run-target", choices=["local", "ray"], help="where training runs execute")
+    p.add_argument("--ray-address", help="ray://head:10001, http://head:8265 or auto")
+    p.add_argument("--ray-gpus", type=float, help="GPUs each Ray run asks for")
+    p.add_argument("--ray-models-dir", help="STUDIO_MODELS_DIR on the cluster nodes")
 
 
 @command("settings", "show or change studio settings (admins)", _settings_args)
@@ -141,8 +146,14 @@ def cmd_settings(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[st
         studio_settings.set_max_concurrent_runs(db, args.runs_at_once, actor=args.user)
     if args.team is not None:
         studio_settings.set_team(db, args.team.split(","), actor=args.user)
+    target = studio_settings.run_target(db)
+    if any(v is not None for v in (args.run_target, args.ray_address, args.ray_gpus, args.ray_models_dir)):
+        target = studio_settings.set_run_target(db, studio_settings.RunTarget(
+            args.run_target or target.kind, args.ray_address if args.ray_address is not None else target.address,
+            args.ray_gpus if args.ray_gpus is not None else target.num_gpus,
+            args.ray_models_dir if args.ray_models_dir is not None else target.models_dir), actor=args.user)
     return {"raters_per_pair": rating.raters_per_pair(db), "runs_at_once": training.max_concurrent(db),
-            "team": auth.team(db)}
+            "team": auth.team(db), "run_target": asdict(target)}
 
 
 def _pii_settings_args(p: argparse.ArgumentParser) -> None:
@@ -199,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         db = store.connect(args.db)
         result = handler(db, args)
     except (CliError, datasets.DatasetError, training.RunError, models.ModelUnavailable, store.StoreError,
+            studio_settings.RayUnavailable,
             ValueError, KeyError, PermissionError) as exc:
         message = str(exc).strip("'\"")
     except Exception as exc:  # anything else: still one clear line, never a traceback

@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlite_utils
 
-from core import answer_pairs, datasets, importing, models, rating, training, training_config, versions
+from core import answer_pairs, bundles, models, rating, training, training_config, versions
 from core.cli_base import CliError, command, dataset_named, say
 
 
@@ -28,7 +28,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 @command("train", "queue a background training run (or --wait for it)", _train_args)
 def cmd_train(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
     if args.bundle:
-        version, config, preset, base = _load_bundle(db, args.bundle, args.user)
+        version, config, preset, base = bundles.load_bundle(db, args.bundle, args.user)
     else:
         if not args.dataset:
             raise CliError("--dataset or --bundle is required")
@@ -126,54 +126,8 @@ def _bundle_args(p: argparse.ArgumentParser) -> None:
 
 @command("train-bundle", "write a self-contained training bundle for another machine", _bundle_args)
 def cmd_train_bundle(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
-    run = training.get_run(db, args.run)
-    version = versions.version_by_id(db, run.dataset_version_id)
-    dataset = datasets.get_dataset(db, version.dataset_id)
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    for split in ("train", "heldout"):
-        (out / f"{split}.jsonl").write_text(versions.export_jsonl(db, dataset, version=version.number, split=split,
-                                                                  actor=args.user),
-                                            encoding="utf-8")
-    (out / "config.json").write_text(json.dumps({
-        "preset": run.preset, "base_model": run.base_model, "config": json.loads(run.config.to_json()),
-        "dataset": dataset.name, "dataset_version": version.number,
-        "dataset_version_sha256": version.content_hash}, indent=2))
-    (out / "README.md").write_text(BUNDLE_README.format(dataset=dataset.name, number=version.number))
+    out = bundles.write_bundle(db, training.get_run(db, args.run), args.out, actor=args.user)
     return {"out": str(out), "files": sorted(p.name for p in out.iterdir())}
-
-
-BUNDLE_README = """# Tuning Studio training bundle
-
-Dataset '{dataset}', version {number}. Train it on any machine with the studio checked out:
-
-    python -m core --db bundle.db train --bundle . --wait
-
-On several GPUs, the same trainer runs under `accelerate launch`. Bring the adapter back with
-`python -m core import-adapter runs/bundle/run-0001/adapter --version-id N` on the studio machine.
-"""
-
-
-def _load_bundle(db: sqlite_utils.Database, bundle: Path, actor: str) -> tuple[versions.DatasetVersion, training_config.TrainingConfig, str, str]:
-    meta = json.loads((bundle / "config.json").read_text())
-    name = f"{meta['dataset']} (bundle v{meta['dataset_version']})"
-    try:
-        dataset = datasets.get_dataset(db, name)
-    except datasets.DatasetError:
-        dataset = datasets.create_dataset(db, name, actor=actor)
-        for split in ("train", "heldout"):
-            importing.import_jsonl(db, dataset, (bundle / f"{split}.jsonl").read_bytes(), split=split,
-                                  source=f"bundle/{split}.jsonl", author=actor)
-        from core import pii
-
-        pii.scan_dataset(db, dataset.id, actor=actor)
-    try:
-        version = versions.get_version(db, dataset.id)
-    except datasets.DatasetError:
-        version = versions.freeze(db, dataset, actor=actor,
-                                  override_reason="bundle was PII-checked on the studio machine")
-    config = training_config.TrainingConfig.from_json(json.dumps(meta["config"]))
-    return version, config, meta["preset"], meta["base_model"]
 
 
 def _import_adapter_args(p: argparse.ArgumentParser) -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
 from core.paths import REPO_ROOT, data_dir
+from core.store import now
 
 
 def run_dir(db: sqlite_utils.Database | Path, run_id: int) -> Path:
@@ -94,3 +97,38 @@ def latest_checkpoint(directory: Path) -> Path | None:
     checkpoints = sorted((p for p in directory.glob("checkpoint-*") if (p / "trainer_state.json").exists()),
                          key=lambda p: int(p.name.split("-")[-1]))
     return checkpoints[-1] if checkpoints else None
+
+
+def write_model_card(adapter_dir: Path, run: Any, version: Any, metrics: dict[str, Any], sha: str,
+                     where: str = "") -> None:
+    """The adapter's README: base model, dataset version, PII gate, config, metrics, where it ran."""
+    where = where or f"this studio's machine ({metrics.get('device', 'cpu')})"
+    card = f"""---
+base_model: {run.base_model}
+library_name: peft
+tags: [lora, qlora, tuning-studio]
+---
+# Adapter from Tuning Studio run {run.id}
+
+- Base model: `{run.base_model}`
+- Dataset version: {version.number} (sha256 `{version.content_hash}`), {version.train_count} train / {version.heldout_count} held-out examples
+- PII gate: {"overridden: " + version.pii_override_reason if version.pii_override_reason else "passed"}
+- Preset: `{run.preset}`
+- Adapter sha256: `{sha}`
+- Trained: {now()} on {where}
+
+## Config
+```json
+{json.dumps(json.loads(run.config.to_json()), indent=2)}
+```
+
+## Metrics
+```json
+{json.dumps(metrics, indent=2)}
+```
+
+Load it with plain peft: `PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), "{adapter_dir.name}")`.
+"""
+    (adapter_dir / "README.md").write_text(card, encoding="utf-8")
+
+

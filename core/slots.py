@@ -21,9 +21,10 @@ def capacity(db: sqlite_utils.Database) -> int:
 
 
 def busy(db: sqlite_utils.Database) -> int:
-    """Heavy jobs holding a slot: running, or claimed by a launcher that is starting their worker."""
-    runs = db.execute("SELECT count(*) FROM runs WHERE status = 'running' OR (status = 'queued' AND pid IS NOT NULL)"
-                      ).fetchone()[0]
+    """Heavy jobs holding a slot: running, or claimed by a launcher that is starting their worker.
+    A run on a Ray cluster takes no slot here: this machine only follows it."""
+    runs = db.execute("SELECT count(*) FROM runs WHERE target = 'local' AND (status = 'running' OR "
+                      "(status = 'queued' AND pid IS NOT NULL))").fetchone()[0]
     jobs = db.execute("SELECT count(*) FROM generation_jobs WHERE status = 'running' OR "
                       "(status = 'queued' AND pid IS NOT NULL)").fetchone()[0]
     return int(runs) + int(jobs)
@@ -33,13 +34,25 @@ def next_in_line(db: sqlite_utils.Database) -> tuple[str, int] | None:
     """The oldest waiting heavy job across both kinds: ('training', run id) or ('answers', job id)."""
     row = db.execute(
         "SELECT kind, id FROM (SELECT 'training' AS kind, id, queued_at AS at FROM runs "
-        "WHERE status = 'queued' AND pid IS NULL UNION ALL SELECT 'answers', id, created_at FROM generation_jobs "
-        "WHERE status = 'queued' AND pid IS NULL) ORDER BY at, kind, id LIMIT 1").fetchone()
+        "WHERE status = 'queued' AND pid IS NULL AND target = 'local' UNION ALL SELECT 'answers', id, created_at "
+        "FROM generation_jobs WHERE status = 'queued' AND pid IS NULL) ORDER BY at, kind, id LIMIT 1").fetchone()
     return (str(row[0]), int(row[1])) if row else None
 
 
+def waiting_remote_run(db: sqlite_utils.Database) -> int | None:
+    """A queued run for a Ray cluster: it starts at once (the cluster schedules it, not our slots)."""
+    row = db.execute("SELECT id FROM runs WHERE status = 'queued' AND pid IS NULL AND target = 'ray' "
+                     "ORDER BY queued_at, id LIMIT 1").fetchone()
+    return int(row[0]) if row else None
+
+
 def turn_of(db: sqlite_utils.Database, kind: str) -> int | None:
-    """The id of this kind's job to start now, if a slot is free and it is first in line."""
+    """The id of this kind's job to start now: a Ray run at once, local work if a slot is free and
+    it is first in line."""
+    if kind == "training":
+        remote = waiting_remote_run(db)
+        if remote is not None:
+            return remote
     if busy(db) >= capacity(db):
         return None
     first = next_in_line(db)

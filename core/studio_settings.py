@@ -1,8 +1,10 @@
-"""Studio-wide settings an admin changes: the team (without a users file), raters per pair, runs at once."""
+"""Studio-wide settings an admin changes: the team (without a users file), raters per pair, heavy jobs at
+once, and where runs execute (this machine or a Ray cluster)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 
 import sqlite_utils
 
@@ -44,3 +46,46 @@ def set_show_reference(db: sqlite_utils.Database, show: bool, actor: str = "") -
 
 def show_reference(db: sqlite_utils.Database) -> bool:
     return get_setting(db, "show_reference", "0") == "1"
+
+
+@dataclass(frozen=True)
+class RunTarget:
+    """Where training runs execute: `local` (a worker process here) or `ray` (a Ray job)."""
+    kind: str = "local"
+    address: str = ""  # ray://head:10001, http://head:8265 (the dashboard) or auto
+    num_gpus: float = 0.0  # GPUs each Ray job asks for
+    models_dir: str = ""  # where the cluster nodes keep converted base models (STUDIO_MODELS_DIR there)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("local", "ray"):
+            raise ValueError("The run target is local or ray.")
+        if self.kind == "ray" and not self.address.strip():
+            raise ValueError("A Ray target needs an address: ray://head:10001, http://head:8265 or auto.")
+        if not 0 <= self.num_gpus <= 64:
+            raise ValueError("GPUs per run must be 0 to 64.")
+
+
+def run_target(db: sqlite_utils.Database) -> RunTarget:
+    raw = get_setting(db, "run_target")
+    return RunTarget(**json.loads(raw)) if raw else RunTarget()
+
+
+def set_run_target(db: sqlite_utils.Database, target: RunTarget, actor: str = "") -> RunTarget:
+    """Save the target; choosing Ray without Ray installed fails here, with how to add it."""
+    if target.kind == "ray":
+        require_ray()
+    _save(db, actor, "run_target", json.dumps(asdict(target)))
+    return target
+
+
+class RayUnavailable(RuntimeError):
+    """Ray is not installed in this studio's environment; the message says how to add it."""
+
+
+def require_ray() -> None:
+    try:
+        import ray.job_submission  # noqa: F401
+    except ImportError as exc:
+        raise RayUnavailable(
+            "Ray is not installed here. It is an optional extra: run `.venv/bin/pip install -r requirements-ray.txt` "
+            "(pinned versions), restart the studio, then choose Ray again.") from exc

@@ -14,7 +14,6 @@ from typing import Any
 from transformers import TrainerCallback
 
 from core import generation, run_files, training, versions
-from core.store import now
 
 
 def peak_memory_mb() -> float:
@@ -131,7 +130,7 @@ def train_adapter(db: Any, run: training.TrainingRun, directory: Path, log_path:
         training.record_throughput(db, run.base_model, config.method, float(metrics["tokens_per_s"]))
     sha = generation.adapter_sha256(adapter_dir)
     version = versions.version_by_id(db, run.dataset_version_id)
-    write_model_card(adapter_dir, run, version, metrics, sha)
+    run_files.write_model_card(adapter_dir, run, version, metrics, sha)
     return {"status": "cancelled" if cancelled else "succeeded", "adapter_path": str(adapter_dir),
             "adapter_sha256": sha, "metrics_json": json.dumps(metrics)}
 
@@ -171,36 +170,3 @@ class StudioProgress(TrainerCallback):
             control.should_training_stop = True
             control.should_save = True
         return control
-
-
-def write_model_card(adapter_dir: Path, run: training.TrainingRun, version: versions.DatasetVersion,
-                     metrics: dict[str, Any], sha: str) -> None:
-    card = f"""---
-base_model: {run.base_model}
-library_name: peft
-tags: [lora, qlora, tuning-studio]
----
-# Adapter from Tuning Studio run {run.id}
-
-- Base model: `{run.base_model}`
-- Dataset version: {version.number} (sha256 `{version.content_hash}`), {version.train_count} train / {version.heldout_count} held-out examples
-- PII gate: {"overridden: " + version.pii_override_reason if version.pii_override_reason else "passed"}
-- Preset: `{run.preset}`
-- Adapter sha256: `{sha}`
-- Trained: {now()}
-
-## Config
-```json
-{json.dumps(json.loads(run.config.to_json()), indent=2)}
-```
-
-## Metrics
-```json
-{json.dumps(metrics, indent=2)}
-```
-
-Load it with plain peft: `PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), "{adapter_dir.name}")`.
-"""
-    (adapter_dir / "README.md").write_text(card, encoding="utf-8")
-
-

@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlite_utils
 
-from core import models, permissions, pii_review, slots, versions
+from core import models, permissions, pii_review, slots, studio_settings, versions
 from core.run_files import db_file, process_alive, run_dir, spawn_worker
 from core.store import audit, insert_row, now, set_setting, transaction
 from core.training_config import DEFAULT_PRESET, PRESETS, TrainingConfig
@@ -109,7 +109,7 @@ def start_run(db: sqlite_utils.Database, version: versions.DatasetVersion, *,
         run_id = insert_row(db, "runs", {
             "dataset_version_id": version.id, "base_model": base_model, "preset": preset,
             "config_json": config.to_json(), "status": "queued", "created_by": actor,
-            "queued_at": now(), "estimated_s": estimated_s})
+            "queued_at": now(), "estimated_s": estimated_s, "target": studio_settings.run_target(db).kind})
         audit(db, actor, "start_run", "run", run_id, {"preset": preset, "version": version.id})
     if launch:
         launch_next(db)
@@ -151,7 +151,7 @@ def launch_next(db: sqlite_utils.Database) -> int | None:
     the worker is spawned after the commit: spawning never holds the write lock (issue 15).
     """
     reconcile(db)
-    if slots.next_in_line(db) is None:
+    if slots.next_in_line(db) is None and slots.waiting_remote_run(db) is None:
         return None  # nothing waits: no write lock taken
     me = os.getpid()
     with transaction(db):
@@ -194,6 +194,12 @@ def record_progress(db: sqlite_utils.Database, run_id: int, event: dict[str, Any
         if event is not None:
             db.table("run_events").insert({"run_id": run_id, **event, "created_at": now()})
         db.table("runs").update(run_id, {**update, "heartbeat_at": now()})
+
+
+def set_target_ref(db: sqlite_utils.Database, run_id: int, ref: str) -> None:
+    """The Ray job's submission id, recorded before anything else so a restart can find the job."""
+    with transaction(db):
+        db.execute("UPDATE runs SET target_ref = ? WHERE id = ?", [ref, run_id])
 
 
 def set_phase(db: sqlite_utils.Database, run_id: int, phase: str) -> None:
@@ -253,14 +259,22 @@ def set_approval(db: sqlite_utils.Database, run_id: int, decision: str, note: st
 
 
 def reconcile(db: sqlite_utils.Database) -> int:
-    """Runs marked running (or launched) whose process is gone become `interrupted`."""
-    stale = [r for r in db.query("SELECT id, pid FROM runs WHERE status = 'running' OR "
+    """Runs marked running (or launched) whose process is gone become `interrupted`.
+
+    A Ray run whose follower here died (app restart) still runs on the cluster: it goes back to
+    the queue with its job id, so a new follower asks Ray for its state and picks it up."""
+    stale = [r for r in db.query("SELECT id, pid, target, target_ref FROM runs WHERE status = 'running' OR "
                                  "(status = 'queued' AND pid IS NOT NULL)")
              if not process_alive(r["pid"])]
     if not stale:
         return 0
     with transaction(db):
         for r in stale:
+            if r["target"] == "ray" and r["target_ref"]:
+                db.execute("UPDATE runs SET status = 'queued', pid = NULL WHERE id = ? AND status IN "
+                           "('running', 'queued')", [r["id"]])
+                audit(db, "studio", "run_follower_lost", "run", r["id"], {"ray_job": r["target_ref"]})
+                continue
             db.execute("UPDATE runs SET status = 'interrupted', finished_at = ?, error = CASE WHEN "
                        "error = '' THEN 'The training process stopped unexpectedly (killed, or the "
                        "machine restarted). Resume continues from the last checkpoint.' ELSE error END "
@@ -283,14 +297,15 @@ def cancel_run(db: sqlite_utils.Database, run_id: int, actor: str = "") -> Train
 
 
 def resume_run(db: sqlite_utils.Database, run_id: int, actor: str = "", launch: bool = True) -> TrainingRun:
-    """Re-queue an interrupted, cancelled or failed run; it continues from its last checkpoint."""
+    """Re-queue an interrupted, cancelled or failed run; it continues from its last checkpoint
+    (on a Ray cluster: a new job from the start, since the checkpoints stayed on the cluster)."""
     permissions.require(actor, "start_run")
     run = get_run(db, run_id)
     if run.status not in ("interrupted", "cancelled", "failed"):
         raise RunError(f"Run {run_id} is {run.status}; only stopped runs can resume.")
     with transaction(db):
         db.table("runs").update(run_id, {"status": "queued", "pid": None, "cancel_requested": 0,
-                                   "finished_at": None, "error": ""})
+                                   "finished_at": None, "error": "", "target_ref": ""})
         audit(db, actor, "resume_run", "run", run_id, {})
     if launch:
         launch_next(db)

@@ -52,10 +52,15 @@ def train(db_file: str, run_id: int) -> int:
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)
     try:
-        training.set_phase(db, run_id, "starting: loading the training libraries")
-        from core import trainer  # torch, transformers, peft, trl: only now, in the claimed worker
+        if run.target == "ray":
+            from core import ray_runs  # follows the run on the cluster; trains nothing here
 
-        result = trainer.train_adapter(db, run, directory, log_path)
+            result = ray_runs.follow(db, run, directory, log_path)
+        else:
+            training.set_phase(db, run_id, "starting: loading the training libraries")
+            from core import trainer  # torch, transformers, peft, trl: only now, in the claimed worker
+
+            result = trainer.train_adapter(db, run, directory, log_path)
         training.finish_run(store.connect(db_file), run, result, run_files.log_tail(log_path))
     except BaseException as exc:  # the run must end in a recorded state, whatever happened
         training.fail_run(store.connect(db_file), run, explain_failure(exc) + "\n\n" + traceback.format_exc(),

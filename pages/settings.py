@@ -38,7 +38,9 @@ else:
 st.subheader("Rating and queue")
 with st.form("settings.numbers"):
     k = st.number_input("Raters per pair", 1, 10, rating.raters_per_pair(db))
-    concurrent = st.number_input("Training runs at once on this machine", 1, 8, training.max_concurrent(db))
+    concurrent = st.number_input("Heavy jobs at once on this machine", 1, 8, training.max_concurrent(db),
+                                 help="Training runs and answer generation share these slots, first come first "
+                                      "served. On 2 cores keep 1: two at once each run at less than half speed.")
     reference = st.checkbox("Show raters the reference answer beside each pair", studio_settings.show_reference(db),
                             help="Helps raters who are not experts; can anchor them on the reference's wording.")
     if st.form_submit_button("Save"):
@@ -48,6 +50,25 @@ with st.form("settings.numbers"):
             studio_settings.set_show_reference(db, reference, actor=common.user())
             common.success("Saved.")
         except (ValueError, permissions.PermissionDenied) as exc:
+            common.error(exc)
+
+st.subheader("Where runs execute")
+target = studio_settings.run_target(db)
+with st.form("settings.target"):
+    kind = st.radio("Run target", ["local", "ray"], index=["local", "ray"].index(target.kind), horizontal=True,
+                    format_func={"local": "This machine (a worker process)", "ray": "A Ray cluster"}.get)
+    address = st.text_input("Ray address", target.address, placeholder="ray://head:10001, http://head:8265 or auto")
+    gpus = st.number_input("GPUs per run (Ray)", 0.0, 64.0, float(target.num_gpus), 1.0)
+    models_dir = st.text_input("Base models folder on the cluster nodes (optional)", target.models_dir,
+                               help="STUDIO_MODELS_DIR for the Ray job: where the nodes keep converted base models.")
+    common.caption("Ray is an optional extra: `.venv/bin/pip install -r requirements-ray.txt`. The README's "
+                   "'Scaling out' section shows how to start a head and join a GPU worker.")
+    if st.form_submit_button("Save target"):
+        try:
+            studio_settings.set_run_target(db, studio_settings.RunTarget(kind, address.strip(), float(gpus),
+                                                                         models_dir.strip()), actor=common.user())
+            common.success("Saved. New runs go to " + ("this machine." if kind == "local" else f"Ray at {address}."))
+        except (ValueError, studio_settings.RayUnavailable, permissions.PermissionDenied) as exc:
             common.error(exc)
 
 st.subheader("Audit log")
