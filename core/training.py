@@ -13,7 +13,7 @@ import sqlite_utils
 
 from core import models, permissions, pii_review, slots, studio_settings, versions
 from core.run_files import db_file, process_alive, run_dir, spawn_worker
-from core.store import audit, insert_row, now, set_setting, transaction
+from core.store import audit, get_setting, insert_row, now, set_setting, transaction
 from core.training_config import DEFAULT_PRESET, PRESETS, TrainingConfig
 
 
@@ -226,10 +226,18 @@ def cancel_requested(db: sqlite_utils.Database, run_id: int) -> bool:
     return bool(row and row[0])
 
 
-def record_throughput(db: sqlite_utils.Database, base_model: str, method: str, tokens_per_s: float) -> None:
-    """A CPU run's measured speed: the basis of the next estimate for this model and method."""
+def record_throughput(db: sqlite_utils.Database, base_model: str, method: str, tokens_per_s: float,
+                      dtype: str = "fp32", schedule_used: float | None = None) -> None:
+    """A CPU run's measured speed (the basis of the next estimate for this model, method and
+    precision) and, for an early-stopped run, the share of its schedule it used."""
+    from core.training_config import EARLY_STOP_KEY, _throughput_key
+
     with transaction(db):
-        set_setting(db, f"measured_tokens_per_s:{base_model}:{method}", str(tokens_per_s))
+        set_setting(db, _throughput_key(base_model, method, dtype), str(tokens_per_s))
+        if schedule_used is not None:
+            raw = get_setting(db, EARLY_STOP_KEY)
+            recent = (json.loads(raw) if raw else [])[-4:] + [round(schedule_used, 3)]
+            set_setting(db, EARLY_STOP_KEY, json.dumps(recent))
 
 
 def finish_run(db: sqlite_utils.Database, run: TrainingRun, result: dict[str, Any], log_tail_text: str) -> None:

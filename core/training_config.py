@@ -16,6 +16,8 @@ from core.store import get_setting
 # on a quiet 2-core machine: 79–89 in 0.1.0's benchmarks. Used until this machine has measured
 # its own runs (see `throughput`), scaled by parameter count for other models.
 PRIOR_TOKENS_PER_S = 80.0
+# The default preset with bf16 compute, behaviour checks included, on a 2-core AVX512-BF16 machine.
+PRIOR_TOKENS_PER_S_BF16 = 110.0
 PRIOR_PARAMETERS = 134_515_008
 
 
@@ -41,8 +43,13 @@ class TrainingConfig:
     seed: int = field(default=42, metadata={"help": "Random seed for shuffling and adapter initialisation."})
     assistant_only_loss: bool = field(default=True, metadata={"help": "Learn only from the assistant's answers, not from re-predicting the prompt."})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "Recompute activations to save memory (slower)."})
-    eval_each_epoch: bool = field(default=True, metadata={"help": "Compute held-out loss after every epoch."})
-    precision: str = field(default="auto", metadata={"help": "auto: bf16 on GPUs, fp32 on CPUs. bf16 on a CPU needs AMX / AVX512-BF16 (measured ~5 % faster)."})
+    eval_each_epoch: bool = field(default=True, metadata={"help": "Compute held-out loss after every epoch (when behaviour checks are off)."})
+    precision: str = field(default="auto", metadata={"help": "auto: bf16 compute where the hardware has it (GPUs; CPUs with AVX512-BF16 or AMX), else fp32. The base weights stay 4-bit NF4 either way."})
+    behaviour_checks: bool = field(default=True, metadata={"help": "During training, answer a few held-out prompts and check them against the dataset's output convention, with the held-out loss: the run's behaviour curve."})
+    check_every_steps: int = field(default=0, metadata={"help": "Optimizer steps between behaviour checks (0: about three per epoch)."})
+    probe_prompts: int = field(default=4, metadata={"help": "Held-out prompts answered at each behaviour check."})
+    early_stopping: bool = field(default=True, metadata={"help": "Stop once the held-out format held at two checks in a row and the held-out loss stopped improving (without a convention: once the loss stopped improving for `patience` checks)."})
+    patience: int = field(default=2, metadata={"help": "Checks without held-out loss improvement before stopping (datasets without an output convention)."})
 
     def __post_init__(self) -> None:
         problems = []
@@ -56,6 +63,8 @@ class TrainingConfig:
             problems.append("set epochs > 0 or max_steps > 0")
         if not 0 < self.learning_rate < 1:
             problems.append("learning_rate must be between 0 and 1")
+        if self.check_every_steps < 0 or self.probe_prompts < 1 or self.patience < 1:
+            problems.append("check_every_steps must be >= 0, probe_prompts and patience >= 1")
         if self.lr_scheduler not in ("cosine", "linear", "constant"):
             problems.append("lr_scheduler must be cosine, linear or constant")
         if not 0 <= self.warmup_fraction < 1:
@@ -112,9 +121,12 @@ PRESETS: dict[str, TrainingConfig] = {
         method="qlora", lora_r=16, lora_alpha=32, lora_dropout=0.05,
         target_modules="q_proj,k_proj,v_proj,o_proj", epochs=3, learning_rate=2e-4,
         lr_scheduler="linear", warmup_fraction=0.1, batch_size=4, grad_accumulation=4,
-        assistant_only_loss=False, gradient_checkpointing=True),
+        assistant_only_loss=False, gradient_checkpointing=True,
+        # As 0.1.0 ran it: fp32 compute on CPUs, no behaviour checks, no early stopping.
+        precision="fp32", behaviour_checks=False, early_stopping=False),
     # A handful of steps to check the pipeline end to end.
-    "smoke-test": TrainingConfig(max_steps=4, epochs=1, batch_size=2, max_length=256),
+    "smoke-test": TrainingConfig(max_steps=4, epochs=1, batch_size=2, max_length=256, behaviour_checks=False,
+                                 early_stopping=False),
 }
 
 
@@ -174,21 +186,47 @@ class Architecture:
         return self.layers * sum(r * (fan_in + fan_out) for fan_in, fan_out in chosen.values())
 
 
-def _throughput_key(base_model: str, method: str) -> str:
-    return f"measured_tokens_per_s:{base_model}:{method}"
+def cpu_has_bf16() -> bool:
+    """bf16 matmuls run several times faster than fp32 on CPUs with AMX / AVX512-BF16 (bench/)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def compute_dtype(config: TrainingConfig, cuda: bool = False) -> str:
+    """The one rule for a run's compute precision: bf16 where the hardware has it, unless fp32 is asked for."""
+    return "bf16" if config.precision != "fp32" and (cuda or cpu_has_bf16()) else "fp32"
+
+
+def _throughput_key(base_model: str, method: str, dtype: str) -> str:
+    return f"measured_tokens_per_s:{base_model}:{method}:{dtype}"
+
+
+EARLY_STOP_KEY = "early_stop_fractions"
+
+
+def early_stop_fraction(db: sqlite_utils.Database) -> float | None:
+    """Median share of its schedule an early-stopped run used on this machine (last five runs)."""
+    raw = get_setting(db, EARLY_STOP_KEY)
+    fractions = sorted(json.loads(raw)) if raw else []
+    return fractions[len(fractions) // 2] if fractions else None
 
 
 def throughput(db: sqlite_utils.Database, base_model: str, method: str,
-               parameters: int) -> tuple[float, str]:
-    """Tokens/s to expect and its basis: this machine's last run of this model and method, else
-    the shipped model's measured speed scaled by parameter count (compute grows with it)."""
-    value = get_setting(db, _throughput_key(base_model, method))
+               parameters: int, dtype: str = "fp32") -> tuple[float, str]:
+    """Tokens/s to expect and its basis: this machine's last run of this model, method and compute
+    precision, else the shipped model's measured speed scaled by parameter count."""
+    value = get_setting(db, _throughput_key(base_model, method, dtype))
     if value:
-        return float(value), f"measured on this machine in the last {method} run of {base_model}"
-    scaled = PRIOR_TOKENS_PER_S * PRIOR_PARAMETERS / max(parameters, 1)
+        return float(value), f"measured on this machine in the last {method} ({dtype}) run of {base_model}"
+    prior = PRIOR_TOKENS_PER_S_BF16 if dtype == "bf16" else PRIOR_TOKENS_PER_S
+    scaled = prior * PRIOR_PARAMETERS / max(parameters, 1)
     if base_model == models.DEFAULT_MODEL:
-        return scaled, f"{PRIOR_TOKENS_PER_S:.0f} tokens/s measured for this model on a quiet 2-core machine"
-    return scaled, (f"the shipped model's {PRIOR_TOKENS_PER_S:.0f} tokens/s on 2 cores, scaled by parameter count "
+        return scaled, f"{prior:.0f} tokens/s ({dtype}) measured for this model on a quiet 2-core machine"
+    return scaled, (f"the shipped model's {prior:.0f} tokens/s ({dtype}) on 2 cores, scaled by parameter count "
                     f"({parameters / 1e6:.0f} M); the first run here replaces it with a measurement")
 
 
@@ -227,8 +265,13 @@ def estimate(db: sqlite_utils.Database, version: versions.DatasetVersion, config
     activation_bytes = config.batch_size * longest * per_token + config.batch_size * longest * vocab * 4
     peak_mb = (weight_bytes + lora_bytes + activation_bytes) / 2**20 + 900  # torch + libraries, measured idle
     available = _available_memory_mb()
-    speed, basis = throughput(db, base_model, config.method, parameters)
+    speed, basis = throughput(db, base_model, config.method, parameters, compute_dtype(config))
     duration = train_tokens / speed
+    fraction = early_stop_fraction(db) if config.early_stopping and config.behaviour_checks else None
+    if fraction is not None:
+        # Early stopping ends most runs before their schedule: expect the share earlier runs used.
+        duration *= fraction
+        basis += f"; early stopping used {fraction:.0%} of the schedule in recent runs here"
     costs = hosted_costs(train_tokens, HOSTED_RATES_PER_MILLION)
     return Estimate(train_tokens, steps, round(peak_mb), round(duration), peak_mb < available * 0.9,
                     round(available), costs, round(speed, 1), basis)

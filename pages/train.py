@@ -145,6 +145,8 @@ with tab_runs:
             if run.status == "running":
                 elapsed, left = training.time_left_s(run, events, time.time())
                 eta = "time left: measuring…" if left is None else f"about {left // 60:.0f} min {left % 60:.0f} s left"
+                if left is not None and run.config.early_stopping and run.config.behaviour_checks:
+                    eta = f"at most {left // 60:.0f} min {left % 60:.0f} s left (early stopping may end it sooner)"
                 st.progress(min(1.0, (last.step if last else 0) / (run.total_steps or 1)),
                             text=f"{run.phase or 'running'} · {elapsed // 60:.0f} min {elapsed % 60:.0f} s elapsed · {eta}")
             if events:
@@ -158,8 +160,14 @@ with tab_runs:
             if run.log_tail or run.status == "running":
                 with st.expander("Log tail"):
                     st.code(run.log_tail[-3000:] or "(written when the run ends)", language=None)
+            curve = run.metrics.get("behaviour_curve")
+            if curve:
+                common.caption("Behaviour during training: held-out format compliance on the probe prompts and "
+                               "held-out loss at each check." + (f" Stopped early: {run.metrics['stopped_early']}."
+                                                                 if run.metrics.get("stopped_early") else ""))
+                st.dataframe(pd.DataFrame(curve), hide_index=True)
             if run.metrics:
-                st.json(run.metrics)
+                st.json({k: v for k, v in run.metrics.items() if k != "behaviour_curve"})
 
         live(run_id)
         run = training.get_run(db, run_id)

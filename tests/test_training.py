@@ -185,9 +185,16 @@ def test_estimates_read_the_chosen_models_architecture(model_dir):
 def test_the_estimate_states_its_speed_basis(db, demo_dataset):
     pii.scan_dataset(db, demo_dataset.id)
     version = versions.freeze(db, demo_dataset)
-    before = training_config.estimate(db, version, training_config.PRESETS["small-data"])
+    fp32 = training_config.PRESETS["small-data"].with_overrides({"precision": "fp32"})
+    before = training_config.estimate(db, version, fp32)
     assert before.tokens_per_s == training_config.PRIOR_TOKENS_PER_S and "quiet 2-core" in before.basis
-    training.record_throughput(db, models.DEFAULT_MODEL, "qlora", 40.0)
-    after = training_config.estimate(db, version, training_config.PRESETS["small-data"])
+    training.record_throughput(db, models.DEFAULT_MODEL, "qlora", 40.0, "fp32")
+    after = training_config.estimate(db, version, fp32)
     assert after.tokens_per_s == 40.0 and "measured on this machine" in after.basis
     assert after.duration_s == pytest.approx(2 * before.duration_s, abs=1)
+    # Early-stopped runs that used half their schedule: the next estimate expects half the time.
+    training.record_throughput(db, models.DEFAULT_MODEL, "qlora", 40.0, "fp32", schedule_used=0.5)
+    halved = training_config.estimate(db, version, fp32)
+    assert halved.duration_s == pytest.approx(after.duration_s / 2, abs=1) and "50% of the schedule" in halved.basis
+    no_stop = training_config.estimate(db, version, fp32.with_overrides({"early_stopping": "false"}))
+    assert no_stop.duration_s == after.duration_s
