@@ -31,19 +31,35 @@ def main() -> int:
 
 
 def shortfalls(r: dict) -> str:
-    small, seed = r["training"]["small-data"], r["training"]["seed-article"]
+    new, seed = r["training"]["small-data"], r["training"]["seed-article"]
     ours, loop = r["generation"]["ours"], r["generation"]["seed"]
     notes = []
-    if small["tokens_per_s"] < 2 * seed["tokens_per_s"]:
+    if new["tokens_per_s"] < 2 * seed["tokens_per_s"]:
         notes.append(
-            f"- **Training tokens/s ({small['tokens_per_s'] / seed['tokens_per_s']:.2f}× of the seed recipe, target 2×).** "
-            "On this CPU the step time is dominated by bitsandbytes' 4-bit dequantisation path (its fast CPU "
-            "kernels come from the `kernels` hub package, which cannot be fetched offline), not by matmuls: "
-            "bf16 autocast measured only ~5 % faster (docs/training.md), gradient checkpointing is already off "
-            "in our preset, batches are length-grouped, and assistant-only loss changes the signal, not the "
-            "tokens processed. Our preset also trains all linear layers (≈2.3× the adapter of q/k/v/o). What "
-            "it buys is the behaviour change: 20/20 held-out convention compliance against 0/20, at equal "
-            "wall-clock time.")
+            f"- **Training tokens/s ({new['tokens_per_s'] / seed['tokens_per_s']:.2f}× of the seed recipe, target 2×).** "
+            "A step is matmul-bound (profile above); bf16 compute buys about a third, and the rest of the seed "
+            "recipe's cost is in the same matmuls. Our tokens/s also pays for the behaviour checks (generation and "
+            "held-out loss inside the measured time), which the seed recipe does not do; what they buy is the "
+            "stop as soon as the behaviour holds.")
+    if new.get("time_to_format_s") is None or new["time_to_format_s"] > 120:
+        notes.append(f"- **Time to behaviour ({new.get('time_to_format_s')} s, target ≤ 120 s).** See the curve above.")
+    if new["convention_tuned"] < new["pairs"]:
+        notes.append(
+            f"- **Full held-out compliance ({new['convention_tuned']}/{new['pairs']} after the early stop; 0.2.0's default "
+            f"reached {r['training']['small-data-0.2.0']['convention_tuned']}/{new['pairs']} after "
+            f"{r['training']['small-data-0.2.0']['duration_s']} s).** The checks see {new['behaviour_curve'][0]['probed']} "
+            "prompts, and the run stopped when the format held on them twice while the held-out loss rose: the probe "
+            "is cheap but small. Next: more probe prompts (each check costs more) or one more check of margin "
+            "before stopping; the held-out loss it stopped at is much better than 0.2.0's.")
+    for name in ("small-data", "small-data-0.2.0"):
+        run = r["training"][name]
+        err = (run["estimate_s"] - run["duration_s"]) / run["duration_s"]
+        if abs(err) > 0.25:
+            notes.append(
+                f"- **Estimate error for {name} ({err:+.0%}, target ±25 %).** Each variant was this database's first run "
+                f"of its kind, so the estimate stood on a prior ({run['estimate_basis']}) and on the full schedule; "
+                "after a run, the next estimate uses this machine's measured speed for that model, method and "
+                "precision and the share of the schedule early-stopped runs used (tested in tests/test_training.py).")
     if ours["answers_per_s"] < 4 * loop["answers_per_s"]:
         notes.append(
             f"- **A/B generation ({ours['answers_per_s'] / loop['answers_per_s']:.2f}×, target 4×).** Batching 10 "
@@ -57,15 +73,77 @@ def shortfalls(r: dict) -> str:
     slow_pages = [p for p, t in r["data"]["pages"].items() if isinstance(t, float) and t >= 1]
     if slow_pages:
         notes.append(f"- **Pages over 1 s:** {', '.join(slow_pages)}.")
-    notes.append("- **Time to behaviour** is measured at the end of runs only; per-epoch compliance is not "
-                 "automated yet.")
-    return "\n".join(notes)
+    return "\n".join(notes) or "- Nothing: every target was met in this run."
+
+
+def training_section(t: dict) -> str:
+    new, old, seed, mm = t["small-data"], t["small-data-0.2.0"], t["seed-article"], t["matmul"]
+    params = 134_515_008
+
+    def mfu(run: dict) -> str:
+        peak = mm["bf16_flops"] if run.get("compute_dtype") == "bf16" else mm["fp32_flops"]
+        return f"{run['tokens_per_s'] * 6 * params / peak:.1%} of {run.get('compute_dtype', 'fp32')}"
+
+    def error(run: dict) -> str:
+        return f"{(run['estimate_s'] - run['duration_s']) / run['duration_s']:+.0%}"
+
+    rows = [
+        ("tokens/s (unpadded, seen by the model; checks included)", "tokens_per_s", "{}"),
+        ("optimizer steps", "steps", "{}"), ("training duration", "duration_s", "{} s"),
+        ("compute dtype", "compute_dtype", "{}"), ("peak RSS of the trainer", "peak_memory_mb", "{} MB"),
+        ("held-out loss on reference answers (tuned)", "heldout_loss_tuned", "{}"),
+        ("forgetting probe: general-text loss, tuned (base {})".format(new.get("general_loss_base")),
+         "general_loss_tuned", "{}"),
+        ("pre-launch estimate", "estimate_s", "{} s"), ("load average before the run", "load_before", "{}"),
+    ]
+    def ratios(key: str) -> str:
+        if key not in ("tokens_per_s", "duration_s"):
+            return " | |"
+        return f" {ratio(new[key], seed[key])} | {ratio(new[key], old[key])} |"
+
+    table = "\n".join(f"| {label} | " + " | ".join(fmt.format(run.get(key, "–")) for run in (new, old, seed)) + " |"
+                      + ratios(key) for label, key, fmt in rows)
+    curve = "\n".join(f"| {p['step']} | {p['seconds']} s | {p['compliant']}/{p['probed']} | "
+                      f"{'–' if p['eval_loss'] is None else round(p['eval_loss'], 3)} |"
+                      for p in new.get("behaviour_curve", []))
+    top = "\n".join(f"| `{o['op']}` | {o['self_ms']} ms | {o['share']:.0%} | {o['calls']} |"
+                    for o in t["profile"]["top_ops"])
+    return f"""## 1. Training (demo dataset, 75 train / 20 held-out), one after the other on {t.get('cores_available', '?')} cores
+
+| | small-data (new default) | 0.2.0's default | seed-article | new / seed | new / 0.2.0 |
+|---|---|---|---|---|---|
+{table}
+| held-out output convention, tuned (20 greedy answers after the run) | {new['convention_tuned']}/{new['pairs']} | {old['convention_tuned']}/{old['pairs']} | {seed['convention_tuned']}/{seed['pairs']} | | |
+| held-out output convention, base | {new['convention_base']}/{new['pairs']} | {old['convention_base']}/{old['pairs']} | {seed['convention_base']}/{seed['pairs']} | | |
+| estimate error (estimate − measured) / measured | {error(new)} | {error(old)} | {error(seed)} | | |
+| model FLOP utilisation (6 × parameters × tokens/s over the matching peak) | {mfu(new)} | {mfu(old)} | {mfu(seed)} | | |
+| stopped early | {new.get('stopped_early') or 'no'} | no | no | | |
+
+Ratios: tokens/s {ratio(new['tokens_per_s'], seed['tokens_per_s'])} of the seed recipe and {ratio(new['tokens_per_s'], old['tokens_per_s'])} of 0.2.0's default;
+training time {ratio(new['duration_s'], old['duration_s'])} of 0.2.0's default.
+Matmul peaks measured in the same run: {mm['fp32_flops'] / 1e9:.0f} GFLOP/s fp32, {mm['bf16_flops'] / 1e9:.0f} GFLOP/s bf16.
+
+## 2. Time to behaviour: the new default's behaviour curve
+
+Held-out format compliance on {new.get('behaviour_curve', [{}])[0].get('probed', '?')} probe prompts and held-out loss at each
+check, against wall-clock seconds of training (checks included). First full compliance on the probe:
+**{new.get('time_to_format_s')} s**; after the run, {new['convention_tuned']}/{new['pairs']} of all held-out prompts.
+
+| step | seconds | format on the probe | held-out loss |
+|---|---|---|---|
+{curve}
+
+## 3. One training step, profiled (torch.profiler, bf16, batch 4 × 126 tokens)
+
+fp32 step {t['profile']['fp32_step_s']} s, bf16 step {t['profile']['bf16_step_s']} s ({ratio(t['profile']['fp32_step_s'], t['profile']['bf16_step_s'])} faster).
+
+| operator | self time | share | calls |
+|---|---|---|---|
+{top}
+"""
 
 
 def render(r: dict) -> str:
-    small, seed, mm = r["training"]["small-data"], r["training"]["seed-article"], r["training"]["matmul"]
-    params = 134_515_008
-    mfu = small["tokens_per_s"] * 6 * params / mm["fp32_flops"]
     ours, loop = r["generation"]["ours"], r["generation"]["seed"]
     pages = r["data"]["pages"]
     page_rows = "\n".join(f"| {p} | {t} s | {'meets' if isinstance(t, float) and t < 1 else 'misses'} < 1 s |"
@@ -76,40 +154,15 @@ def render(r: dict) -> str:
 Measured by `make bench` in one run ({r['total_minutes']} minutes) on: {machine()}.
 Ratios are pair-wise in the same run; absolute times vary with the machine's load.
 
-## 1. Training throughput and held-out quality (demo dataset, 75 train / 20 held-out)
-
-| | small-data (ours) | seed-article | ratio | target |
-|---|---|---|---|---|
-| tokens/s (unpadded, seen by the model) | {small['tokens_per_s']} | {seed['tokens_per_s']} | {ratio(small['tokens_per_s'], seed['tokens_per_s'])} | ≥ 2× |
-| optimizer steps | {small['steps']} | {seed['steps']} | | |
-| training duration | {small['duration_s']} s | {seed['duration_s']} s | | |
-| peak RSS of the trainer | {small['peak_memory_mb']} MB | {seed['peak_memory_mb']} MB | | |
-| held-out loss on reference answers (tuned) | {small.get('heldout_loss_tuned')} | {seed.get('heldout_loss_tuned')} | | ≤ seed |
-| held-out output convention, tuned | {small['convention_tuned']}/{small['pairs']} | {seed['convention_tuned']}/{seed['pairs']} | | |
-| held-out output convention, base | {small['convention_base']}/{small['pairs']} | {seed['convention_base']}/{seed['pairs']} | | |
-| forgetting probe: general-text loss base → tuned | {small.get('general_loss_base')} → {small.get('general_loss_tuned')} | {seed.get('general_loss_base')} → {seed.get('general_loss_tuned')} | | |
-
-Matmul peak measured in the same run: {mm['fp32_flops'] / 1e9:.0f} GFLOP/s fp32, {mm['bf16_flops'] / 1e9:.0f} GFLOP/s bf16.
-Model FLOP utilisation of the default preset (6 × parameters × tokens/s over the fp32 peak): {mfu:.1%}.
-
-Tokens/s counts only real tokens; the seed recipe also spends time on gradient checkpointing
-and 4× gradient accumulation. What the seed recipe buys for its time is shown by the
-convention rows: behaviour change on held-out prompts.
-
-## 2. Time to behaviour
-
-The default preset reached {small['convention_tuned']}/{small['pairs']} held-out compliance after {small['duration_s']} s of
-training; the seed recipe reached {seed['convention_tuned']}/{seed['pairs']} after {seed['duration_s']} s. Compliance is measured at the
-end of each run (per-epoch measurement is not automated yet).
-
-## 3. A/B generation (20 held-out prompts × base and tuned, 64 new tokens, greedy)
+{training_section(r["training"])}
+## 4. A/B generation (20 held-out prompts × base and tuned, 64 new tokens, greedy)
 
 | | ours: one model, adapter toggled, batched | seed: loop, two model copies | ratio | target |
 |---|---|---|---|---|
 | answers/s | {ours['answers_per_s']} | {loop['answers_per_s']} | {ratio(ours['answers_per_s'], loop['answers_per_s'])} | ≥ 4× |
 | peak RSS | {ours['peak_rss_mb']} MB | {loop['peak_rss_mb']} MB | {ratio(ours['peak_rss_mb'], loop['peak_rss_mb'])} | ≤ 0.5× |
 
-## 4. PII scan ({pii['examples']} demo examples, {pii['texts']} messages)
+## 5. PII scan ({pii['examples']} demo examples, {pii['texts']} messages)
 
 | | examples/s |
 |---|---|
@@ -118,13 +171,13 @@ end of each run (per-epoch measurement is not automated yet).
 | first scan into the store | {pii['scan_examples_per_s']} |
 | unchanged rescan | {pii['unchanged_rescan_seconds']} s, {pii['rescanned']} examples re-analysed |
 
-## 5. Pages (AppTest, warm, 10,000 examples and 5,000 ratings)
+## 6. Pages (AppTest, warm, 10,000 examples and 5,000 ratings)
 
 | page | render | target |
 |---|---|---|
 {page_rows}
 
-## 6. Import
+## 7. Import
 
 {r['data']['import']['lines']:,} lines in {r['data']['import']['seconds']} s: **{r['data']['import']['examples_per_s']:,} examples/s**.
 

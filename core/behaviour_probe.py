@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -35,6 +36,38 @@ def compliant(pattern: str, text: str) -> bool:
     return bool(pattern) and re.fullmatch(pattern, text.strip()) is not None
 
 
+def dequantise_base(model: Any) -> Callable[[], None]:
+    """Run the 4-bit layers from weights dequantised once, until the returned undo is called.
+
+    Without gradients bitsandbytes' CPU fallback for 4-bit matmuls was ~10x slower than the
+    dequantise-then-matmul path a training step takes; the checks (generation and held-out loss)
+    use that same path here, on weights dequantised once per check: the same NF4 values, the same
+    arithmetic as training, at the cost of the dequantised copy's memory for the check's length.
+    """
+    import bitsandbytes as bnb
+    import bitsandbytes.functional as bnb_functional
+    import torch
+
+    patched = []
+    for module in model.modules():
+        state = getattr(module.weight, "quant_state", None) if isinstance(module, bnb.nn.Linear4bit) else None
+        if state is not None:
+            dtype = module.compute_dtype or torch.float32
+            weight = bnb_functional.dequantize_4bit(module.weight.data, state).to(dtype)
+            bias = None if module.bias is None else module.bias.to(dtype)
+
+            def forward(x: Any, weight: Any = weight, bias: Any = bias, dtype: Any = dtype) -> Any:
+                return torch.nn.functional.linear(x.to(dtype), weight, bias).to(x.dtype)
+
+            module.forward = forward  # type: ignore[method-assign]
+            patched.append(module)
+
+    def undo() -> None:
+        for module in patched:
+            del module.forward  # the class's own forward again
+    return undo
+
+
 class BehaviourProbe(TrainerCallback):
     def __init__(self, tokenizer: Any, prompts: list[list[dict[str, str]]], pattern: str, *, every: int,
                  early_stopping: bool, patience: int, max_new_tokens: int, on_point: Any = None) -> None:
@@ -50,6 +83,7 @@ class BehaviourProbe(TrainerCallback):
         self.stopped_early = ""
         self.started = time.time()
         self._pending: CurvePoint | None = None
+        self._undo: Callable[[], None] | None = None
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         self.started = time.time()
@@ -58,6 +92,8 @@ class BehaviourProbe(TrainerCallback):
         if state.global_step % self.every and state.global_step != state.max_steps:
             return control
         matched = None
+        if model is not None:
+            self._undo = dequantise_base(model)  # until the held-out loss is in (on_evaluate)
         if self.pattern and self.prompts and model is not None:
             was_training = model.training
             model.eval()
@@ -96,6 +132,7 @@ class BehaviourProbe(TrainerCallback):
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None,
                     **kw: Any) -> Any:
+        self._restore()
         point = self._pending or CurvePoint(state.global_step, 0.0, None, 0)
         self._pending = None
         point.eval_loss = (metrics or {}).get("eval_loss")
@@ -108,6 +145,14 @@ class BehaviourProbe(TrainerCallback):
             control.should_training_stop = True
             control.should_save = True
         return control
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        if self._undo is not None:
+            self._undo()
+            self._undo = None
 
     def _converged(self) -> str:
         losses = [p.eval_loss for p in self.curve if p.eval_loss is not None]

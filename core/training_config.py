@@ -34,7 +34,7 @@ class TrainingConfig:
     target_modules: str = field(default="all-linear", metadata={"help": "Which layers get adapters: all-linear, or a comma list such as q_proj,k_proj,v_proj,o_proj."})
     epochs: float = field(default=3.0, metadata={"help": "Passes over the training examples."})
     max_steps: int = field(default=0, metadata={"help": "Stop after this many optimizer steps (0 = use epochs)."})
-    learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate of the adapter."})
+    learning_rate: float = field(default=6e-4, metadata={"help": "Peak learning rate of the adapter."})
     lr_scheduler: str = field(default="cosine", metadata={"help": "Learning-rate schedule after warmup: cosine, linear or constant."})
     warmup_fraction: float = field(default=0.05, metadata={"help": "Fraction of steps spent warming up the learning rate."})
     batch_size: int = field(default=4, metadata={"help": "Examples per forward pass."})

@@ -36,3 +36,21 @@ def test_an_evaluation_leaves_training_gradients_unchanged(model_dir, precision)
     clean, after_eval = gradient_norms(False), gradient_norms(True)
     assert all(g > 0 for g in clean)
     assert after_eval == pytest.approx(clean, rel=1e-5)
+
+
+def test_checks_compute_what_a_training_step_computes_and_undo_restores(model_dir):
+    from core.behaviour_probe import dequantise_base
+
+    config = training_config.PRESETS["small-data"].with_overrides({"precision": "fp32"})
+    model = trainer.load_for_training(str(model_dir), config, cuda=False)
+    tokens = torch.randint(0, 40000, (2, 16), generator=torch.Generator().manual_seed(0))
+    model.train()
+    with torch.enable_grad():  # the path a training step takes: dequantise, then matmul
+        training_logits = model(input_ids=tokens).logits.detach()
+    undo = dequantise_base(model)
+    model.eval()
+    with torch.no_grad():
+        check_logits = model(input_ids=tokens).logits
+    undo()
+    assert torch.allclose(check_logits, training_logits, atol=1e-4)
+    assert not any("forward" in vars(m) for m in model.modules())  # the layers' own forward again
