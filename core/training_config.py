@@ -125,8 +125,9 @@ PRESETS: dict[str, TrainingConfig] = {
         # As 0.1.0 ran it: fp32 compute on CPUs, no behaviour checks, no early stopping.
         precision="fp32", behaviour_checks=False, early_stopping=False),
     # A handful of steps to check the pipeline end to end.
-    "smoke-test": TrainingConfig(max_steps=4, epochs=1, batch_size=2, max_length=256, behaviour_checks=False,
-                                 early_stopping=False),
+    # lr 1e-3 and fp32 as in 0.2.0, so four steps still move the answers visibly.
+    "smoke-test": TrainingConfig(max_steps=4, epochs=1, batch_size=2, max_length=256, learning_rate=1e-3,
+                                 precision="fp32", behaviour_checks=False, early_stopping=False),
 }
 
 
