@@ -12,13 +12,14 @@ Runs inside the worker only (imports transformers).
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from transformers import TrainerCallback
+
+from core.stats import convention_ok
 
 MIN_IMPROVEMENT = 0.01  # held-out loss must fall by 1 % to count as still improving
 
@@ -30,10 +31,6 @@ class CurvePoint:
     compliant: int | None  # probe answers matching the convention (None: no convention)
     probed: int
     eval_loss: float | None = None
-
-
-def compliant(pattern: str, text: str) -> bool:
-    return bool(pattern) and re.fullmatch(pattern, text.strip()) is not None
 
 
 def dequantise_base(model: Any) -> Callable[[], None]:
@@ -99,7 +96,7 @@ class BehaviourProbe(TrainerCallback):
             model.eval()
             answers = self.answers(model)
             model.train(was_training)
-            matched = sum(compliant(self.pattern, a) for a in answers)
+            matched = sum(convention_ok(self.pattern, a) for a in answers)
         self._pending = CurvePoint(state.global_step, 0.0, matched, len(self.prompts) if self.pattern else 0)
         control.should_evaluate = True
         return control
@@ -109,26 +106,14 @@ class BehaviourProbe(TrainerCallback):
         match the convention any more (regex partial matching): an early, off-format answer costs
         a few tokens instead of the whole budget, which made the checks several times cheaper."""
         import regex
-        import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        from core import generation
 
         convention = regex.compile(self.pattern)
-        texts = [self.tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in self.prompts]
-        encoded = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-        start = encoded["input_ids"].shape[1]
-        tokenizer = self.tokenizer
-
-        class OffConvention(StoppingCriteria):
-            def __call__(self, input_ids: Any, scores: Any, **kw: Any) -> Any:
-                so_far = tokenizer.batch_decode(input_ids[:, start:], skip_special_tokens=True)
-                return torch.tensor([convention.fullmatch(t.strip(), partial=True) is None for t in so_far],
-                                    device=input_ids.device)
-
-        with torch.inference_mode():
-            output = model.generate(**encoded, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                    temperature=None, top_p=None, top_k=None, pad_token_id=tokenizer.pad_token_id,
-                                    stopping_criteria=StoppingCriteriaList([OffConvention()]))
-        return [t.strip() for t in tokenizer.batch_decode(output[:, start:], skip_special_tokens=True)]
+        return generation.generate(
+            model, self.tokenizer, self.prompts,
+            generation.GenerationConfig(max_new_tokens=self.max_new_tokens, batch_size=max(1, len(self.prompts))),
+            stop_if=lambda text: convention.fullmatch(text.strip(), partial=True) is None)
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None,
                     **kw: Any) -> Any:

@@ -138,7 +138,7 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
 
 @command("settings", "show or change studio settings (admins)", _settings_args)
 def cmd_settings(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
-    from core import auth, rating, studio_settings, training
+    from core import auth, rating, slots, studio_settings
 
     if args.raters_per_pair is not None:
         studio_settings.set_raters_per_pair(db, args.raters_per_pair, actor=args.user)
@@ -152,7 +152,7 @@ def cmd_settings(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[st
             args.run_target or target.kind, args.ray_address if args.ray_address is not None else target.address,
             args.ray_gpus if args.ray_gpus is not None else target.num_gpus,
             args.ray_models_dir if args.ray_models_dir is not None else target.models_dir), actor=args.user)
-    return {"raters_per_pair": rating.raters_per_pair(db), "runs_at_once": training.max_concurrent(db),
+    return {"raters_per_pair": rating.raters_per_pair(db), "runs_at_once": slots.capacity(db),
             "team": auth.team(db), "run_target": asdict(target)}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -69,12 +70,24 @@ def load_with_adapter(base_model: str, adapter_dir: str | Path) -> tuple[Any, An
 
 
 def generate(model: Any, tokenizer: Any, prompts: list[Messages], config: GenerationConfig,
-             *, side: str = "tuned") -> list[str]:
+             *, side: str = "tuned", stop_if: Callable[[str], bool] | None = None) -> list[str]:
     """Batched greedy (or seeded sampling) answers. `side="base"` disables the adapter, so the
-    base answers really come from the base weights (the seed article's snippet got this wrong)."""
+    base answers really come from the base weights (the seed article's snippet got this wrong).
+    `stop_if(text so far)` ends an answer early once it returns True (the behaviour checks)."""
     import contextlib
 
     import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class StopIf(StoppingCriteria):
+        """Per answer: done once `predicate` holds for its text so far (new tokens only)."""
+
+        def __init__(self, start: int, predicate: Callable[[str], bool]) -> None:
+            self.start, self.predicate = start, predicate
+
+        def __call__(self, input_ids: Any, scores: Any, **kw: Any) -> Any:
+            so_far = tokenizer.batch_decode(input_ids[:, self.start:], skip_special_tokens=True)
+            return torch.tensor([self.predicate(t) for t in so_far], device=input_ids.device)
 
     if side == "base" and hasattr(model, "disable_adapter"):
         switch: Any = model.disable_adapter()
@@ -89,6 +102,8 @@ def generate(model: Any, tokenizer: Any, prompts: list[Messages], config: Genera
             encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
             kwargs: dict[str, Any] = {"max_new_tokens": config.max_new_tokens,
                                       "pad_token_id": tokenizer.pad_token_id}
+            if stop_if is not None:
+                kwargs["stopping_criteria"] = StoppingCriteriaList([StopIf(encoded["input_ids"].shape[1], stop_if)])
             if config.do_sample:
                 torch.manual_seed(config.seed + start)
                 kwargs.update(do_sample=True, temperature=config.temperature, top_p=config.top_p)

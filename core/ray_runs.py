@@ -44,19 +44,17 @@ def client(target: studio_settings.RunTarget) -> Any:
         raise RayJobFailed(f"Cannot reach the Ray cluster at {target.address}: {exc}") from exc
 
 
-def submit(db: sqlite_utils.Database, run: training.TrainingRun, target: studio_settings.RunTarget,
-           directory: Path) -> str:
+def submit(db: sqlite_utils.Database, jobs: Any, run: training.TrainingRun, target: studio_settings.RunTarget,
+           directory: Path, submission_id: str) -> None:
     bundle = bundles.write_bundle(db, run, directory / "bundle", actor=SYSTEM_ACTOR, with_code=True)
     env = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     if target.models_dir:
         env["STUDIO_MODELS_DIR"] = target.models_dir
-    submission_id = f"studio-{store.store_id(db)}-run-{run.id}-{int(time.time())}"
-    client(target).submit_job(entrypoint="python -m core.ray_job", submission_id=submission_id,
+    jobs.submit_job(entrypoint="python -m core.ray_job", submission_id=submission_id,
                               runtime_env={"working_dir": str(bundle), "env_vars": env},
                               entrypoint_num_gpus=target.num_gpus or None,
                               metadata={"studio_run": str(run.id)})
     shutil.rmtree(bundle, ignore_errors=True)  # uploaded; the data must not linger in two places
-    return submission_id
 
 
 def events(log_text: str) -> list[dict[str, Any]]:
@@ -67,14 +65,15 @@ def events(log_text: str) -> list[dict[str, Any]]:
 def follow(db: sqlite_utils.Database, run: training.TrainingRun, directory: Path, log_path: Path) -> dict[str, Any]:
     """Submit (or re-attach to) the run's Ray job and follow it to the end; returns the run's final fields."""
     target = studio_settings.run_target(db)
+    jobs = client(target)
     if not run.target_ref:
         training.set_phase(db, run.id, f"submitting to the Ray cluster at {target.address}")
-        ref = submit(db, run, target, directory)
-        training.set_target_ref(db, run.id, ref)
+        ref = f"studio-{store.store_id(db)}-run-{run.id}-{int(time.time())}"
+        training.set_target_ref(db, run.id, ref)  # first, so a restart finds the job whatever happens next
+        submit(db, jobs, run, target, directory, ref)
     else:
         ref = run.target_ref
         training.set_phase(db, run.id, f"re-attaching to Ray job {ref}")
-    jobs = client(target)
     seen = 0
     files: dict[str, bytearray] = {}
     checked: dict[str, str] = {}

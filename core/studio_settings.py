@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 
 import sqlite_utils
 
-from core import permissions
+from core import permissions, slots
 from core.store import audit, get_setting, set_setting, transaction
 
 
@@ -36,7 +36,7 @@ def set_raters_per_pair(db: sqlite_utils.Database, k: int, actor: str = "") -> N
 def set_max_concurrent_runs(db: sqlite_utils.Database, n: int, actor: str = "") -> None:
     if not 1 <= int(n) <= 8:
         raise ValueError("Runs at once must be 1 to 8.")
-    _save(db, actor, "max_concurrent_runs", str(int(n)))
+    _save(db, actor, slots.SLOTS_SETTING, str(int(n)))
 
 
 def set_show_reference(db: sqlite_utils.Database, show: bool, actor: str = "") -> None:

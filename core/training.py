@@ -14,7 +14,7 @@ import sqlite_utils
 from core import models, permissions, pii_review, slots, studio_settings, versions
 from core.run_files import db_file, process_alive, run_dir, spawn_worker
 from core.store import audit, get_setting, insert_row, now, set_setting, transaction
-from core.training_config import DEFAULT_PRESET, PRESETS, TrainingConfig
+from core.training_config import DEFAULT_PRESET, EARLY_STOP_KEY, PRESETS, TrainingConfig, throughput_key
 
 
 class RunError(Exception):
@@ -138,11 +138,6 @@ def run_events(db: sqlite_utils.Database, run_id: int) -> list[RunEvent]:
             for r in db.query("SELECT * FROM run_events WHERE run_id = ? ORDER BY id", [run_id])]
 
 
-def max_concurrent(db: sqlite_utils.Database) -> int:
-    """Heavy jobs (training and answer generation together) this machine runs at once."""
-    return slots.capacity(db)
-
-
 def launch_next(db: sqlite_utils.Database) -> int | None:
     """Start the oldest queued run if a heavy-work slot is free and no answer-generation job has
     waited longer (core.slots); returns its id.
@@ -230,10 +225,8 @@ def record_throughput(db: sqlite_utils.Database, base_model: str, method: str, t
                       dtype: str = "fp32", schedule_used: float | None = None) -> None:
     """A CPU run's measured speed (the basis of the next estimate for this model, method and
     precision) and, for an early-stopped run, the share of its schedule it used."""
-    from core.training_config import EARLY_STOP_KEY, _throughput_key
-
     with transaction(db):
-        set_setting(db, _throughput_key(base_model, method, dtype), str(tokens_per_s))
+        set_setting(db, throughput_key(base_model, method, dtype), str(tokens_per_s))
         if schedule_used is not None:
             raw = get_setting(db, EARLY_STOP_KEY)
             recent = (json.loads(raw) if raw else [])[-4:] + [round(schedule_used, 3)]

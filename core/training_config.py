@@ -202,7 +202,7 @@ def compute_dtype(config: TrainingConfig, cuda: bool = False) -> str:
     return "bf16" if config.precision != "fp32" and (cuda or cpu_has_bf16()) else "fp32"
 
 
-def _throughput_key(base_model: str, method: str, dtype: str) -> str:
+def throughput_key(base_model: str, method: str, dtype: str) -> str:
     return f"measured_tokens_per_s:{base_model}:{method}:{dtype}"
 
 
@@ -220,7 +220,7 @@ def throughput(db: sqlite_utils.Database, base_model: str, method: str,
                parameters: int, dtype: str = "fp32") -> tuple[float, str]:
     """Tokens/s to expect and its basis: this machine's last run of this model, method and compute
     precision, else the shipped model's measured speed scaled by parameter count."""
-    value = get_setting(db, _throughput_key(base_model, method, dtype))
+    value = get_setting(db, throughput_key(base_model, method, dtype))
     if value:
         return float(value), f"measured on this machine in the last {method} ({dtype}) run of {base_model}"
     prior = PRIOR_TOKENS_PER_S_BF16 if dtype == "bf16" else PRIOR_TOKENS_PER_S

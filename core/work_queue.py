@@ -81,9 +81,9 @@ def items(db: sqlite_utils.Database, now_s: float | None = None) -> list[QueueIt
     return queue
 
 
-def waiting_for(db: sqlite_utils.Database, kind: str, object_id: int) -> tuple[QueueItem, list[QueueItem]] | None:
-    """If this work waits, its queue entry and the work ahead of it; None when it runs or is done."""
-    queue = items(db)
+def waiting_for(queue: list[QueueItem], kind: str, object_id: int) -> tuple[QueueItem, list[QueueItem]] | None:
+    """If this work waits in the queue (from `items`), its entry and the work ahead of it; None when
+    it runs or is done."""
     mine = next((i for i in queue if i.kind == kind and i.object_id == object_id), None)
     if mine is None or mine.status != "waiting":
         return None

@@ -302,11 +302,10 @@ def polled(key: str, signature: object, live: bool) -> None:
         st.rerun()
 
 
-def show_queue(db: sqlite_utils.Database, *, mine: tuple[str, int] | None = None) -> None:
-    """The heavy-work queue: what runs, what waits, and when waiting work should start."""
-    from core import work_queue
+def show_queue(db: sqlite_utils.Database, queue: list[Any], *, mine: tuple[str, int] | None = None) -> None:
+    """The heavy-work queue (from work_queue.items): what runs, what waits, when waiting work should start."""
+    from core import slots
 
-    queue = work_queue.items(db)
     if not queue:
         return
 
@@ -317,6 +316,6 @@ def show_queue(db: sqlite_utils.Database, *, mine: tuple[str, int] | None = None
              "position": "running" if i.status == "running" else i.position, "work": i.label,
              "time left": minutes(i.seconds_left) if i.status == "running" else f"takes {minutes(i.seconds_left)}",
              "expected start": "now" if i.status == "running" else f"in {minutes(i.starts_in_s)}"} for i in queue]
-    st.caption(f"Heavy-work queue: {work_queue.slots.capacity(db)} at a time on this machine (Settings). "
+    st.caption(f"Heavy-work queue: {slots.capacity(db)} at a time on this machine (Settings). "
                "Training and answer generation share it, first come first served.")
     st.dataframe(rows, hide_index=True)

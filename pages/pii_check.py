@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core import datasets, examples, permissions, pii, pii_review, pii_values
+from core import datasets, examples, permissions, pii, pii_review, pii_values, pii_vocabulary
 from pages import common
 
 common.through_app()
@@ -73,7 +73,7 @@ with tab_values:
             if reason and row[2].button("Not personal data", key=f"pii.vd.{key}"):
                 pii_values.mark_not_pii(db, dataset.id, key, reason, actor=common.user())
                 st.rerun()
-            if group.value and common.allowed("edit_dataset") and set(group.entity_types) <= {"PERSON", "LOCATION", "NRP"}:
+            if group.value and common.allowed("edit_dataset") and set(group.entity_types) <= pii_vocabulary.NAME_LIKE:
                 if row[2].button("Add to the dataset's glossary", key=f"pii.vg.{key}",
                                  help="For names of products, teams and places of this dataset."):
                     datasets.update_dataset(db, dataset.id, actor=common.user(),

@@ -31,13 +31,14 @@ if job and job.status in ("queued", "running"):
         live = common.db()
         answer_pairs.reconcile_jobs(live)
         current = answer_pairs.get_job(live, job_id)
-        waiting = work_queue.waiting_for(live, "answers", job_id)
+        queue = work_queue.items(live)
+        waiting = work_queue.waiting_for(queue, "answers", job_id)
         if waiting:
             mine, ahead = waiting
             start = "as soon as a slot frees" if mine.starts_in_s is None else f"in about {max(1, round(mine.starts_in_s / 60))} min"
             common.info(f"Waiting in the heavy-work queue (position {mine.position}) behind "
                         + ", ".join(i.label for i in ahead) + f"; expected to start {start}.")
-            common.show_queue(live, mine=("answers", job_id))
+            common.show_queue(live, queue, mine=("answers", job_id))
         else:
             label = "Scanning answers for PII…" if current.done >= current.total else "Generating answers"
             st.progress(current.done / max(current.total, 1), text=f"{label} {current.done}/{current.total}")

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core import auth, models, permissions, rating, store, studio_settings, training
+from core import auth, models, permissions, rating, slots, store, studio_settings
 from pages import common
 
 common.through_app()
@@ -38,7 +38,7 @@ else:
 st.subheader("Rating and queue")
 with st.form("settings.numbers"):
     k = st.number_input("Raters per pair", 1, 10, rating.raters_per_pair(db))
-    concurrent = st.number_input("Heavy jobs at once on this machine", 1, 8, training.max_concurrent(db),
+    concurrent = st.number_input("Heavy jobs at once on this machine", 1, 8, slots.capacity(db),
                                  help="Training runs and answer generation share these slots, first come first "
                                       "served. On 2 cores keep 1: two at once each run at less than half speed.")
     reference = st.checkbox("Show raters the reference answer beside each pair", studio_settings.show_reference(db),

@@ -6,7 +6,7 @@ from dataclasses import asdict, fields
 import pandas as pd
 import streamlit as st
 
-from core import charts, datasets, models, permissions, training, training_config, versions
+from core import charts, datasets, models, permissions, training, training_config, versions, work_queue
 from pages import common
 
 common.through_app()
@@ -111,7 +111,7 @@ with tab_runs:
         def runs_table(dataset_id: int) -> None:
             live_db = common.db()
             current = training.list_runs(live_db, dataset_id)
-            common.show_queue(live_db)
+            common.show_queue(live_db, work_queue.items(live_db))
             common.polled("train.runs", [(r.id, r.status, r.phase, r.metrics.get("eval_loss")) for r in current],
                           any(not r.finished for r in current))
             st.dataframe(pd.DataFrame([{

@@ -30,7 +30,7 @@ def test_generation_waits_for_training_and_keeps_its_place(db, demo_dataset, ran
     assert answers.starts_in_s == running.seconds_left
     pairs = len(versions.version_messages(db, version.id, "heldout"))
     assert later.starts_in_s == running.seconds_left + pairs * work_queue.GENERATION_PRIOR_S_PER_PAIR
-    mine, ahead = work_queue.waiting_for(db, "answers", job.id)
+    mine, ahead = work_queue.waiting_for(queue, "answers", job.id)
     assert mine.position == 1 and [i.object_id for i in ahead] == [training_run.id]
 
     # The slot frees: the answer job, first in line, goes next, not the later training run.
