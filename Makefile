@@ -44,6 +44,7 @@ run: install
 lint: install
 	$(PY) -m ruff check core pages app.py tests bench scripts
 	$(PY) -m mypy core
+	$(VENV)/bin/lint-imports --no-cache
 
 test: install ray browser lint
 	$(PY) -m pytest; status=$$?; [ $$status -eq 5 ] && exit 0; exit $$status

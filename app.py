@@ -12,7 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 import core  # noqa: F401  (sets HF_HUB_OFFLINE before anything imports transformers)
-from core import auth, permissions
+from core.platform import auth, permissions
 from pages import common
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")

@@ -16,7 +16,11 @@ from bench.measure import REPO
 sys.path.insert(0, str(REPO))
 
 import core  # noqa: E402,F401
-from core import datasets, demo, examples, importing, pii, rating, store, training, versions  # noqa: E402
+from core.curation import datasets, demo, examples, importing
+from core.pii import scan
+from core.platform import store
+from core.rating import sessions
+from core.training import runs, versions
 
 WORDS = ("order refund parcel tent stove jacket warranty invoice login account delivery courier size colour "
          "broken late missing charge twice discount code zipper strap battery").split()
@@ -46,21 +50,21 @@ def bench_import(db) -> dict:
 def bench_pii(db) -> dict:
     ds = datasets.get_dataset(db, demo.DEMO_NAME)
     texts = [m["content"] for e in examples.all_examples(db, ds.id) for m in e.messages]
-    config = pii.current_config(db)
-    pii.analyze_text("warm up John Smith", config)
+    config = scan.current_config(db)
+    scan.analyze_text("warm up John Smith", config)
     started = time.perf_counter()
     for text in texts:
-        pii.analyze_text(text, config)
+        scan.analyze_text(text, config)
     per_text = time.perf_counter() - started
     started = time.perf_counter()
-    pii.analyze_texts(texts, config)
+    scan.analyze_texts(texts, config)
     batched = time.perf_counter() - started
     n_examples = len(examples.all_examples(db, ds.id))
     started = time.perf_counter()
-    pii.scan_dataset(db, ds.id)
+    scan.scan_dataset(db, ds.id)
     first_scan = time.perf_counter() - started
     started = time.perf_counter()
-    again = pii.scan_dataset(db, ds.id)
+    again = scan.scan_dataset(db, ds.id)
     rescan = time.perf_counter() - started
     return {"texts": len(texts), "examples": n_examples,
             "per_text_examples_per_s": round(n_examples / per_text, 1),
@@ -70,7 +74,7 @@ def bench_pii(db) -> dict:
 
 
 def seed_ratings(db, version_id: int, pairs: int = 1000, raters: int = 5) -> int:
-    run = training.start_run(db, versions.version_by_id(db, version_id), launch=False)
+    run = runs.start_run(db, versions.version_by_id(db, version_id), launch=False)
     db.execute("UPDATE runs SET status = 'succeeded', adapter_path = '/nonexistent' WHERE id = ?", [run.id])
     stamp = store.now()
     with store.transaction(db):
@@ -82,9 +86,9 @@ def seed_ratings(db, version_id: int, pairs: int = 1000, raters: int = 5) -> int
                     "created_at": stamp})
     store.set_setting(db, "raters_per_pair", str(raters))
     for r in range(raters):
-        session = rating.start_session(db, run.id, f"rater-{r}")
+        session = sessions.start_session(db, run.id, f"rater-{r}")
         for position, _left in session.order:
-            rating.record_rating(db, session, position, "A" if (position + r) % 3 else "B", seconds_spent=5)
+            sessions.record_rating(db, session, position, "A" if (position + r) % 3 else "B", seconds_spent=5)
     return run.id
 
 
@@ -96,9 +100,9 @@ def bench_pages(db_path: Path) -> dict:
     big = datasets.get_dataset(db, "bench-import")
     held = [e.id for e in examples.list_examples(db, big.id, limit=200)[0]]
     examples.bulk_update(db, {i: {"split": "heldout"} for i in held})
-    pii.save_config(db, pii.current_config(db))
+    scan.save_config(db, scan.current_config(db))
     db.execute("INSERT OR IGNORE INTO pii_scans (content_hash, config_hash, scanned_at) SELECT content_hash, ?, ? FROM examples",
-               [pii.current_config(db).hash, store.now()])
+               [scan.current_config(db).hash, store.now()])
     version = versions.freeze(db, big, override_reason="bench")
     seed_ratings(db, version.id)
     timings = {}

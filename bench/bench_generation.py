@@ -25,7 +25,7 @@ m.save_pretrained(sys.argv[2]); print(json.dumps({}))
 
 PROMPTS = r"""
 import json
-from core.demo import DEMO_DIR
+from core.curation.demo import DEMO_DIR
 PROMPTS = [json.loads(l)["messages"][:-1] for l in (DEMO_DIR / "heldout.jsonl").read_text().splitlines()]
 """
 

@@ -14,7 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core import datasets, examples, pii, pii_review, pii_values, store  # noqa: E402
+from core.curation import datasets, examples
+from core.pii import review, scan, values
+from core.platform import store
 from tests.data import pii_domain  # noqa: E402
 
 
@@ -34,8 +36,8 @@ def measure(with_vocabulary: bool) -> dict[str, float]:
             owner[examples.save_example(db, dataset, [{"role": "user", "content": text},
                                                       {"role": "assistant", "content": "Noted."}],
                                         status="ready").id] = (entity, value)
-        pii.scan_dataset(db, dataset.id)
-        found = pii_review.open_findings(db, dataset.id)
+        scan.scan_dataset(db, dataset.id)
+        found = review.open_findings(db, dataset.id)
         true_hits = set()
         false_findings = 0
         for f in found:
@@ -45,7 +47,7 @@ def measure(with_vocabulary: bool) -> dict[str, float]:
                 true_hits.add(f.example_id)
             else:
                 false_findings += 1
-        groups = pii_values.value_groups(db, dataset.id)
+        groups = values.value_groups(db, dataset.id)
         false_values = sum(1 for g in groups if not any(owner[e] for e in g.example_ids))
         return {"findings": len(found), "false": false_findings, "precision": (len(found) - false_findings) / max(len(found), 1),
                 "recall": len(true_hits) / len(planted), "planted": len(planted), "found": len(true_hits),

@@ -3,9 +3,12 @@
 import pandas as pd
 import streamlit as st
 
-from core import datasets, examples, importing, models, permissions, templating, training_config, validation, versions
-from core import stats_dataset as dstats
-from core.paths import safe_name
+from core.curation import datasets, examples, importing, validation
+from core.curation import stats_dataset as dstats
+from core.models import registry, templating
+from core.platform import permissions
+from core.platform.paths import safe_name
+from core.training import versions
 from pages import common
 
 common.through_app()
@@ -173,14 +176,14 @@ with tab_editor:
         st.subheader("What the model trains on")
         if not problems:
             try:
-                tokenizer = templating.load_tokenizer(models.DEFAULT_MODEL)
+                tokenizer = templating.load_tokenizer(registry.DEFAULT_MODEL)
                 templated = templating.template_example(tokenizer, turns)
                 marked = "".join(("⟦" + templated.text[s:e] + "⟧") if trained else templated.text[s:e]
                                  for s, e, trained in templated.spans)
                 st.caption(f"{templated.token_count} tokens, {sum(templated.assistant_mask)} trained "
-                           f"(inside ⟦ ⟧). Training cuts at {training_config.DEFAULT_MAX_LENGTH}.")
+                           f"(inside ⟦ ⟧). Training cuts at {templating.DEFAULT_MAX_LENGTH}.")
                 common.show_text(marked)
-            except models.ModelUnavailable as exc:
+            except registry.ModelUnavailable as exc:
                 common.warning(str(exc))
 
 # ----------------------------------------------------------------------------- import
@@ -196,11 +199,11 @@ with tab_import:
             with st.spinner("Validating every line…"):
                 report = importing.import_jsonl(db, dataset, upload.getvalue(), source=upload.name,
                                                 author=common.user(), split=into,
-                                                count_tokens=templating.token_counter(models.DEFAULT_MODEL))
+                                                count_tokens=templating.token_counter(registry.DEFAULT_MODEL))
             st.session_state[report_key] = {"file": upload.name, "split": into, **report.to_dict(),
                                             "problems": [{**p.to_dict(), "severity": p.severity}
                                                          for p in report.errors + report.warnings]}
-        except (datasets.DatasetError, models.ModelUnavailable) as exc:
+        except (datasets.DatasetError, registry.ModelUnavailable) as exc:
             common.error(str(exc))
     last = st.session_state.get(report_key)
     if last:
@@ -256,7 +259,7 @@ with tab_quarantine:
 with tab_stats:
     if st.button("Compute statistics"):
         everything = examples.all_examples(db, dataset.id)
-        stats = dstats.compute(everything, models.DEFAULT_MODEL)
+        stats = dstats.compute(everything, registry.DEFAULT_MODEL)
         st.info(stats.advice)
         st.plotly_chart(dstats.histograms(stats), width="stretch")
         st.dataframe(pd.DataFrame([{"examples": stats.examples, "missing system": stats.missing_system,

@@ -7,7 +7,11 @@ from typing import Any
 import sqlite_utils
 import streamlit as st
 
-from core import answer_pairs, auth, datasets, models, permissions, store, text_safety, training
+from core.curation import datasets
+from core.models import registry
+from core.platform import auth, permissions, store, text_safety
+from core.rating import pairs
+from core.training import runs as training
 
 ROUTED_KEY = "studio.routed"
 USER_KEY = "studio.user"
@@ -31,16 +35,16 @@ def _startup_once(db_file: str) -> dict[str, Any]:
     """Per process: migrations, the default model, the demo project, and run reconciliation."""
     db = store.connect(db_file)
     try:
-        model_dir = models.ensure_default_model()
+        model_dir = registry.ensure_default_model()
         model_error = ""
-    except models.ModelUnavailable as exc:
+    except registry.ModelUnavailable as exc:
         model_dir, model_error = None, str(exc)
-    from core import demo
+    from core.curation import demo
 
     demo.seed_demo(db)
     interrupted = training.reconcile(db)
-    answer_pairs.reconcile_jobs(db)
-    from core import work_queue
+    pairs.reconcile_jobs(db)
+    from core.jobs import queue as work_queue
 
     work_queue.start_waiting(db)  # work left waiting when the studio stopped
     return {"model_dir": str(model_dir) if model_dir else "", "model_error": model_error,
@@ -48,7 +52,7 @@ def _startup_once(db_file: str) -> dict[str, Any]:
 
 
 def startup() -> None:
-    from core.paths import db_path
+    from core.platform.paths import db_path
 
     with st.spinner("Preparing the studio (first start converts the default model, ~30 s)…"):
         state = _startup_once(str(db_path()))
@@ -63,7 +67,7 @@ def db() -> sqlite_utils.Database:
 
 def identity_provider_secrets() -> dict[str, Any] | None:
     """The secrets when an identity provider ([auth] in .streamlit/secrets.toml) is configured."""
-    from core import oidc
+    from core.platform import oidc
 
     if not st.secrets.load_if_toml_exists():
         return None
@@ -72,8 +76,8 @@ def identity_provider_secrets() -> dict[str, Any] | None:
 
 
 def _oidc_gate(secrets: dict[str, Any]) -> bool:
-    """Sign-in with the team's identity provider (st.login); the role comes from core.oidc."""
-    from core import oidc
+    """Sign-in with the team's identity provider (st.login); the role comes from core.platform.oidc."""
+    from core.platform import oidc
 
     auth.use_identity_provider(True)
     claims = st.user.to_dict()  # empty under AppTest, which has no auth context
@@ -233,7 +237,7 @@ def show_conversation(messages: list[dict[str, Any]]) -> None:
 
 
 def md_escape(text: object) -> str:
-    """User text inside Markdown (headings, captions, labels): see core.text_safety."""
+    """User text inside Markdown (headings, captions, labels): see core.platform.text_safety."""
     return text_safety.markdown_inline(text)
 
 
@@ -304,7 +308,7 @@ def polled(key: str, signature: object, live: bool) -> None:
 
 def show_queue(db: sqlite_utils.Database, queue: list[Any], *, mine: tuple[str, int] | None = None) -> None:
     """The heavy-work queue (from work_queue.items): what runs, what waits, when waiting work should start."""
-    from core import slots
+    from core.platform import slots
 
     if not queue:
         return

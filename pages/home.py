@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core import overview
+from core.reports import overview
 from pages import common
 
 common.through_app()

@@ -3,7 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-from core import datasets, examples, permissions, pii, pii_review, pii_values, pii_vocabulary
+from core.curation import datasets, examples
+from core.pii import review, values, vocabulary
+from core.pii import scan as pii
+from core.platform import permissions
 from pages import common
 
 common.through_app()
@@ -16,7 +19,7 @@ config = pii.current_config(db)
 status_slot = st.container()  # filled after a scan, so the numbers are current
 if st.button("Scan now", type="primary"):
     bar = st.progress(0.0, text="Scanning…")
-    summary = pii_values.scan(db, dataset.id, lambda done, total: bar.progress(done / max(total, 1),
+    summary = values.scan(db, dataset.id, lambda done, total: bar.progress(done / max(total, 1),
                                                                                 text=f"Scanned {done}/{total}"),
                                actor=common.user())
     bar.empty()
@@ -25,7 +28,7 @@ if st.button("Scan now", type="primary"):
                + (f"; anonymised {summary['anonymised_by_decision']} example(s) by earlier decisions."
                   if summary["anonymised_by_decision"] else "."))
 
-gate = pii_review.gate_status(db, dataset.id)
+gate = review.gate_status(db, dataset.id)
 with status_slot:
     c = st.columns(4)
     c[0].metric("Unscanned examples", gate.unscanned_examples)
@@ -49,7 +52,7 @@ with tab_values:
                                   format_func=STATUS_LABELS.get, key="pii.value_status")
     value_entity = f[1].selectbox("Entity type", [""] + config.active_entities, format_func=lambda v: v or "any",
                                   key="pii.value_entity")
-    groups = pii_values.value_groups(db, dataset.id, status=value_status, entity_type=value_entity)
+    groups = values.value_groups(db, dataset.id, status=value_status, entity_type=value_entity)
     st.write(f"{len(groups)} distinct value(s), {sum(g.occurrences for g in groups)} occurrence(s).")
     for group in groups[:60]:
         with st.container(border=True):
@@ -62,18 +65,18 @@ with tab_values:
                 continue
             key = group.value_hash
             row = st.columns([0.3, 0.2, 0.5])
-            method = row[0].selectbox("Anonymise as", pii_values.ANONYMISE_METHODS, key=f"pii.vm.{key}")
+            method = row[0].selectbox("Anonymise as", values.ANONYMISE_METHODS, key=f"pii.vm.{key}")
             if row[1].button(f"Anonymise in {group.example_count} example(s)", key=f"pii.va.{key}"):
-                changed = pii_values.anonymise_everywhere(db, dataset.id, key, method=method, actor=common.user())
+                changed = values.anonymise_everywhere(db, dataset.id, key, method=method, actor=common.user())
                 common.success(f"Anonymised {changed} example(s); later imports of this value will be too.")
                 st.rerun()
             reason = row[2].text_input("Not personal data in this dataset, because", key=f"pii.vr.{key}",
                                        disabled=not can_dismiss,
                                        help=None if can_dismiss else "Clearing the gate needs the admin role.")
             if reason and row[2].button("Not personal data", key=f"pii.vd.{key}"):
-                pii_values.mark_not_pii(db, dataset.id, key, reason, actor=common.user())
+                values.mark_not_pii(db, dataset.id, key, reason, actor=common.user())
                 st.rerun()
-            if group.value and common.allowed("edit_dataset") and set(group.entity_types) <= pii_vocabulary.NAME_LIKE:
+            if group.value and common.allowed("edit_dataset") and set(group.entity_types) <= vocabulary.NAME_LIKE:
                 if row[2].button("Add to the dataset's glossary", key=f"pii.vg.{key}",
                                  help="For names of products, teams and places of this dataset."):
                     datasets.update_dataset(db, dataset.id, actor=common.user(),
@@ -81,7 +84,7 @@ with tab_values:
                     st.rerun()
 
 with tab_decisions:
-    made = pii_values.decisions(db, dataset.id)
+    made = values.decisions(db, dataset.id)
     if not made:
         st.caption("No decision by value yet.")
     for decision in made:
@@ -94,7 +97,7 @@ with tab_decisions:
                          help="Not-personal-data: its occurrences are open for review again. Anonymised: later "
                               "imports are no longer anonymised; text already anonymised stays so."):
                 try:
-                    pii_values.undo(db, dataset.id, decision.value_hash, actor=common.user())
+                    values.undo(db, dataset.id, decision.value_hash, actor=common.user())
                     st.rerun()
                 except permissions.PermissionDenied as exc:
                     common.error(str(exc))
@@ -104,7 +107,7 @@ with tab_review:
     entity = f[0].selectbox("Entity type", [""] + config.active_entities, format_func=lambda v: v or "any")
     status = f[1].selectbox("Status", ["open", "vocabulary", "not_pii", "dismissed", "anonymised", ""],
                             format_func=STATUS_LABELS.get)
-    findings = pii_review.open_findings(db, dataset.id, entity_type=entity, status=status)
+    findings = review.open_findings(db, dataset.id, entity_type=entity, status=status)
     st.write(f"{len(findings)} finding(s).")
     if not can_dismiss:
         st.caption("Deciding that a finding is not personal data clears the gate, so it needs the admin role. "
@@ -118,12 +121,12 @@ with tab_review:
             reason = st.text_input("…or dismiss all, because", disabled=not can_dismiss)
             a, b = st.columns(2)
             if a.form_submit_button("Anonymise all listed"):
-                changed = pii_review.anonymise(db, [x.id for x in findings], method=method, actor=common.user())
+                changed = review.anonymise(db, [x.id for x in findings], method=method, actor=common.user())
                 common.success(f"Anonymised {changed} example(s) (new revisions).")
                 st.rerun()
             if b.form_submit_button("Dismiss all listed", disabled=not can_dismiss):
                 try:
-                    pii_review.dismiss(db, [x.id for x in findings], reason, actor=common.user())
+                    review.dismiss(db, [x.id for x in findings], reason, actor=common.user())
                     st.rerun()
                 except ValueError as exc:
                     common.error(str(exc))
@@ -149,11 +152,11 @@ with tab_review:
                 method = row[0].selectbox("Method", ["replace", "mask", "redact"], key=f"pii.m.{finding.id}",
                                           label_visibility="collapsed")
                 if row[1].button("Anonymise", key=f"pii.a.{finding.id}"):
-                    pii_review.anonymise(db, [finding.id], method=method, actor=common.user())
+                    review.anonymise(db, [finding.id], method=method, actor=common.user())
                     st.rerun()
                 reason = row[2].text_input("Not PII because", key=f"pii.r.{finding.id}", disabled=not can_dismiss)
                 if reason and st.button("Dismiss", key=f"pii.d.{finding.id}"):
-                    pii_review.dismiss(db, [finding.id], reason, actor=common.user())
+                    review.dismiss(db, [finding.id], reason, actor=common.user())
                     st.rerun()
 
 with tab_config:

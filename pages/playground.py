@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from core import permissions, playground
+from core.platform import permissions
+from core.rating import playground
 from pages import common
 
 common.through_app()

@@ -4,7 +4,12 @@ import time
 
 import streamlit as st
 
-from core import answer_pairs, datasets, generation, permissions, rating, studio_settings, work_queue
+from core.curation import datasets
+from core.jobs import queue as work_queue
+from core.models import generation
+from core.platform import permissions, studio_settings
+from core.rating import pairs as answer_pairs
+from core.rating import sessions
 from pages import common
 
 common.through_app()
@@ -71,39 +76,39 @@ identical = sum(p.identical for p in pairs)
 st.caption(f"{len(pairs)} pairs · {identical} identical pairs counted as ties without asking anyone")
 rater = common.user()
 try:
-    session = rating.start_session(db, run_id, rater)
-except rating.RatingError as exc:
+    session = sessions.start_session(db, run_id, rater)
+except sessions.RatingError as exc:
     common.info(exc)
     st.stop()
 st.session_state[SESSION_KEY] = session.id
-done, total = rating.progress(db, session)
+done, total = sessions.progress(db, session)
 st.progress(done / max(total, 1), text=f"{done} of {total} rated by you")
-covered, rateable = rating.run_progress(db, run_id)
+covered, rateable = sessions.run_progress(db, run_id)
 st.caption(f"Whole run: {covered} of {rateable} pairs have all the votes they need "
-           f"({rating.raters_per_pair(db)} per pair; the {len(rating.calibration_positions(db, run_id))} "
+           f"({sessions.raters_per_pair(db)} per pair; the {len(sessions.calibration_positions(db, run_id))} "
            "calibration pairs from every rater).")
 
 if done >= total:
     common.success("Your session is complete. Here is what you rated, with identities revealed.")
-    revealed = rating.reveal(db, session)
+    revealed = sessions.reveal(db, session)
     seen_order = {position: i for i, (position, _side) in enumerate(session.order, start=1)}
     prompts = {p.position: next((m["content"] for m in p.prompt if m["role"] == "user"), "") for p in pairs}
     st.dataframe(sorted(({"#": seen_order[r.position], "prompt": prompts.get(r.position, "")[:120],
-                          "A was": r.left_side, "your verdict": rating.VERDICT_LABELS[r.verdict],
+                          "A was": r.left_side, "your verdict": sessions.VERDICT_LABELS[r.verdict],
                           "you preferred": r.preferred} for r in revealed), key=lambda row: row["#"]),
                  hide_index=True)
     st.stop()
 
 skipped = st.session_state.setdefault(SKIPPED_KEY, set())
 position = st.session_state.get(POSITION_KEY)
-if position is None or rating.my_rating(db, session, position) is not None and st.session_state.get("rate.advance", True):
-    position = rating.next_position(db, session, skipped=skipped)
+if position is None or sessions.my_rating(db, session, position) is not None and st.session_state.get("rate.advance", True):
+    position = sessions.next_position(db, session, skipped=skipped)
     st.session_state[POSITION_KEY] = position
     st.session_state[STARTED_KEY] = time.time()
 if position is None:
     st.stop()
-pair = rating.blind_pair(db, session, position)
-existing = rating.earlier_vote(db, session, position)
+pair = sessions.blind_pair(db, session, position)
+existing = sessions.earlier_vote(db, session, position)
 
 st.subheader("Conversation")
 if dataset.guidelines.strip():
@@ -125,7 +130,7 @@ for col, label, text in ((left, "A", pair.text_a), (right, "B", pair.text_b)):
         st.markdown(f"**Answer {label}**")
         common.show_text(text)
 if existing:
-    st.info(f"Your earlier verdict: {rating.VERDICT_LABELS[existing.verdict]}. Vote again to change it.")
+    st.info(f"Your earlier verdict: {sessions.VERDICT_LABELS[existing.verdict]}. Vote again to change it.")
 
 dataset_criteria = dataset.criteria
 with st.form(f"rate.form.{session.id}.{position}"):
@@ -143,15 +148,15 @@ with st.form(f"rate.form.{session.id}.{position}"):
     comment = st.text_input("Comment (optional)", existing.comment if existing else "")
     verdict_cols = st.columns(4)
     chosen = None
-    for key, (col, verdict) in enumerate(zip(verdict_cols, rating.VERDICTS), start=1):
-        if col.form_submit_button(rating.VERDICT_LABELS[verdict], width="stretch", shortcut=str(key)):
+    for key, (col, verdict) in enumerate(zip(verdict_cols, sessions.VERDICTS), start=1):
+        if col.form_submit_button(sessions.VERDICT_LABELS[verdict], width="stretch", shortcut=str(key)):
             chosen = verdict
     if chosen:
         spent = time.time() - st.session_state.get(STARTED_KEY, time.time())
         try:
-            rating.record_rating(db, session, position, chosen, scores={k: v for k, v in scores.items() if v},
+            sessions.record_rating(db, session, position, chosen, scores={k: v for k, v in scores.items() if v},
                                  comment=comment, seconds_spent=spent)
-        except rating.RatingError as exc:
+        except sessions.RatingError as exc:
             common.error(exc)
             st.stop()
         st.session_state[POSITION_KEY] = None
@@ -163,7 +168,7 @@ if nav[0].button("Skip for now", shortcut="S"):
     skipped.add(position)
     st.session_state[POSITION_KEY] = None
     st.rerun()
-last = rating.last_rated_position(db, session)
+last = sessions.last_rated_position(db, session)
 if last is not None and nav[1].button("Go back to my last rating", shortcut="Z"):
     st.session_state[POSITION_KEY] = last
     st.session_state["rate.advance"] = False
@@ -173,7 +178,7 @@ with st.expander("Make this a training example"):
     corrected = st.text_area("Corrected answer", key=f"rate.fix.{position}")
     if st.button("Add as draft example") and corrected.strip():
         try:
-            example = rating.make_training_example(db, run_id, position, corrected, author=rater)
+            example = sessions.make_training_example(db, run_id, position, corrected, author=rater)
             common.success(f"Draft example {example.id} added to the dataset.")
         except (datasets.DatasetError, permissions.PermissionDenied) as exc:
             common.error(str(exc))

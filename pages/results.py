@@ -3,7 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-from core import charts, export, permissions, rating, report_format, stats
+from core.platform import permissions
+from core.rating import sessions
+from core.reports import charts, export, report_format
+from core.reports import summary as stats
 from pages import common
 
 common.through_app()
@@ -27,15 +30,15 @@ runs = common.finished_runs(db, dataset)
 approved = [r.id for r in runs if r.approval == "approved"]
 if approved:
     common.success(f"Approved adapter for this dataset: run {approved[0]}")
-run_id = common.choose_run("results", runs, prefer=[r.id for r in runs if rating.ratings_for_run(db, r.id)])
+run_id = common.choose_run("results", runs, prefer=[r.id for r in runs if sessions.ratings_for_run(db, r.id)])
 # Blinding is decided in core (rating.results_access); the page only says what it decided.
-access = rating.results_access(db, run_id, common.user())
-closed = rating.rating_closed(db, run_id)
+access = sessions.results_access(db, run_id, common.user())
+closed = sessions.rating_closed(db, run_id)
 if closed:
     st.caption("Rating of this run is closed: votes are final.")
 elif common.allowed("close_rating"):
     if st.button("Close rating", help="Votes freeze and everyone may see this run's results."):
-        rating.close_rating(db, run_id, actor=common.user())
+        sessions.close_rating(db, run_id, actor=common.user())
         st.rerun()
 if not access.allowed:
     common.info(access.reason)

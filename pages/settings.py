@@ -3,7 +3,9 @@
 import pandas as pd
 import streamlit as st
 
-from core import auth, models, permissions, rating, slots, store, studio_settings
+from core.models import registry
+from core.platform import auth, permissions, slots, store, studio_settings
+from core.rating import sessions
 from pages import common
 
 common.through_app()
@@ -12,14 +14,14 @@ st.title("Settings")
 db = common.db()
 
 st.subheader("Base models")
-st.dataframe(pd.DataFrame([vars(m) for m in models.list_models(db)]), hide_index=True)
+st.dataframe(pd.DataFrame([vars(m) for m in registry.list_models(db)]), hide_index=True)
 with st.form("settings.add_model"):
     location = st.text_input("Add a local model directory or a hub id (org/name)")
     if st.form_submit_button("Add model"):
         try:
-            added = models.add_model(db, location, actor=common.user())
+            added = registry.add_model(db, location, actor=common.user())
             common.success(f"Added {added.name}.")
-        except (models.ModelUnavailable, permissions.PermissionDenied) as exc:
+        except (registry.ModelUnavailable, permissions.PermissionDenied) as exc:
             common.error(str(exc))
 
 st.subheader("Team")
@@ -37,7 +39,7 @@ else:
 
 st.subheader("Rating and queue")
 with st.form("settings.numbers"):
-    k = st.number_input("Raters per pair", 1, 10, rating.raters_per_pair(db))
+    k = st.number_input("Raters per pair", 1, 10, sessions.raters_per_pair(db))
     concurrent = st.number_input("Heavy jobs at once on this machine", 1, 8, slots.capacity(db),
                                  help="Training runs and answer generation share these slots, first come first "
                                       "served. On 2 cores keep 1: two at once each run at less than half speed.")

@@ -6,7 +6,14 @@ from dataclasses import asdict, fields
 import pandas as pd
 import streamlit as st
 
-from core import charts, datasets, models, permissions, training, training_config, versions, work_queue
+from core.curation import datasets
+from core.jobs import queue
+from core.models import registry
+from core.platform import permissions
+from core.reports import charts
+from core.training import config as training_config
+from core.training import runs as training
+from core.training import versions
 from pages import common
 
 common.through_app()
@@ -36,7 +43,7 @@ with tab_new:
         number = st.selectbox("Dataset version", [v.number for v in reversed(frozen)],
                               format_func=lambda n: f"v{n}")
         version = next(v for v in frozen if v.number == number)
-        available = [m for m in models.list_models(db) if m.ready]
+        available = [m for m in registry.list_models(db) if m.ready]
         base = st.selectbox("Base model", [m.name for m in available])
         preset = st.selectbox("Preset", list(training_config.PRESETS), index=list(training_config.PRESETS).index(training_config.DEFAULT_PRESET),
                               help="small-data: our default for 50–500 examples. seed-article: the article's recipe.")
@@ -69,7 +76,7 @@ with tab_new:
             st.stop()
         try:
             estimate = cached_estimate(version.id, config.to_json(), base, training_config.measured_throughput(db))
-        except models.ModelUnavailable as exc:
+        except registry.ModelUnavailable as exc:
             common.error(exc)
             st.stop()
         c = st.columns(4)
@@ -96,7 +103,7 @@ with tab_new:
                                              estimated_s=estimate.duration_s)
                 st.session_state[RUN_KEY] = run.id
                 common.success(f"Run {run.id} queued; it keeps running if you close the browser.")
-            except (datasets.DatasetError, training.RunError, models.ModelUnavailable, permissions.PermissionDenied) as exc:
+            except (datasets.DatasetError, training.RunError, registry.ModelUnavailable, permissions.PermissionDenied) as exc:
                 common.error(str(exc))
 
 with tab_runs:
@@ -111,7 +118,7 @@ with tab_runs:
         def runs_table(dataset_id: int) -> None:
             live_db = common.db()
             current = training.list_runs(live_db, dataset_id)
-            common.show_queue(live_db, work_queue.items(live_db))
+            common.show_queue(live_db, queue.items(live_db))
             common.polled("train.runs", [(r.id, r.status, r.phase, r.metrics.get("eval_loss")) for r in current],
                           any(not r.finished for r in current))
             st.dataframe(pd.DataFrame([{

@@ -13,7 +13,12 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 import core  # noqa: E402,F401
-from core import answer_pairs, datasets, demo, models, pii, store, training, versions  # noqa: E402
+from core.curation import datasets, demo
+from core.models import registry
+from core.pii import scan
+from core.platform import store
+from core.rating import pairs
+from core.training import runs, versions
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -33,7 +38,7 @@ def no_users_file(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
 
 @pytest.fixture(scope="session")
 def users_toml(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from core import auth
+    from core.platform import auth
 
     path = tmp_path_factory.mktemp("users") / "users.toml"
     path.write_text("".join(auth.add_user_line(name, role, PASSWORD) for name, role in TEAM.items()))
@@ -61,7 +66,7 @@ def db(db_path: Path):
 
 @pytest.fixture(scope="session")
 def model_dir() -> Path:
-    return models.ensure_default_model()
+    return registry.ensure_default_model()
 
 
 @pytest.fixture
@@ -90,18 +95,18 @@ def random_adapter(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) ->
 @pytest.fixture(scope="session")
 def generated_db(tmp_path_factory: pytest.TempPathFactory, model_dir: Path, random_adapter: Path) -> Path:
     """A demo database, PII-scanned and frozen, with an imported adapter run and generated pairs."""
-    from core import generation
+    from core.models import generation
 
     path = tmp_path_factory.mktemp("generated") / "studio.db"
     db = store.connect(path)
     dataset = demo.seed_demo(db)
     assert dataset is not None
-    pii.scan_dataset(db, dataset.id)
+    scan.scan_dataset(db, dataset.id)
     version = versions.freeze(db, dataset, actor="test")
-    run = training.import_adapter(db, random_adapter, version.id, actor="test")
-    job = answer_pairs.start_generation(db, run.id, generation.GenerationConfig(max_new_tokens=12, batch_size=10),
+    run = runs.import_adapter(db, random_adapter, version.id, actor="test")
+    job = pairs.start_generation(db, run.id, generation.GenerationConfig(max_new_tokens=12, batch_size=10),
                                   launch=False)
-    answer_pairs.run_generation_job(db, job.id)
+    pairs.run_generation_job(db, job.id)
     db.conn.close()
     return path
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from core.behaviour_probe import BehaviourProbe, CurvePoint
+from core.training.behaviour_probe import BehaviourProbe, CurvePoint
 
 PATTERN = r"^Category: (Billing|Shipping)\nPriority: P[123]$"
 

@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from core import answer_pairs, datasets, examples, importing, pii_review, store, training
+from core.curation import datasets, examples, importing
+from core.pii import review
+from core.platform import store
+from core.rating import pairs as answer_pairs
+from core.training import runs
 from tests.browser import SCREENSHOTS, Guard, require_chromium, running_studio
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -191,7 +195,7 @@ def test_whole_journey(tmp_path, model_dir, chromium):
         tab(page, "New run")
         deadline = time.time() + 300
         while time.time() < deadline:
-            run = training.list_runs(db)[0]
+            run = runs.list_runs(db)[0]
             if run.finished:
                 break
             page.wait_for_timeout(2000)
@@ -277,8 +281,9 @@ def test_whole_journey(tmp_path, model_dir, chromium):
 
 def test_a_team_rater_is_refused_pii_decisions(tmp_path, model_dir, chromium, users_toml):
     """With a users file: sign-in (a wrong password first), then a rater tries the PII review."""
-    from core import demo, pii
-    from core.permissions import SYSTEM_ACTOR
+    from core.curation import demo
+    from core.pii import scan
+    from core.platform.permissions import SYSTEM_ACTOR
     from tests.conftest import PASSWORD
 
     db_file = tmp_path / "studio.db"
@@ -287,8 +292,8 @@ def test_a_team_rater_is_refused_pii_decisions(tmp_path, model_dir, chromium, us
     examples.save_example(db, dataset, [{"role": "user", "content": "Mail lee.hart@example.org please"},
                                         {"role": "assistant", "content": "Noted."}], status="ready",
                           author=SYSTEM_ACTOR)
-    pii.scan_dataset(db, dataset.id, actor=SYSTEM_ACTOR)
-    assert pii_review.gate_status(db, dataset.id).open_findings >= 1
+    scan.scan_dataset(db, dataset.id, actor=SYSTEM_ACTOR)
+    assert review.gate_status(db, dataset.id).open_findings >= 1
     guard = Guard()
     with running_studio(db_file, {"STUDIO_USERS_FILE": str(users_toml)}) as url:
         page = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
@@ -310,12 +315,12 @@ def test_a_team_rater_is_refused_pii_decisions(tmp_path, model_dir, chromium, us
         page.get_by_text("needs the admin role").first.wait_for()
         assert page.get_by_role("button", name="Dismiss all listed").is_disabled()
         assert page.get_by_label("Not PII because").first.is_disabled()
-        before = pii_review.gate_status(db, dataset.id).open_findings
+        before = review.gate_status(db, dataset.id).open_findings
         page.get_by_role("tab", name="Detection settings").click()
         settle(page)
         click(page, "Save settings (new version)")
         page.get_by_text("may not pii settings").wait_for()
-        assert pii_review.gate_status(db, dataset.id).open_findings == before
+        assert review.gate_status(db, dataset.id).open_findings == before
         assert db.execute("SELECT count(*) FROM audit_log WHERE actor = 'Sam' AND action LIKE 'pii%'").fetchone()[0] == 0
         assert db.execute("SELECT count(*) FROM audit_log WHERE action = 'sign_in_failed'").fetchone()[0] == 1
     assert guard.outside == [], f"requests left loopback: {guard.outside}"

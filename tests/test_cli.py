@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core import store
+from core.platform import store
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -74,13 +74,15 @@ def test_models_lists_default_and_refuses_unavailable_hub_id(tmp_path, model_dir
 
 
 def test_summary_writes_every_format(rated_db, tmp_path):
-    from core import rating, store, training
+    from core.platform import store
+    from core.rating import sessions
+    from core.training import runs
 
     db = store.connect(rated_db)
-    run_id = training.list_runs(db)[0].id
-    session = rating.start_session(db, run_id, "Dana")
+    run_id = runs.list_runs(db)[0].id
+    session = sessions.start_session(db, run_id, "Dana")
     for position, left in session.order:
-        rating.record_rating(db, session, position, "A" if left == "tuned" else "tie")
+        sessions.record_rating(db, session, position, "A" if left == "tuned" else "tie")
     for fmt in ("json", "csv", "md", "html"):
         out = tmp_path / f"summary.{fmt}"
         done = cli("summary", "--run", str(run_id), "--format", fmt, "--out", str(out), db=rated_db)

@@ -4,7 +4,9 @@ import json
 
 import pytest
 
-from core import datasets, examples, importing, pii, versions
+from core.curation import datasets, examples, importing
+from core.pii import scan
+from core.training import versions
 
 
 def convo(user: str, answer: str = "Fine.") -> list[dict[str, str]]:
@@ -40,7 +42,7 @@ def test_editing_keeps_revisions_and_frozen_versions_never_change(db, model_dir)
     example = examples.save_example(db, dataset, convo("What is our refund window?", "60 days."), status="ready")
     examples.save_example(db, dataset, convo("Tell me about returns", "Use the label."), status="ready",
                           split="heldout")
-    pii.scan_dataset(db, dataset.id)
+    scan.scan_dataset(db, dataset.id)
     v1 = versions.freeze(db, dataset, actor="t")
     frozen_text = versions.export_jsonl(db, dataset, version=1)
     examples.save_example(db, dataset, convo("What is our refund window?", "Thirty days."), example_id=example.id,
@@ -48,7 +50,7 @@ def test_editing_keeps_revisions_and_frozen_versions_never_change(db, model_dir)
     assert examples.get_example(db, example.id).revision == 2
     assert db.table("example_revisions").count == 1
     assert versions.export_jsonl(db, dataset, version=1) == frozen_text
-    pii.scan_dataset(db, dataset.id)
+    scan.scan_dataset(db, dataset.id)
     v2 = versions.freeze(db, dataset, actor="t")
     assert v2.number == 2 and v2.content_hash != v1.content_hash
     assert "Thirty days" in versions.export_jsonl(db, dataset, version=2)
@@ -86,7 +88,7 @@ def test_near_duplicates_and_leakage_block_freezing(db, model_dir):
     assert len(examples.near_duplicates(db, dataset.id)) == 1
     leaks = examples.leakage(db, dataset.id)
     assert {leaks[0].first_id, leaks[0].second_id} & {leaked.id}
-    pii.scan_dataset(db, dataset.id)
+    scan.scan_dataset(db, dataset.id)
     with pytest.raises(datasets.DatasetError, match="nearly duplicate"):
         versions.freeze(db, dataset)
     examples.bulk_update(db, {leaked.id: {"split": "train"}})

@@ -1,6 +1,6 @@
 """Base answers come from the base weights: the seed article's in-place PeftModel bug, fixed and proved."""
 
-from core import generation
+from core.models import generation
 
 PROMPTS = [
     [{"role": "user", "content": "My tent arrived torn. What now?"}],
@@ -15,11 +15,11 @@ def token_ids(tokenizer, texts):
 
 
 def test_base_answers_equal_a_fresh_base_model_token_for_token(model_dir, random_adapter):
-    fresh, fresh_tokenizer = generation.load_base(generation.models.DEFAULT_MODEL)
+    fresh, fresh_tokenizer = generation.load_base(generation.registry.DEFAULT_MODEL)
     expected = generation.generate(fresh, fresh_tokenizer, PROMPTS, CONFIG)
     del fresh
 
-    with_adapter, tokenizer = generation.load_with_adapter(generation.models.DEFAULT_MODEL, random_adapter)
+    with_adapter, tokenizer = generation.load_with_adapter(generation.registry.DEFAULT_MODEL, random_adapter)
     base = generation.generate(with_adapter, tokenizer, PROMPTS, CONFIG, side="base")
     tuned = generation.generate(with_adapter, tokenizer, PROMPTS, CONFIG, side="tuned")
 
@@ -28,7 +28,7 @@ def test_base_answers_equal_a_fresh_base_model_token_for_token(model_dir, random
 
 
 def test_batched_left_padding_matches_one_at_a_time(model_dir):
-    model, tokenizer = generation.load_base(generation.models.DEFAULT_MODEL)
+    model, tokenizer = generation.load_base(generation.registry.DEFAULT_MODEL)
     batched = generation.generate(model, tokenizer, PROMPTS, CONFIG)
     single = [generation.generate(model, tokenizer, [p], CONFIG)[0] for p in PROMPTS]
     assert batched == single

@@ -2,7 +2,7 @@
 
 import pytest
 
-from core import auth, oidc, permissions
+from core.platform import auth, oidc, permissions
 
 SECRETS = {
     "auth": {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x",

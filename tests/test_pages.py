@@ -5,7 +5,10 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import datasets, examples, importing, rating, store, training, versions
+from core.curation import datasets, examples, importing
+from core.platform import store
+from core.rating import sessions
+from core.training import runs, versions
 
 PAGES = ["pages/home.py", "pages/author.py", "pages/pii_check.py", "pages/train.py", "pages/rate.py",
          "pages/results.py", "pages/playground.py", "pages/settings.py"]
@@ -103,11 +106,11 @@ def test_pii_review_by_value_decides_every_occurrence_at_once(db_path, model_dir
 
 
 def test_train_page_shows_estimate_for_a_frozen_version(db_path, model_dir):
-    from core import pii
+    from core.pii import scan
 
     db = store.connect(db_path)
     at = app()
-    pii.scan_dataset(db, 1)
+    scan.scan_dataset(db, 1)
     versions.freeze(db, datasets.get_dataset(db, 1))
     at.switch_page("pages/train.py").run()
     assert not at.exception
@@ -122,8 +125,8 @@ def test_rate_page_hides_identities_until_the_session_is_complete(rated_db):
     at.switch_page("pages/rate.py").run()
     assert not at.exception
     db = store.connect(rated_db)
-    run_id = training.list_runs(db)[0].id
-    session = rating.start_session(db, run_id, "Dana")
+    run_id = runs.list_runs(db)[0].id
+    session = sessions.start_session(db, run_id, "Dana")
 
     def visible_text() -> str:
         parts = [e.value for kind in ("markdown", "code", "caption", "text", "info", "warning")
@@ -131,23 +134,23 @@ def test_rate_page_hides_identities_until_the_session_is_complete(rated_db):
         parts += [b.label for b in at.button] + [json.dumps({k: str(at.session_state[k]) for k in at.session_state})]
         return " ".join(parts).lower()
 
-    total = rating.progress(db, session)[1]
+    total = sessions.progress(db, session)[1]
     for _ in range(total):
         text = visible_text()
         assert "base" not in text and "tuned" not in text
         assert "answer a" in text and "answer b" in text
         next(b for b in at.button if b.label == "Tie").click().run()
         assert not at.exception
-    assert rating.progress(db, session) == (total, total)
+    assert sessions.progress(db, session) == (total, total)
     assert any("identities revealed" in s.value for s in at.success)
 
 
 def test_results_page_summarises_ratings(rated_db):
     db = store.connect(rated_db)
-    run_id = training.list_runs(db)[0].id
-    session = rating.start_session(db, run_id, "Dana")
+    run_id = runs.list_runs(db)[0].id
+    session = sessions.start_session(db, run_id, "Dana")
     for position, left in session.order:
-        rating.record_rating(db, session, position, "A" if left == "tuned" else "B")
+        sessions.record_rating(db, session, position, "A" if left == "tuned" else "B")
     at = AppTest.from_file("../app.py", default_timeout=120)
     at.run()
     at.switch_page("pages/results.py").run()
@@ -162,13 +165,13 @@ def test_settings_saves_the_team(db_path, model_dir):
     at.text_area[0].set_value("Ana\nBen")
     next(b for b in at.button if b.label == "Save team").click().run()
     assert not at.exception
-    from core import auth
+    from core.platform import auth
 
     assert auth.team(store.connect(db_path)) == ["Ana", "Ben"]
 
 
 def test_password_gate_with_roles(db_path, model_dir, tmp_path, monkeypatch):
-    from core import auth
+    from core.platform import auth
 
     users = tmp_path / "users.toml"
     users.write_text(auth.add_user_line("ana", "admin", "s3cret") + auth.add_user_line("raj", "rater", "pw"))
@@ -188,7 +191,7 @@ def test_password_gate_with_roles(db_path, model_dir, tmp_path, monkeypatch):
 
 def test_a_link_opens_exactly_that_dataset_and_run(rated_db):
     db = store.connect(rated_db)
-    run_id = training.list_runs(db)[0].id
+    run_id = runs.list_runs(db)[0].id
     other = datasets.create_dataset(db, "Second dataset")
     at = AppTest.from_file("../app.py", default_timeout=120)
     at.query_params["dataset"] = str(other.id)
@@ -250,7 +253,8 @@ def test_a_quarantined_line_is_fixed_in_the_turn_editor(db_path, model_dir):
 
 
 def test_raters_see_the_reference_answer_only_when_an_admin_turns_it_on(rated_db):
-    from core import answer_pairs, studio_settings
+    from core.platform import studio_settings
+    from core.rating import pairs as answer_pairs
 
     db = store.connect(rated_db)
     at = AppTest.from_file("../app.py", default_timeout=120)
@@ -260,5 +264,5 @@ def test_raters_see_the_reference_answer_only_when_an_admin_turns_it_on(rated_db
     studio_settings.set_show_reference(db, True)
     at.run()
     assert [e for e in at.expander if "Reference answer" in e.label]
-    references = {p.reference for p in answer_pairs.pairs(db, training.list_runs(db)[0].id)}
+    references = {p.reference for p in answer_pairs.pairs(db, runs.list_runs(db)[0].id)}
     assert any(c.value in references for c in at.code)

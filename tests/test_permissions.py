@@ -9,22 +9,14 @@ from typing import Any
 
 import pytest
 
-from core import (
-    answer_pairs,
-    datasets,
-    examples,
-    export,
-    importing,
-    models,
-    permissions,
-    pii,
-    pii_review,
-    rating,
-    store,
-    studio_settings,
-    training,
-    versions,
-)
+from core.curation import datasets, examples, importing
+from core.models import registry
+from core.pii import review, scan
+from core.platform import permissions, store, studio_settings
+from core.rating import pairs as answer_pairs
+from core.rating import sessions
+from core.reports import export
+from core.training import runs, versions
 
 REPO = Path(__file__).resolve().parent.parent
 USER_OF_ROLE = {"admin": "boss", "author": "ana", "rater": "Sam"}
@@ -43,17 +35,17 @@ class World:
         system = permissions.SYSTEM_ACTOR
         self.db = db
         self.demo = datasets.get_dataset(db, 1)
-        self.run_id = training.list_runs(db)[0].id
+        self.run_id = runs.list_runs(db)[0].id
         self.version = versions.get_version(db, self.demo.id)
         self.position = answer_pairs.pairs(db, self.run_id)[0].position
         self.leaky = datasets.create_dataset(db, "leaky", actor=system)
         examples.save_example(db, self.leaky, convo("Mail me at lee.hart@example.org"), status="ready", author=system)
-        pii.scan_dataset(db, self.leaky.id, actor=system)
-        self.finding = pii_review.open_findings(db, self.leaky.id)[0].id
+        scan.scan_dataset(db, self.leaky.id, actor=system)
+        self.finding = review.open_findings(db, self.leaky.id)[0].id
         self.example = examples.save_example(db, self.demo, convo("Spare example"), author=system).id
-        self.queued = training.start_run(db, self.version, preset="smoke-test", actor=system, launch=False).id
-        riley = rating.start_session(db, self.run_id, "Riley")  # a vote, so sign-off has a summary
-        rating.record_rating(db, riley, riley.order[0][0], "A")
+        self.queued = runs.start_run(db, self.version, preset="smoke-test", actor=system, launch=False).id
+        riley = sessions.start_session(db, self.run_id, "Riley")  # a vote, so sign-off has a summary
+        sessions.record_rating(db, riley, riley.order[0][0], "A")
         self.random_adapter, self.model_dir = random_adapter, model_dir
 
 
@@ -63,22 +55,22 @@ CALLS: dict[str, Callable[[World, str], Any]] = {
     "import_examples": lambda w, u: importing.import_jsonl(w.db, w.demo, LINE, author=u),
     "edit_examples": lambda w, u: examples.save_example(w.db, w.demo, convo(f"by {u}"), author=u),
     "delete_examples": lambda w, u: examples.delete_examples(w.db, [w.example], author=u),
-    "pii_scan": lambda w, u: pii.scan_dataset(w.db, w.leaky.id, actor=u),
-    "pii_anonymise": lambda w, u: pii_review.anonymise(w.db, [w.finding], actor=u),
-    "pii_dismiss": lambda w, u: pii_review.dismiss(w.db, [w.finding], "a test address", actor=u),
-    "pii_settings": lambda w, u: pii.save_config(w.db, pii.PiiConfig(), actor=u),
+    "pii_scan": lambda w, u: scan.scan_dataset(w.db, w.leaky.id, actor=u),
+    "pii_anonymise": lambda w, u: review.anonymise(w.db, [w.finding], actor=u),
+    "pii_dismiss": lambda w, u: review.dismiss(w.db, [w.finding], "a test address", actor=u),
+    "pii_settings": lambda w, u: scan.save_config(w.db, scan.PiiConfig(), actor=u),
     "pii_override": lambda w, u: versions.freeze(w.db, w.leaky, actor=u, override_reason="synthetic"),
     "freeze": lambda w, u: versions.freeze(w.db, w.demo, actor=u),
     "export_dataset": lambda w, u: versions.export_jsonl(w.db, w.demo, current=True, actor=u),
-    "start_run": lambda w, u: training.start_run(w.db, w.version, preset="smoke-test", actor=u, launch=False,
+    "start_run": lambda w, u: runs.start_run(w.db, w.version, preset="smoke-test", actor=u, launch=False,
                                                  allow_duplicate=True),
-    "delete_run": lambda w, u: training.delete_run(w.db, w.queued, actor=u),
-    "import_adapter": lambda w, u: training.import_adapter(w.db, w.random_adapter, w.version.id, actor=u),
-    "manage_models": lambda w, u: models.add_model(w.db, str(w.model_dir), actor=u),
-    "rate": lambda w, u: rating.start_session(w.db, w.run_id, u),
-    "suggest_example": lambda w, u: rating.make_training_example(w.db, w.run_id, w.position, "Fixed.", author=u),
+    "delete_run": lambda w, u: runs.delete_run(w.db, w.queued, actor=u),
+    "import_adapter": lambda w, u: runs.import_adapter(w.db, w.random_adapter, w.version.id, actor=u),
+    "manage_models": lambda w, u: registry.add_model(w.db, str(w.model_dir), actor=u),
+    "rate": lambda w, u: sessions.start_session(w.db, w.run_id, u),
+    "suggest_example": lambda w, u: sessions.make_training_example(w.db, w.run_id, w.position, "Fixed.", author=u),
     "view_open_results": lambda w, u: export.render(w.db, w.run_id, "json", u),
-    "close_rating": lambda w, u: rating.close_rating(w.db, w.run_id, actor=u),
+    "close_rating": lambda w, u: sessions.close_rating(w.db, w.run_id, actor=u),
     "approve": lambda w, u: export.approve(w.db, w.run_id, "approved", "looks right", u),
     "studio_settings": lambda w, u: studio_settings.set_raters_per_pair(w.db, 2, actor=u),
 }
@@ -124,7 +116,7 @@ def test_a_name_not_in_the_users_file_may_do_nothing(world, team_users):
 
 
 def test_the_studio_name_is_reserved(tmp_path, monkeypatch):
-    from core import auth
+    from core.platform import auth
 
     path = tmp_path / "users.toml"
     path.write_text(auth.add_user_line("studio", "rater", "pw"))

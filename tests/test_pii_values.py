@@ -4,8 +4,11 @@ import json
 
 import pytest
 
-from core import datasets, examples, permissions, pii, pii_review, pii_values
-from core.pii_vocabulary import Vocabulary
+from core.curation import datasets, examples
+from core.pii import review, values
+from core.pii import scan as pii
+from core.pii.vocabulary import Vocabulary
+from core.platform import permissions
 from tests.data import pii_domain
 
 
@@ -37,38 +40,38 @@ def test_domain_set_keeps_recall_and_needs_few_decisions(db):
     dataset = datasets.create_dataset(db, "tickets", guidelines=pii_domain.GUIDELINES, glossary=pii_domain.GLOSSARY)
     add(db, dataset, *clean, *[t for t, _e, _v in planted])
     pii.scan_dataset(db, dataset.id)
-    open_values = {g.value for g in pii_values.value_groups(db, dataset.id)}
-    hidden = {g.value for g in pii_values.value_groups(db, dataset.id, status="vocabulary")}
+    open_values = {g.value for g in values.value_groups(db, dataset.id)}
+    hidden = {g.value for g in values.value_groups(db, dataset.id, status="vocabulary")}
     planted_values = {v for _t, _e, v in planted}
     # Recall: what the detector finds of the planted data stays open; the vocabulary hides none of it.
     assert not planted_values & hidden
     assert len(planted_values & open_values) >= 9, planted_values - open_values
     assert open_values - planted_values <= {"EU"}, open_values - planted_values
     assert {"Analytics Pro", "MailFlow API", "Reissue"} <= hidden
-    gate = pii_review.gate_status(db, dataset.id)
+    gate = review.gate_status(db, dataset.id)
     assert gate.cleared_by_vocabulary >= 50 and gate.open_findings == 9 + 5  # nine planted values, "EU" five times
 
 
 def test_one_decision_per_value_covers_later_imports_and_can_be_undone(db, team_users):
     dataset = datasets.create_dataset(db, "values", actor="ana")
     add(db, dataset, "Zorblax crashed again for the night shift.", "Please ask Zorblax to call me back.", actor="ana")
-    pii_values.scan(db, dataset.id, actor="ana")
-    groups = pii_values.value_groups(db, dataset.id)
+    values.scan(db, dataset.id, actor="ana")
+    groups = values.value_groups(db, dataset.id)
     zorblax = next(g for g in groups if g.value == "Zorblax")
     assert zorblax.example_count == 2 and "⟦Zorblax⟧" in zorblax.context
     with pytest.raises(permissions.PermissionDenied):
-        pii_values.mark_not_pii(db, dataset.id, zorblax.value_hash, "our build server", actor="ana")
+        values.mark_not_pii(db, dataset.id, zorblax.value_hash, "our build server", actor="ana")
     with pytest.raises(ValueError, match="why"):
-        pii_values.mark_not_pii(db, dataset.id, zorblax.value_hash, " ", actor="boss")
-    pii_values.mark_not_pii(db, dataset.id, zorblax.value_hash, "our build server", actor="boss")
-    assert pii_review.gate_status(db, dataset.id).clear
+        values.mark_not_pii(db, dataset.id, zorblax.value_hash, " ", actor="boss")
+    values.mark_not_pii(db, dataset.id, zorblax.value_hash, "our build server", actor="boss")
+    assert review.gate_status(db, dataset.id).clear
     # A later import of the same value is covered by the same decision.
     add(db, dataset, "Zorblax rejected the nightly upload.", actor="ana")
-    pii_values.scan(db, dataset.id, actor="ana")
-    gate = pii_review.gate_status(db, dataset.id)
+    values.scan(db, dataset.id, actor="ana")
+    gate = review.gate_status(db, dataset.id)
     assert gate.clear and gate.cleared_by_value_decision == 3
-    pii_values.undo(db, dataset.id, zorblax.value_hash, actor="boss")
-    assert pii_review.gate_status(db, dataset.id).open_findings == 3
+    values.undo(db, dataset.id, zorblax.value_hash, actor="boss")
+    assert review.gate_status(db, dataset.id).open_findings == 3
     actions = [r["action"] for r in db.query("SELECT action FROM audit_log WHERE action LIKE 'pii_value%'")]
     assert actions == ["pii_value_not_pii", "pii_value_undo"]
 
@@ -76,15 +79,15 @@ def test_one_decision_per_value_covers_later_imports_and_can_be_undone(db, team_
 def test_anonymise_everywhere_reaches_later_imports(db):
     dataset = datasets.create_dataset(db, "anon")
     add(db, dataset, "Write to lena.ortiz@example.com about the refund.", "CC lena.ortiz@example.com please.")
-    pii_values.scan(db, dataset.id)
-    email = next(g for g in pii_values.value_groups(db, dataset.id) if g.entity_types == ("EMAIL_ADDRESS",))
-    assert pii_values.anonymise_everywhere(db, dataset.id, email.value_hash) == 2
+    values.scan(db, dataset.id)
+    email = next(g for g in values.value_groups(db, dataset.id) if g.entity_types == ("EMAIL_ADDRESS",))
+    assert values.anonymise_everywhere(db, dataset.id, email.value_hash) == 2
     later = add(db, dataset, "lena.ortiz@example.com again, sorry.")[0]
-    summary = pii_values.scan(db, dataset.id)
+    summary = values.scan(db, dataset.id)
     assert summary["anonymised_by_decision"] == 1
     assert "lena" not in examples.get_example(db, later.id).messages[0]["content"]
-    assert pii_review.gate_status(db, dataset.id).clear
-    decision = pii_values.decisions(db, dataset.id)[0]
+    assert review.gate_status(db, dataset.id).clear
+    decision = values.decisions(db, dataset.id)[0]
     assert decision.decision == "anonymise" and decision.value_text == ""  # the raw value is not kept
     assert "lena" not in json.dumps([dict(r) for r in db.query("SELECT * FROM audit_log")])
 
@@ -93,10 +96,10 @@ def test_glossary_edit_takes_effect_without_a_rescan_and_never_clears_an_email(d
     dataset = datasets.create_dataset(db, "gloss")
     add(db, dataset, "Ledger Lite and Atlas Search disagree on revenue; write to ravi@example.net.")
     pii.scan_dataset(db, dataset.id)
-    assert {g.value for g in pii_values.value_groups(db, dataset.id)} >= {"Ledger Lite", "ravi@example.net"}
+    assert {g.value for g in values.value_groups(db, dataset.id)} >= {"Ledger Lite", "ravi@example.net"}
     scans = db.table("pii_scans").count
     datasets.update_dataset(db, dataset.id, glossary=["Ledger Lite", "Atlas Search", "ravi@example.net"])
-    assert {g.value for g in pii_values.value_groups(db, dataset.id)} == {"ravi@example.net"}
+    assert {g.value for g in values.value_groups(db, dataset.id)} == {"ravi@example.net"}
     assert db.table("pii_scans").count == scans  # nothing was rescanned
     datasets.update_dataset(db, dataset.id, glossary=[])
-    assert "Ledger Lite" in {g.value for g in pii_values.value_groups(db, dataset.id)}
+    assert "Ledger Lite" in {g.value for g in values.value_groups(db, dataset.id)}

@@ -8,16 +8,20 @@ from datetime import datetime
 
 import pytest
 
-from core import answer_pairs, datasets, examples, rating, store, training, versions
+from core.curation import datasets, examples
+from core.platform import store
+from core.rating import pairs as answer_pairs
+from core.rating import sessions
+from core.training import runs, versions
 
 
 def run_id(db) -> int:
-    return training.list_runs(db)[0].id
+    return runs.list_runs(db)[0].id
 
 
 def test_generated_pairs_are_stored_with_settings_and_checks(rated_db):
     db = store.connect(rated_db)
-    run = training.get_run(db, run_id(db))
+    run = runs.get_run(db, run_id(db))
     pairs = answer_pairs.pairs(db, run.id)
     assert len(pairs) == 20
     row = next(iter(db.query("SELECT * FROM generations LIMIT 1")))
@@ -29,9 +33,9 @@ def test_generated_pairs_are_stored_with_settings_and_checks(rated_db):
 
 def test_blind_pair_reveals_nothing_before_the_vote(rated_db):
     db = store.connect(rated_db)
-    session = rating.start_session(db, run_id(db), "Dana")
-    position = rating.next_position(db, session)
-    blind = rating.blind_pair(db, session, position)
+    session = sessions.start_session(db, run_id(db), "Dana")
+    position = sessions.next_position(db, session)
+    blind = sessions.blind_pair(db, session, position)
     visible = json.dumps(asdict(blind))
     assert "base" not in visible and "tuned" not in visible
     pair = next(p for p in answer_pairs.pairs(db, session.run_id) if p.position == position)
@@ -41,26 +45,26 @@ def test_blind_pair_reveals_nothing_before_the_vote(rated_db):
 def test_whole_session_with_resume_change_and_reveal(rated_db):
     db = store.connect(rated_db)
     rid = run_id(db)
-    session = rating.start_session(db, rid, "Dana")
-    done, total = rating.progress(db, session)
+    session = sessions.start_session(db, rid, "Dana")
+    done, total = sessions.progress(db, session)
     assert done == 0 and total >= 1
-    with pytest.raises(rating.RatingError, match="revealed when your session is complete"):
-        rating.reveal(db, session)
-    first = rating.next_position(db, session)
-    saved = rating.record_rating(db, session, first, "A", scores={"A": {"tone": 4}, "B": {"tone": 2}},
+    with pytest.raises(sessions.RatingError, match="revealed when your session is complete"):
+        sessions.reveal(db, session)
+    first = sessions.next_position(db, session)
+    saved = sessions.record_rating(db, session, first, "A", scores={"A": {"tone": 4}, "B": {"tone": 2}},
                                  comment="A reads better", seconds_spent=3.5)
     assert saved.preferred == dict(session.order)[first]
     assert saved.scores[saved.preferred] == {"tone": 4}
     # Resume in a "new browser": the same session, same order, progress kept.
-    again = rating.start_session(store.connect(rated_db), rid, "Dana")
+    again = sessions.start_session(store.connect(rated_db), rid, "Dana")
     assert again.id == session.id and again.order == session.order
-    assert rating.progress(db, again)[0] == 1
+    assert sessions.progress(db, again)[0] == 1
     # Change the last rating: updated in place, not duplicated.
-    rating.record_rating(db, again, first, "B", seconds_spent=1.0)
+    sessions.record_rating(db, again, first, "B", seconds_spent=1.0)
     assert db.execute("SELECT count(*), sum(seconds_spent) FROM ratings").fetchone() == (1, 4.5)
-    while (position := rating.next_position(db, again)) is not None:
-        rating.record_rating(db, again, position, "tie")
-    revealed = rating.reveal(db, again)
+    while (position := sessions.next_position(db, again)) is not None:
+        sessions.record_rating(db, again, position, "tie")
+    revealed = sessions.reveal(db, again)
     assert len(revealed) == total and all(r.left_side in ("base", "tuned") for r in revealed)
     assert db.table("rating_sessions").get(again.id)["completed_at"]
 
@@ -69,30 +73,30 @@ def test_k_raters_per_pair(rated_db):
     db = store.connect(rated_db)
     rid = run_id(db)
     store.set_setting(db, "raters_per_pair", "1")
-    first = rating.start_session(db, rid, "Dana")
-    while (position := rating.next_position(db, first)) is not None:
-        rating.record_rating(db, first, position, "A")
-    second = rating.start_session(db, rid, "Sam")
+    first = sessions.start_session(db, rid, "Dana")
+    while (position := sessions.next_position(db, first)) is not None:
+        sessions.record_rating(db, first, position, "A")
+    second = sessions.start_session(db, rid, "Sam")
     # Every pair has its one rating, but the calibration pairs are for everyone: the second rater
     # is never told "0 of 0, you are done" (overlap, so agreement can be measured).
-    calibration = rating.calibration_positions(db, rid)
+    calibration = sessions.calibration_positions(db, rid)
     assert len(calibration) == min(len(first.order), max(10, -(-len(first.order) // 5)))
-    assert set(rating.session_positions(db, second)) == calibration
-    assert rating.progress(db, second) == (0, len(calibration))
+    assert set(sessions.session_positions(db, second)) == calibration
+    assert sessions.progress(db, second) == (0, len(calibration))
     store.set_setting(db, "raters_per_pair", "2")
-    assert len(rating.session_positions(db, second)) == len(second.order)
+    assert len(sessions.session_positions(db, second)) == len(second.order)
 
 
 def _rate_many(args: tuple[str, int, str]) -> int:
     path, rid, rater = args
     db = store.connect(path)
-    session = rating.start_session(db, rid, rater)
+    session = sessions.start_session(db, rid, rater)
     positions = [p for p, _ in session.order]
     saved = 0
     # Changing votes keeps the last pair open: finishing a session reveals identities and freezes votes.
     open_positions = positions[:-1]
     for i in range(200):
-        rating.record_rating(db, session, open_positions[i % len(open_positions)], ("A", "B", "tie")[i % 3],
+        sessions.record_rating(db, session, open_positions[i % len(open_positions)], ("A", "B", "tie")[i % 3],
                              seconds_spent=1)
         saved += 1
     return saved
@@ -106,7 +110,7 @@ def test_eight_processes_writing_200_ratings_each_lose_nothing(rated_db):
     with multiprocessing.get_context("spawn").Pool(8) as pool:
         results = pool.map(_rate_many, [(str(rated_db), rid, r) for r in raters])
     assert results == [200] * 8
-    pairs_per_rater = len(rating.start_session(db, rid, "rater-0").order)
+    pairs_per_rater = len(sessions.start_session(db, rid, "rater-0").order)
     rows = db.execute("SELECT rater, count(*), sum(seconds_spent) FROM ratings GROUP BY rater").fetchall()
     assert rows == [(r, pairs_per_rater - 1, 200.0) for r in raters]
     assert db.execute("SELECT count(*) FROM (SELECT run_id, position, rater FROM ratings GROUP BY 1, 2, 3 "
@@ -117,7 +121,7 @@ def test_corrected_answer_becomes_a_draft_example(rated_db):
     db = store.connect(rated_db)
     rid = run_id(db)
     pair = answer_pairs.pairs(db, rid)[0]
-    example = rating.make_training_example(db, rid, pair.position, "Category: Billing\nPriority: P2\n"
+    example = sessions.make_training_example(db, rid, pair.position, "Category: Billing\nPriority: P2\n"
                                            "Summary: Fixed.\nReply: Send the fix.", author="Dana")
     assert example.status == "draft" and example.messages[-1]["content"].startswith("Category: Billing")
     assert example.messages[:-1] == pair.prompt
@@ -128,56 +132,57 @@ def test_corrected_answer_becomes_a_draft_example(rated_db):
 def test_flags_never_point_at_one_model(rated_db):
     db = store.connect(rated_db)
     rid = run_id(db)
-    session = rating.start_session(db, rid, "Dana")
+    session = sessions.start_session(db, rid, "Dana")
     position, _left = session.order[0]
     # As a PII scan of the answers would: only the base answer carries the flag.
     db.execute("UPDATE generations SET flags_json = '[\"pii\"]' WHERE run_id = ? AND position = ? AND side = 'base'",
                [rid, position])
-    pair = rating.blind_pair(db, session, position)
+    pair = sessions.blind_pair(db, session, position)
     assert pair.flags_a == pair.flags_b == ["pii"]
 
 
 def test_going_back_shows_the_earlier_verdict_and_scores_on_the_same_sides(rated_db):
     db = store.connect(rated_db)
     rid = run_id(db)
-    session = rating.start_session(db, rid, "Dana")
+    session = sessions.start_session(db, rid, "Dana")
     position = session.order[0][0]
-    rating.record_rating(db, session, position, "B", scores={"A": {"tone": 2}, "B": {"tone": 5}}, comment="B reads better")
-    earlier = rating.earlier_vote(db, session, position)
-    assert earlier == rating.EarlierVote("B", {"A": {"tone": 2}, "B": {"tone": 5}}, "B reads better")
+    sessions.record_rating(db, session, position, "B", scores={"A": {"tone": 2}, "B": {"tone": 5}}, comment="B reads better")
+    earlier = sessions.earlier_vote(db, session, position)
+    assert earlier == sessions.EarlierVote("B", {"A": {"tone": 2}, "B": {"tone": 5}}, "B reads better")
 
 
 def test_the_whole_runs_progress_counts_pairs_with_enough_votes(rated_db):
     db = store.connect(rated_db)
     rid = run_id(db)
     store.set_setting(db, "raters_per_pair", "1")
-    dana = rating.start_session(db, rid, "Dana")
+    dana = sessions.start_session(db, rid, "Dana")
     rateable = len(dana.order)
-    assert rating.run_progress(db, rid) == (0, rateable)
+    assert sessions.run_progress(db, rid) == (0, rateable)
     for position, _left in dana.order:
-        rating.record_rating(db, dana, position, "tie")
-    assert rating.run_progress(db, rid) == (rateable, rateable)
-    sam = rating.start_session(db, rid, "Sam")  # a second rater: the calibration pairs need Sam's votes too
-    calibration = rating.calibration_positions(db, rid)
-    assert rating.run_progress(db, rid) == (rateable - len(calibration), rateable)
-    rating.record_rating(db, sam, next(iter(calibration)), "tie")
-    assert rating.run_progress(db, rid) == (rateable - len(calibration) + 1, rateable)
+        sessions.record_rating(db, dana, position, "tie")
+    assert sessions.run_progress(db, rid) == (rateable, rateable)
+    sam = sessions.start_session(db, rid, "Sam")  # a second rater: the calibration pairs need Sam's votes too
+    calibration = sessions.calibration_positions(db, rid)
+    assert sessions.run_progress(db, rid) == (rateable - len(calibration), rateable)
+    sessions.record_rating(db, sam, next(iter(calibration)), "tie")
+    assert sessions.run_progress(db, rid) == (rateable - len(calibration) + 1, rateable)
 
 
 def test_time_left_comes_from_measured_step_times(db, model_dir):
-    from core import examples, pii
+    from core.curation import examples
+    from core.pii import scan
 
     dataset = datasets.create_dataset(db, "eta")
     examples.save_example(db, dataset, [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}],
                           status="ready")
-    pii.scan_dataset(db, dataset.id)
+    scan.scan_dataset(db, dataset.id)
     version = versions.freeze(db, dataset)
-    queued = training.start_run(db, version, preset="smoke-test", launch=False)
-    training.claim_run(db, queued.id, 1)
-    run = training.get_run(db, queued.id)
+    queued = runs.start_run(db, version, preset="smoke-test", launch=False)
+    runs.claim_run(db, queued.id, 1)
+    run = runs.get_run(db, queued.id)
     run = dataclasses.replace(run, total_steps=10, started_at="2026-12-01T10:00:00+00:00")
-    events = [training.RunEvent(1, 0.1, 2.0, None, 1e-4, 50.0, 900.0, "2026-12-01T10:01:00+00:00"),
-              training.RunEvent(5, 0.5, 1.5, None, 1e-4, 50.0, 900.0, "2026-12-01T10:01:40+00:00")]
+    events = [runs.RunEvent(1, 0.1, 2.0, None, 1e-4, 50.0, 900.0, "2026-12-01T10:01:00+00:00"),
+              runs.RunEvent(5, 0.5, 1.5, None, 1e-4, 50.0, 900.0, "2026-12-01T10:01:40+00:00")]
     now = datetime.fromisoformat("2026-12-01T10:02:00+00:00").timestamp()
-    assert training.time_left_s(run, events, now) == (120.0, 50.0)  # 10 s a step, 5 steps to go
-    assert training.time_left_s(run, events[:1], now) == (120.0, None)
+    assert runs.time_left_s(run, events, now) == (120.0, 50.0)  # 10 s a step, 5 steps to go
+    assert runs.time_left_s(run, events[:1], now) == (120.0, None)

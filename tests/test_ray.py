@@ -13,7 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from core import generation, paths, pii, studio_settings, training, versions, work_queue
+from core.jobs import queue
+from core.models import generation
+from core.pii import scan
+from core.platform import paths, studio_settings
+from core.training import runs, versions
 
 pytestmark = pytest.mark.slow
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install -r requirements-ray.txt")
@@ -56,20 +60,20 @@ def wait_for(predicate, timeout=420, every=1.0):
 def test_runs_on_ray_finish_cancel_and_survive_a_restart(db, demo_dataset, ray_head):
     from ray.job_submission import JobSubmissionClient
 
-    pii.scan_dataset(db, demo_dataset.id)
+    scan.scan_dataset(db, demo_dataset.id)
     version = versions.freeze(db, demo_dataset)
     target = studio_settings.RunTarget("ray", ray_head, 0, models_dir=str(paths.models_dir()))
     studio_settings.set_run_target(db, target)
-    smoke = training.PRESETS["smoke-test"].with_overrides({"max_steps": "2"})
+    smoke = runs.PRESETS["smoke-test"].with_overrides({"max_steps": "2"})
     jobs = JobSubmissionClient(ray_head)
 
     # 1. A run goes to Ray, reports steps, and its adapter comes back with its lineage.
-    done = training.start_run(db, version, preset="smoke-test", config=smoke)
-    assert training.get_run(db, done.id).target == "ray"
-    finished = wait_for(lambda: (r := training.get_run(db, done.id)).finished and r)
+    done = runs.start_run(db, version, preset="smoke-test", config=smoke)
+    assert runs.get_run(db, done.id).target == "ray"
+    finished = wait_for(lambda: (r := runs.get_run(db, done.id)).finished and r)
     assert finished.status == "succeeded", finished.error
     assert str(jobs.get_job_status(finished.target_ref)).endswith("SUCCEEDED")
-    events = training.run_events(db, done.id)
+    events = runs.run_events(db, done.id)
     assert [e.step for e in events if e.loss is not None] == [1, 2]
     adapter = Path(finished.adapter_path)
     assert adapter.is_relative_to(paths.data_dir(Path(db.conn.execute("PRAGMA database_list").fetchone()[2])))
@@ -79,21 +83,21 @@ def test_runs_on_ray_finish_cancel_and_survive_a_restart(db, demo_dataset, ray_h
     assert finished.metrics["ran_on"].startswith("Ray job studio-")
 
     # 2. Cancel becomes Ray's stop.
-    cancelled = training.start_run(db, version, preset="smoke-test", config=smoke.with_overrides({"max_steps": "200"}))
-    wait_for(lambda: training.get_run(db, cancelled.id).phase.startswith("on Ray"))
-    training.cancel_run(db, cancelled.id)
-    stopped = wait_for(lambda: (r := training.get_run(db, cancelled.id)).finished and r)
+    cancelled = runs.start_run(db, version, preset="smoke-test", config=smoke.with_overrides({"max_steps": "200"}))
+    wait_for(lambda: runs.get_run(db, cancelled.id).phase.startswith("on Ray"))
+    runs.cancel_run(db, cancelled.id)
+    stopped = wait_for(lambda: (r := runs.get_run(db, cancelled.id)).finished and r)
     assert stopped.status == "cancelled"
     assert str(jobs.get_job_status(stopped.target_ref)).endswith("STOPPED")
 
     # 3. The studio restarts mid-run: its follower dies; the Ray job goes on; a new follower re-attaches.
-    survivor = training.start_run(db, version, preset="smoke-test", config=smoke.with_overrides({"seed": "7"}))
-    running = wait_for(lambda: (r := training.get_run(db, survivor.id)).target_ref and r.status == "running" and r)
+    survivor = runs.start_run(db, version, preset="smoke-test", config=smoke.with_overrides({"seed": "7"}))
+    running = wait_for(lambda: (r := runs.get_run(db, survivor.id)).target_ref and r.status == "running" and r)
     os.kill(running.pid, signal.SIGKILL)
-    wait_for(lambda: training.reconcile(db) or training.get_run(db, survivor.id).status == "queued", timeout=30)
-    assert training.get_run(db, survivor.id).status == "queued"
-    work_queue.start_waiting(db)
-    back = wait_for(lambda: (r := training.get_run(db, survivor.id)).finished and r)
+    wait_for(lambda: runs.reconcile(db) or runs.get_run(db, survivor.id).status == "queued", timeout=30)
+    assert runs.get_run(db, survivor.id).status == "queued"
+    queue.start_waiting(db)
+    back = wait_for(lambda: (r := runs.get_run(db, survivor.id)).finished and r)
     assert back.status == "succeeded", back.error
     assert back.target_ref == running.target_ref  # the same job, not a second submission
     submitted = [j for j in jobs.list_jobs() if (j.metadata or {}).get("studio_run") == str(survivor.id)]

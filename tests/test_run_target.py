@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from core import permissions, studio_settings
+from core.platform import permissions, studio_settings
 
 
 def test_default_is_local_and_bad_targets_are_refused(db):

@@ -11,7 +11,11 @@ import pytest
 from scipy.stats import binomtest
 from statsmodels.stats.proportion import proportion_confint
 
-from core import export, rating, stats, store, training, versions
+from core.platform import store
+from core.rating import sessions
+from core.reports import export
+from core.reports import summary as stats
+from core.training import runs, versions
 
 
 def external_references(page: str) -> list[str]:
@@ -31,16 +35,16 @@ def external_references(page: str) -> list[str]:
 def rate_everything(db, rid, raters, verdict_of):
     store.set_setting(db, "raters_per_pair", str(len(raters)))
     for r_index, rater in enumerate(raters):
-        session = rating.start_session(db, rid, rater)
+        session = sessions.start_session(db, rid, rater)
         for i, (position, left) in enumerate(session.order):
             verdict = verdict_of(r_index, i, left)
-            rating.record_rating(db, session, position, verdict, scores={"A": {"tone": 2 + i % 3}, "B": {"tone": 3}},
+            sessions.record_rating(db, session, position, verdict, scores={"A": {"tone": 2 + i % 3}, "B": {"tone": 3}},
                                  seconds_spent=2 + i)
 
 
 def test_summary_matches_recomputation_from_csv(rated_db):
     db = store.connect(rated_db)
-    rid = training.list_runs(db)[0].id
+    rid = runs.list_runs(db)[0].id
 
     def verdict_of(r_index, i, left):
         # mostly prefer tuned, some ties/both-bad, rater 1 sometimes disagrees
@@ -82,7 +86,7 @@ def test_summary_matches_recomputation_from_csv(rated_db):
     sided = sum(r["verdict"] in ("A", "B") for r in dana)
     assert per["Dana"]["left_pick_rate"] == pytest.approx(left_picks / sided)
     assert per["Dana"]["position_bias_p"] == pytest.approx(binomtest(left_picks, sided, 0.5).pvalue)
-    calibration = rating.calibration_positions(db, rid)
+    calibration = sessions.calibration_positions(db, rid)
     assert summary.agreement["calibration_pairs_rated_by_all"] == len(calibration)
     kappa, (k_low, k_high) = summary.agreement["cohens_kappa"], summary.agreement["cohens_kappa_ci"]
     assert k_low <= kappa <= k_high and kappa < 1
@@ -91,10 +95,10 @@ def test_summary_matches_recomputation_from_csv(rated_db):
 
 def test_small_sample_is_not_celebrated(rated_db):
     db = store.connect(rated_db)
-    rid = training.list_runs(db)[0].id
-    session = rating.start_session(db, rid, "Dana")
+    rid = runs.list_runs(db)[0].id
+    session = sessions.start_session(db, rid, "Dana")
     for position, left in session.order[:4]:
-        rating.record_rating(db, session, position, "A" if left == "tuned" else "B")
+        sessions.record_rating(db, session, position, "A" if left == "tuned" else "B")
     summary = stats.summarize(db, rid)
     assert summary.prompt_outcomes.wins == 4 and summary.sign_test_p > 0.05 and not summary.significant
     assert "not conclusive yet" in summary.verdict_text and "more decisive prompts" in summary.verdict_text
@@ -102,10 +106,10 @@ def test_small_sample_is_not_celebrated(rated_db):
 
 def test_exports_carry_lineage_and_html_is_self_contained(rated_db):
     db = store.connect(rated_db)
-    rid = training.list_runs(db)[0].id
-    run = training.get_run(db, rid)
-    session = rating.start_session(db, rid, "Dana")
-    rating.record_rating(db, session, session.order[0][0], "A", comment="<script>alert(1)</script>")
+    rid = runs.list_runs(db)[0].id
+    run = runs.get_run(db, rid)
+    session = sessions.start_session(db, rid, "Dana")
+    sessions.record_rating(db, session, session.order[0][0], "A", comment="<script>alert(1)</script>")
     for fmt in export.FORMATS:
         text = export.render(db, rid, fmt, "admin")
         assert run.adapter_sha256 in text
@@ -119,24 +123,24 @@ def test_exports_carry_lineage_and_html_is_self_contained(rated_db):
 
 def test_sign_off_requires_admin_and_a_summary(rated_db, team_users):
     db = store.connect(rated_db)
-    rid = training.list_runs(db)[0].id
+    rid = runs.list_runs(db)[0].id
     with pytest.raises(ValueError, match="Rate the run"):
         export.approve(db, rid, "approved", "ok", "boss")
-    session = rating.start_session(db, rid, "Dana")
-    rating.record_rating(db, session, session.order[0][0], "A")
+    session = sessions.start_session(db, rid, "Dana")
+    sessions.record_rating(db, session, session.order[0][0], "A")
     with pytest.raises(PermissionError):
         export.approve(db, rid, "approved", "ok", "Dana")
     with pytest.raises(ValueError, match="decision note"):
         export.approve(db, rid, "approved", "  ", "boss")
     export.approve(db, rid, "approved", "good enough", "boss")
-    assert training.get_run(db, rid).approval == "approved"
+    assert runs.get_run(db, rid).approval == "approved"
     assert db.execute("SELECT count(*) FROM audit_log WHERE action = 'run_approved'").fetchone()[0] == 1
 
 
 def test_bradley_terry_orders_adapters(rated_db, random_adapter):
     db = store.connect(rated_db)
-    first = training.list_runs(db)[0]
-    second = training.import_adapter(db, random_adapter, first.dataset_version_id)
+    first = runs.list_runs(db)[0]
+    second = runs.import_adapter(db, random_adapter, first.dataset_version_id)
     db.execute("INSERT INTO generations (run_id, position, prompt_json, reference, side, text, settings_json, created_at) "
                "SELECT ?, position, prompt_json, reference, side, text || (CASE side WHEN 'tuned' THEN ' x' ELSE '' END), "
                "settings_json, created_at FROM generations WHERE run_id = ?", [second.id, first.id])
@@ -151,10 +155,10 @@ def test_bradley_terry_orders_adapters(rated_db, random_adapter):
 def test_the_adapter_downloads_as_a_zip_with_its_model_card(rated_db):
     import zipfile
 
-    from core import generation
+    from core.models import generation
 
     db = store.connect(rated_db)
-    run = training.list_runs(db)[0]
+    run = runs.list_runs(db)[0]
     data = export.adapter_zip(db, run.id, "admin")
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         names = {name.split("/", 1)[1] for name in archive.namelist()}
@@ -168,13 +172,13 @@ def test_the_html_report_is_a_document_with_example_pairs_shown_as_text(rated_db
     from html.parser import HTMLParser
 
     db = store.connect(rated_db)
-    rid = training.list_runs(db)[0].id
-    session = rating.start_session(db, rid, "Dana")
+    rid = runs.list_runs(db)[0].id
+    session = sessions.start_session(db, rid, "Dana")
     position = session.order[0][0]
     hostile = "<img src=x onerror=alert(1)> ~~~~ [link](http://203.0.113.9)"
     db.execute("UPDATE generations SET text = ? WHERE run_id = ? AND position = ? AND side = 'tuned'",
                [hostile, rid, position])  # as a model might answer
-    rating.record_rating(db, session, position, "A")
+    sessions.record_rating(db, session, position, "A")
     page = export.render(db, rid, "html", "admin")
     tags: list[str] = []
 

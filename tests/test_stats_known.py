@@ -5,24 +5,24 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core import agreement, inference
+from core.reports import agreement, stat_tests
 
 
 def test_wilson_interval_matches_newcombe_1998():
     # Newcombe (1998), Statistics in Medicine 17:857-872, Table I, method 3: 81/263 -> 0.2553 to 0.3662.
-    low, high = inference.wilson(81, 263)
+    low, high = stat_tests.wilson(81, 263)
     assert (round(low, 4), round(high, 4)) == (0.2553, 0.3662)
 
 
 def test_sign_test_is_the_exact_binomial_tail():
     # 9 wins of 10: P = 2 * (C(10,9) + C(10,10)) / 2^10 = 22 / 1024, worked by hand.
-    assert inference.sign_test(9, 1) == pytest.approx(22 / 1024)
-    assert inference.sign_test(5, 5) == pytest.approx(1.0)
+    assert stat_tests.sign_test(9, 1) == pytest.approx(22 / 1024)
+    assert stat_tests.sign_test(5, 5) == pytest.approx(1.0)
 
 
 def test_score_definition_counts_both_bad_as_half():
     # 34 W / 31 L / 11 T / 12 both-bad (the run in issue 13): (34 + ½·23) / 88 = 0.5170…
-    values = [1.0] * 34 + [0.0] * 31 + [inference.outcome_value("tie")] * 11 + [inference.outcome_value("both_bad")] * 12
+    values = [1.0] * 34 + [0.0] * 31 + [stat_tests.outcome_value("tie")] * 11 + [stat_tests.outcome_value("both_bad")] * 12
     assert float(np.mean(values)) == pytest.approx((34 + 0.5 * 23) / 88)
 
 
@@ -30,16 +30,16 @@ def test_the_score_lies_inside_its_own_interval_for_random_vote_tables():
     rng = np.random.default_rng(7)
     for _ in range(60):
         prompts = int(rng.integers(2, 25))
-        by_prompt = {p: [inference.outcome_value(v) for v in rng.choice(["tuned", "base", "tie", "both_bad"],
+        by_prompt = {p: [stat_tests.outcome_value(v) for v in rng.choice(["tuned", "base", "tie", "both_bad"],
                                                                      size=int(rng.integers(1, 4)))]
                      for p in range(prompts)}
         score = sum(map(sum, by_prompt.values())) / sum(map(len, by_prompt.values()))
-        interval = inference.bootstrap_score(by_prompt)
+        interval = stat_tests.bootstrap_score(by_prompt)
         assert interval is not None and interval[0] - 1e-9 <= score <= interval[1] + 1e-9
 
 
 def _ratings(table: dict[int, dict[str, str]]) -> list:
-    from core.rating import Rating
+    from core.rating.sessions import Rating
 
     return [Rating(1, position, rater, "base", "tie", preferred, {}, "", 0.0, "")
             for position, votes in table.items() for rater, preferred in votes.items()]
@@ -73,14 +73,14 @@ def test_agreement_says_why_it_cannot_be_computed():
 
 def test_e_value_known_values():
     # B(10, 2) * 2^10 = (9! 1! / 11!) * 1024 = 1024 / 110.
-    assert inference.e_value(9, 1) == pytest.approx(1024 / 110)
-    assert inference.e_value(0, 0) == pytest.approx(1.0)
+    assert stat_tests.e_value(9, 1) == pytest.approx(1024 / 110)
+    assert stat_tests.e_value(0, 0) == pytest.approx(1.0)
 
 
 def test_wilcoxon_known_value():
     # Five positive differences: the exact two-sided p is 2 / 2^5.
-    assert inference.wilcoxon_p([1, 2, 3, 4, 5]) == pytest.approx(0.0625)
-    assert inference.wilcoxon_p([0, 0]) is None
+    assert stat_tests.wilcoxon_p([1, 2, 3, 4, 5]) == pytest.approx(0.0625)
+    assert stat_tests.wilcoxon_p([0, 0]) is None
 
 
 def test_peeking_after_every_vote_keeps_false_positives_at_or_below_five_percent():
@@ -94,7 +94,7 @@ def test_peeking_after_every_vote_keeps_false_positives_at_or_below_five_percent
     wins = np.cumsum(rng.random((experiments, looks)) < 0.5, axis=1)
     n = np.arange(1, looks + 1)
     e_values = np.exp(betaln(wins + 1, n - wins + 1) + n * np.log(2))
-    e_false_positives = float(np.mean((e_values >= inference.E_VALUE_THRESHOLD).any(axis=1)))
+    e_false_positives = float(np.mean((e_values >= stat_tests.E_VALUE_THRESHOLD).any(axis=1)))
     tail = np.minimum(binom.cdf(wins, n, 0.5), binom.sf(wins - 1, n, 0.5))
     naive_false_positives = float(np.mean((np.minimum(1, 2 * tail) < 0.05).any(axis=1)))
     assert e_false_positives <= 0.05

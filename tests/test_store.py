@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from core import store
+from core.platform import store
 
 
 def test_migrations_apply_once_and_twice_changes_nothing(db_path):
@@ -73,6 +73,6 @@ def test_full_disk_rolls_back(db_path):
     ("", "item"),
 ])
 def test_names_that_become_paths_are_sanitised(name, expected):
-    from core.paths import safe_name
+    from core.platform.paths import safe_name
 
     assert safe_name(name) == expected

@@ -10,22 +10,12 @@ import time
 
 import pytest
 
-from core import (
-    answer_pairs,
-    datasets,
-    examples,
-    importing,
-    models,
-    pii,
-    pii_review,
-    rating,
-    run_files,
-    store,
-    templating,
-    training,
-    validation,
-    versions,
-)
+from core.curation import datasets, examples, importing, validation
+from core.models import registry, templating
+from core.pii import review, scan
+from core.platform import processes, store
+from core.rating import pairs, sessions
+from core.training import runs, versions
 
 
 def convo(text: str, answer: str = "Noted.") -> list[dict[str, str]]:
@@ -34,18 +24,18 @@ def convo(text: str, answer: str = "Noted.") -> list[dict[str, str]]:
 
 def test_a_rating_saved_while_a_run_launches_succeeds(rated_db, model_dir, tmp_path):
     db = store.connect(rated_db)
-    run_id = training.list_runs(db)[0].id
-    version = versions.version_by_id(db, training.get_run(db, run_id).dataset_version_id)
+    run_id = runs.list_runs(db)[0].id
+    version = versions.version_by_id(db, runs.get_run(db, run_id).dataset_version_id)
     # A base model the worker cannot load: the run fails fast once the worker starts, so no
     # real training runs here; what matters is the launch.
     broken = tmp_path / "config-only-model"
     broken.mkdir()
     shutil.copy(model_dir / "config.json", broken / "config.json")
-    added = models.add_model(db, str(broken))
-    queued = training.start_run(db, version, base_model=added.name, preset="smoke-test", launch=False)
-    session = rating.start_session(db, run_id, "Dana")
-    log = run_files.log_dir(rated_db) / f"train-{queued.id}.log"
-    launcher = threading.Thread(target=lambda: training.launch_next(store.connect(rated_db)))
+    added = registry.add_model(db, str(broken))
+    queued = runs.start_run(db, version, base_model=added.name, preset="smoke-test", launch=False)
+    session = sessions.start_session(db, run_id, "Dana")
+    log = processes.log_dir(rated_db) / f"train-{queued.id}.log"
+    launcher = threading.Thread(target=lambda: runs.launch_next(store.connect(rated_db)))
     launcher.start()
     deadline = time.time() + 30
     while not log.exists() and time.time() < deadline:
@@ -53,24 +43,24 @@ def test_a_rating_saved_while_a_run_launches_succeeds(rated_db, model_dir, tmp_p
     assert log.exists(), "the launch never started"
     rater_db = store.connect(rated_db)
     rater_db.execute("PRAGMA busy_timeout = 1000")  # a rater saving while the worker launches
-    rating.record_rating(rater_db, session, session.order[0][0], "A")
+    sessions.record_rating(rater_db, session, session.order[0][0], "A")
     launcher.join(timeout=60)
     deadline = time.time() + 180
-    while not training.get_run(db, queued.id).finished and time.time() < deadline:
+    while not runs.get_run(db, queued.id).finished and time.time() < deadline:
         time.sleep(0.5)
-    assert training.get_run(db, queued.id).status == "failed"
+    assert runs.get_run(db, queued.id).status == "failed"
 
 
 def test_a_dead_generation_worker_is_reconciled(rated_db):
     db = store.connect(rated_db)
-    run_id = training.list_runs(db)[0].id
-    job = answer_pairs.start_generation(db, run_id, launch=False)
+    run_id = runs.list_runs(db)[0].id
+    job = pairs.start_generation(db, run_id, launch=False)
     gone = subprocess.Popen(["true"])
     gone.wait()
-    assert answer_pairs.claim_job(db, job.id, gone.pid)
-    assert answer_pairs.get_job(db, job.id).status == "running"
-    assert answer_pairs.reconcile_jobs(db) == 1
-    failed = answer_pairs.get_job(db, job.id)
+    assert pairs.claim_job(db, job.id, gone.pid)
+    assert pairs.get_job(db, job.id).status == "running"
+    assert pairs.reconcile_jobs(db) == 1
+    failed = pairs.get_job(db, job.id)
     assert failed.status == "failed" and "stopped unexpectedly" in failed.error
 
 
@@ -89,7 +79,7 @@ def test_the_cache_key_changes_with_every_dataset_write(db):
     assert changed()
     importing.discard_quarantined(db, importing.list_quarantine(db, dataset.id)[0]["id"])
     assert changed()
-    pii.scan_dataset(db, dataset.id)
+    scan.scan_dataset(db, dataset.id)
     assert changed()
     versions.freeze(db, dataset)
     assert changed()
@@ -100,32 +90,32 @@ def test_the_cache_key_changes_with_every_dataset_write(db):
 
 def test_a_skipped_pair_does_not_come_straight_back(rated_db):
     db = store.connect(rated_db)
-    run_id = training.list_runs(db)[0].id
-    session = rating.start_session(db, run_id, "Dana")
-    first = rating.next_position(db, session)
+    run_id = runs.list_runs(db)[0].id
+    session = sessions.start_session(db, run_id, "Dana")
+    first = sessions.next_position(db, session)
     assert first is not None
-    following = rating.next_position(db, session, skipped={first})
+    following = sessions.next_position(db, session, skipped={first})
     assert following not in (None, first)
-    for position in rating.session_positions(db, session):
+    for position in sessions.session_positions(db, session):
         if position != first:
-            rating.record_rating(db, session, position, "tie")
-    assert rating.next_position(db, session, skipped={first}) == first  # only the skipped one is left
+            sessions.record_rating(db, session, position, "tie")
+    assert sessions.next_position(db, session, skipped={first}) == first  # only the skipped one is left
 
 
 def test_export_and_training_use_the_freeze_gate(db, model_dir):
     dataset = datasets.create_dataset(db, "gate")
     examples.save_example(db, dataset, convo("How do returns work?", "Thirty days."), status="ready")
-    pii.scan_dataset(db, dataset.id)
+    scan.scan_dataset(db, dataset.id)
     version = versions.freeze(db, dataset)
     assert versions.export_jsonl(db, dataset, version=version.number)
-    pii.save_config(db, pii.PiiConfig(threshold=0.5))  # new settings: the version is not scanned with them
+    scan.save_config(db, scan.PiiConfig(threshold=0.5))  # new settings: the version is not scanned with them
     with pytest.raises(datasets.DatasetError, match="not yet PII-scanned"):
         versions.export_jsonl(db, dataset, version=version.number)
     with pytest.raises(datasets.DatasetError, match="not yet PII-scanned"):
-        training.start_run(db, version, preset="smoke-test", launch=False)
-    pii.scan_dataset(db, dataset.id)
+        runs.start_run(db, version, preset="smoke-test", launch=False)
+    scan.scan_dataset(db, dataset.id)
     assert versions.export_jsonl(db, dataset, version=version.number)
-    assert pii_review.gate_status(db, dataset.id, version_id=version.id).clear
+    assert review.gate_status(db, dataset.id, version_id=version.id).clear
 
 
 def test_a_table_save_is_all_or_nothing(db):
@@ -141,7 +131,7 @@ def test_a_table_save_is_all_or_nothing(db):
 
 
 def test_token_counting_never_switches_itself_off(tmp_path):
-    with pytest.raises(models.ModelUnavailable):
+    with pytest.raises(registry.ModelUnavailable):
         templating.token_counter(str(tmp_path / "no-such-model"))
 
 
@@ -160,32 +150,32 @@ def test_every_code_the_validator_emits_is_documented():
 def test_an_identical_run_is_not_queued_twice_by_accident(db, model_dir):
     dataset = datasets.create_dataset(db, "twice")
     examples.save_example(db, dataset, convo("How do returns work?", "Thirty days."), status="ready")
-    pii.scan_dataset(db, dataset.id)
+    scan.scan_dataset(db, dataset.id)
     version = versions.freeze(db, dataset)
-    first = training.start_run(db, version, preset="smoke-test", launch=False)
-    with pytest.raises(training.DuplicateRun, match=f"Run {first.id} .* already queued"):
-        training.start_run(db, version, preset="smoke-test", launch=False)
-    assert training.start_run(db, version, preset="smoke-test", launch=False, allow_duplicate=True).id != first.id
-    assert training.start_run(db, version, preset="small-data", launch=False).id  # another config is fine
+    first = runs.start_run(db, version, preset="smoke-test", launch=False)
+    with pytest.raises(runs.DuplicateRun, match=f"Run {first.id} .* already queued"):
+        runs.start_run(db, version, preset="smoke-test", launch=False)
+    assert runs.start_run(db, version, preset="smoke-test", launch=False, allow_duplicate=True).id != first.id
+    assert runs.start_run(db, version, preset="small-data", launch=False).id  # another config is fine
 
 
 def test_answer_pairs_are_not_generated_twice_at_once(rated_db):
     db = store.connect(rated_db)
-    run_id = training.list_runs(db)[0].id
-    job = answer_pairs.start_generation(db, run_id, launch=False)
-    with pytest.raises(answer_pairs.AnswerPairsError, match=f"already being generated \\(job {job.id}\\)"):
-        answer_pairs.start_generation(db, run_id, launch=False)
+    run_id = runs.list_runs(db)[0].id
+    job = pairs.start_generation(db, run_id, launch=False)
+    with pytest.raises(pairs.AnswerPairsError, match=f"already being generated \\(job {job.id}\\)"):
+        pairs.start_generation(db, run_id, launch=False)
 
 
 def test_a_training_step_does_not_throw_away_cached_summaries(rated_db):
-    from core import stats
+    from core.reports import summary
 
     db = store.connect(rated_db)
-    run_id = training.list_runs(db)[0].id
-    before = stats.ratings_signature(db, run_id)
-    training.record_progress(db, run_id, {"step": 1, "epoch": 0.1, "loss": 2.0, "eval_loss": None,
+    run_id = runs.list_runs(db)[0].id
+    before = summary.ratings_signature(db, run_id)
+    runs.record_progress(db, run_id, {"step": 1, "epoch": 0.1, "loss": 2.0, "eval_loss": None,
                                           "learning_rate": 1e-4, "tokens_per_s": 50.0, "memory_mb": 900.0},
                              {"log_tail": "step 1", "phase": "training"})
-    assert stats.ratings_signature(db, run_id) == before  # heartbeat, log and phase are not results
-    training.record_metrics(db, run_id, {"heldout_loss_tuned": 1.0})
-    assert stats.ratings_signature(db, run_id) != before
+    assert summary.ratings_signature(db, run_id) == before  # heartbeat, log and phase are not results
+    runs.record_metrics(db, run_id, {"heldout_loss_tuned": 1.0})
+    assert summary.ratings_signature(db, run_id) != before

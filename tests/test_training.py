@@ -8,32 +8,37 @@ from pathlib import Path
 
 import pytest
 
-from core import datasets, generation, importing, models, pii, run_files, store, training, training_config, versions
+from core.curation import datasets, importing
+from core.models import generation, registry
+from core.pii import scan
+from core.platform import processes, store
+from core.training import config as training_config
+from core.training import runs, versions
 
 
 def small_version(db, model_dir, train_n=16, heldout_n=4):
-    from core.demo import DEMO_DIR
+    from core.curation.demo import DEMO_DIR
 
     dataset = datasets.create_dataset(db, "small", convention_regex=r"^Category: ")
     lines = (DEMO_DIR / "train.jsonl").read_bytes().splitlines()[:train_n]
     importing.import_jsonl(db, dataset, b"\n".join(lines))
     held = (DEMO_DIR / "heldout.jsonl").read_bytes().splitlines()[:heldout_n]
     importing.import_jsonl(db, dataset, b"\n".join(held), split="heldout")
-    pii.save_config(db, pii.PiiConfig(allow_list=["Canada", "Portland", "Zipper", "Gift", "Alder", "Granite",
+    scan.save_config(db, scan.PiiConfig(allow_list=["Canada", "Portland", "Zipper", "Gift", "Alder", "Granite",
                                                   "Harbor & Pine"]))
-    pii.scan_dataset(db, dataset.id)
+    scan.scan_dataset(db, dataset.id)
     return versions.freeze(db, dataset, override_reason="demo data")
 
 
 def wait_for(db, run_id, predicate, timeout=600):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        training.reconcile(db)
-        run = training.get_run(db, run_id)
+        runs.reconcile(db)
+        run = runs.get_run(db, run_id)
         if predicate(run):
             return run
         time.sleep(0.5)
-    raise AssertionError(f"run {run_id} stuck in {training.get_run(db, run_id).status}: {training.get_run(db, run_id).error}")
+    raise AssertionError(f"run {run_id} stuck in {runs.get_run(db, run_id).status}: {runs.get_run(db, run_id).error}")
 
 
 @pytest.mark.slow
@@ -41,12 +46,12 @@ def test_qlora_run_trains_in_background_and_adapter_changes_outputs(db, db_path,
     version = small_version(db, model_dir)
     config = training_config.TrainingConfig(max_steps=8, batch_size=4, learning_rate=3e-3, max_length=256,
                                      warmup_fraction=0.0, lr_scheduler="constant")
-    run = training.start_run(db, version, preset="smoke-test", config=config, actor="test")
+    run = runs.start_run(db, version, preset="smoke-test", config=config, actor="test")
     # Launched, not run inline: the call returned at once with a worker process recorded.
-    assert run.status in ("queued", "running") and training.get_run(db, run.id).pid
+    assert run.status in ("queued", "running") and runs.get_run(db, run.id).pid
     run = wait_for(db, run.id, lambda r: r.finished)
     assert run.status == "succeeded", run.error
-    events = training.run_events(db, run.id)
+    events = runs.run_events(db, run.id)
     assert [e.step for e in events if e.loss is not None][-1] == 8
     assert run.metrics["steps"] == 8 and run.metrics["tokens_per_s"] > 0
     adapter = Path(run.adapter_path)
@@ -78,27 +83,27 @@ def test_qlora_run_trains_in_background_and_adapter_changes_outputs(db, db_path,
 def test_sigkill_marks_interrupted_and_resume_finishes(db, db_path, model_dir):
     version = small_version(db, model_dir, train_n=12, heldout_n=2)
     config = training_config.TrainingConfig(max_steps=6, batch_size=2, max_length=192)
-    run = training.start_run(db, version, preset="smoke-test", config=config)
-    run_directory = run_files.run_dir(db, run.id)
-    run = wait_for(db, run.id, lambda r: r.finished or run_files.latest_checkpoint(run_directory) is not None)
+    run = runs.start_run(db, version, preset="smoke-test", config=config)
+    run_directory = processes.run_dir(db, run.id)
+    run = wait_for(db, run.id, lambda r: r.finished or processes.latest_checkpoint(run_directory) is not None)
     assert run.status == "running"
     os.kill(run.pid, signal.SIGKILL)
     run = wait_for(db, run.id, lambda r: r.status != "running")
     assert run.status == "interrupted" and "stopped unexpectedly" in run.error
-    resumed_from = int(run_files.latest_checkpoint(run_directory).name.split("-")[1])
-    training.resume_run(db, run.id)
+    resumed_from = int(processes.latest_checkpoint(run_directory).name.split("-")[1])
+    runs.resume_run(db, run.id)
     run = wait_for(db, run.id, lambda r: r.finished)
     assert run.status == "succeeded", run.error
     assert run.metrics["steps"] == 6
-    steps_after_resume = [e.step for e in training.run_events(db, run.id) if e.loss is not None]
+    steps_after_resume = [e.step for e in runs.run_events(db, run.id) if e.loss is not None]
     assert steps_after_resume[-1] == 6 and resumed_from >= 3
 
 
 @pytest.mark.slow
 def test_cancel_during_first_step_saves_and_stops(db, db_path, model_dir):
     version = small_version(db, model_dir, train_n=8, heldout_n=1)
-    run = training.start_run(db, version, config=training_config.TrainingConfig(max_steps=200, batch_size=2, max_length=128))
-    training.cancel_run(db, run.id)
+    run = runs.start_run(db, version, config=training_config.TrainingConfig(max_steps=200, batch_size=2, max_length=128))
+    runs.cancel_run(db, run.id)
     run = wait_for(db, run.id, lambda r: r.finished)
     assert run.status == "cancelled"
     assert run.metrics["steps"] < 200 and Path(run.adapter_path, "adapter_model.safetensors").exists()
@@ -106,10 +111,10 @@ def test_cancel_during_first_step_saves_and_stops(db, db_path, model_dir):
 
 def test_reconcile_marks_dead_process_interrupted(db, model_dir):
     version = small_version(db, model_dir, train_n=4, heldout_n=1)
-    run = training.start_run(db, version, launch=False)
+    run = runs.start_run(db, version, launch=False)
     db.execute("UPDATE runs SET status = 'running', pid = 999999 WHERE id = ?", [run.id])
-    assert training.reconcile(store.connect(db.conn.execute("PRAGMA database_list").fetchone()[2])) == 1
-    assert training.get_run(db, run.id).status == "interrupted"
+    assert runs.reconcile(store.connect(db.conn.execute("PRAGMA database_list").fetchone()[2])) == 1
+    assert runs.get_run(db, run.id).status == "interrupted"
 
 
 def test_config_validation_and_overrides():
@@ -125,7 +130,7 @@ def test_config_validation_and_overrides():
 
 
 def test_estimate_is_plausible(db, demo_dataset):
-    pii.scan_dataset(db, demo_dataset.id)
+    scan.scan_dataset(db, demo_dataset.id)
     version = versions.freeze(db, demo_dataset)
     small = training_config.estimate(db, version, training_config.PRESETS["small-data"])
     seed = training_config.estimate(db, version, training_config.PRESETS["seed-article"])
@@ -150,7 +155,7 @@ def test_bundle_trains_after_the_launching_process_exits(db, db_path, model_dir,
     from tests.test_cli import REPO
 
     version = small_version(db, model_dir, train_n=8, heldout_n=2)
-    run = training.start_run(db, version, preset="smoke-test", launch=False)
+    run = runs.start_run(db, version, preset="smoke-test", launch=False)
     bundle = tmp_path / "bundle"
     assert subprocess.run([sys.executable, "-m", "core", "--db", str(db_path), "train-bundle", "--run", str(run.id),
                            "--out", str(bundle)], cwd=REPO, check=True, capture_output=True).returncode == 0
@@ -164,7 +169,7 @@ def test_bundle_trains_after_the_launching_process_exits(db, db_path, model_dir,
     finished = wait_for(elsewhere, queued["run"], lambda r: r.finished)
     assert finished.status == "succeeded", finished.error
     assert finished.config.max_steps == 2 and finished.preset == "smoke-test"
-    imported = training.import_adapter(db, Path(finished.adapter_path), version.id)
+    imported = runs.import_adapter(db, Path(finished.adapter_path), version.id)
     assert imported.adapter_sha256 == finished.adapter_sha256 and imported.status == "succeeded"
 
 
@@ -183,17 +188,17 @@ def test_estimates_read_the_chosen_models_architecture(model_dir):
 
 
 def test_the_estimate_states_its_speed_basis(db, demo_dataset):
-    pii.scan_dataset(db, demo_dataset.id)
+    scan.scan_dataset(db, demo_dataset.id)
     version = versions.freeze(db, demo_dataset)
     fp32 = training_config.PRESETS["small-data"].with_overrides({"precision": "fp32"})
     before = training_config.estimate(db, version, fp32)
     assert before.tokens_per_s == training_config.PRIOR_TOKENS_PER_S and "quiet 2-core" in before.basis
-    training.record_throughput(db, models.DEFAULT_MODEL, "qlora", 40.0, "fp32")
+    runs.record_throughput(db, registry.DEFAULT_MODEL, "qlora", 40.0, "fp32")
     after = training_config.estimate(db, version, fp32)
     assert after.tokens_per_s == 40.0 and "measured on this machine" in after.basis
     assert after.duration_s == pytest.approx(2 * before.duration_s, abs=1)
     # Early-stopped runs that used half their schedule: the next estimate expects half the time.
-    training.record_throughput(db, models.DEFAULT_MODEL, "qlora", 40.0, "fp32", schedule_used=0.5)
+    runs.record_throughput(db, registry.DEFAULT_MODEL, "qlora", 40.0, "fp32", schedule_used=0.5)
     halved = training_config.estimate(db, version, fp32)
     assert halved.duration_s == pytest.approx(after.duration_s / 2, abs=1) and "50% of the schedule" in halved.basis
     no_stop = training_config.estimate(db, version, fp32.with_overrides({"early_stopping": "false"}))

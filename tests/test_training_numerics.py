@@ -8,7 +8,8 @@ Before the fix every gradient through the base weights was zero after the first 
 import pytest
 import torch
 
-from core import trainer, training_config
+from core.training import config as training_config
+from core.training import trainer
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
@@ -39,7 +40,7 @@ def test_an_evaluation_leaves_training_gradients_unchanged(model_dir, precision)
 
 
 def test_checks_compute_what_a_training_step_computes_and_undo_restores(model_dir):
-    from core.behaviour_probe import dequantise_base
+    from core.training.behaviour_probe import dequantise_base
 
     config = training_config.PRESETS["small-data"].with_overrides({"precision": "fp32"})
     model = trainer.load_for_training(str(model_dir), config, cuda=False)

@@ -14,31 +14,20 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import (
-    auth,
-    charts,
-    datasets,
-    examples,
-    export,
-    importing,
-    permissions,
-    pii,
-    pii_review,
-    rating,
-    run_files,
-    stats,
-    store,
-    text_safety,
-    training,
-    versions,
-)
+from core.curation import datasets, examples, importing
+from core.pii import review, scan
+from core.platform import auth, permissions, processes, store, text_safety
+from core.rating import sessions
+from core.reports import charts, export
+from core.reports import summary as stats
+from core.training import runs, versions
 from tests.conftest import PASSWORD
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def run_id(db) -> int:
-    return training.list_runs(db)[0].id
+    return runs.list_runs(db)[0].id
 
 
 def convo(text: str, answer: str = "Noted.") -> list[dict[str, str]]:
@@ -50,43 +39,43 @@ def convo(text: str, answer: str = "Noted.") -> list[dict[str, str]]:
 def test_a_rater_mid_session_sees_no_outcome_and_no_export(rated_db, team_users):
     db = store.connect(rated_db)
     rid = run_id(db)
-    session = rating.start_session(db, rid, "Sam")
-    rating.record_rating(db, session, session.order[0][0], "A")
-    assert not rating.results_access(db, rid, "Sam").allowed
+    session = sessions.start_session(db, rid, "Sam")
+    sessions.record_rating(db, session, session.order[0][0], "A")
+    assert not sessions.results_access(db, rid, "Sam").allowed
     for fmt in export.FORMATS:
         with pytest.raises(permissions.PermissionDenied, match="your own session is complete"):
             export.render(db, rid, fmt, "Sam")
     # The blinding rule holds for an admin who is rating too.
-    boss = rating.start_session(db, rid, "boss")
-    rating.record_rating(db, boss, boss.order[0][0], "B")
-    assert not rating.results_access(db, rid, "boss").allowed
+    boss = sessions.start_session(db, rid, "boss")
+    sessions.record_rating(db, boss, boss.order[0][0], "B")
+    assert not sessions.results_access(db, rid, "boss").allowed
     # A rater who is not rating still waits for rating to close; an admin who is not rating does not.
-    assert not rating.results_access(db, rid, "Riley").allowed
-    assert rating.results_access(db, rid, "ana").allowed is False
-    assert rating.results_access(db, rid, "boss").allowed is False
-    rating.close_rating(db, rid, actor="boss")
-    assert rating.results_access(db, rid, "Riley").allowed and rating.results_access(db, rid, "Sam").allowed
-    with pytest.raises(rating.RatingError, match="closed"):
-        rating.record_rating(db, session, session.order[1][0], "A")
+    assert not sessions.results_access(db, rid, "Riley").allowed
+    assert sessions.results_access(db, rid, "ana").allowed is False
+    assert sessions.results_access(db, rid, "boss").allowed is False
+    sessions.close_rating(db, rid, actor="boss")
+    assert sessions.results_access(db, rid, "Riley").allowed and sessions.results_access(db, rid, "Sam").allowed
+    with pytest.raises(sessions.RatingError, match="closed"):
+        sessions.record_rating(db, session, session.order[1][0], "A")
 
 
 def test_votes_are_frozen_after_the_reveal(rated_db):
     db = store.connect(rated_db)
     rid = run_id(db)
-    session = rating.start_session(db, rid, "Dana")
-    while (position := rating.next_position(db, session)) is not None:
-        rating.record_rating(db, session, position, "A")
-    assert rating.reveal(db, session)
-    with pytest.raises(rating.RatingError, match="can no longer change"):
-        rating.record_rating(db, session, session.order[0][0], "B")
-    assert {r.verdict for r in rating.ratings_for_run(db, rid)} == {"A"}
+    session = sessions.start_session(db, rid, "Dana")
+    while (position := sessions.next_position(db, session)) is not None:
+        sessions.record_rating(db, session, position, "A")
+    assert sessions.reveal(db, session)
+    with pytest.raises(sessions.RatingError, match="can no longer change"):
+        sessions.record_rating(db, session, session.order[0][0], "B")
+    assert {r.verdict for r in sessions.ratings_for_run(db, rid)} == {"A"}
 
 
 def test_results_page_tells_a_curious_rater_why_it_shows_nothing(rated_db, team_users):
     db = store.connect(rated_db)
     rid = run_id(db)
-    session = rating.start_session(db, rid, "Sam")
-    rating.record_rating(db, session, session.order[0][0], "A")
+    session = sessions.start_session(db, rid, "Sam")
+    sessions.record_rating(db, session, session.order[0][0], "A")
     at = AppTest.from_file("../app.py", default_timeout=120)
     at.session_state["studio.user"] = "Sam"
     at.session_state["studio.role"] = "rater"
@@ -138,16 +127,16 @@ def test_anonymising_erases_the_raw_value_from_every_file_on_disk(db_path, model
                           split="heldout")
     importing.import_jsonl(db, dataset, f'{{"messages": [{{"role": "user", "content": "{planted}"}}]}}\n'.encode())
     version = versions.freeze(db, dataset, override_reason="frozen before the scan")
-    log = run_files.run_dir(db, 1) / "train.log"
+    log = processes.run_dir(db, 1) / "train.log"
     log.parent.mkdir(parents=True)
     log.write_text(f"step 1: sample {planted}\n")
-    pii.scan_dataset(db, dataset.id)
-    found = pii_review.open_findings(db, dataset.id, entity_type="EMAIL_ADDRESS")
+    scan.scan_dataset(db, dataset.id)
+    found = review.open_findings(db, dataset.id, entity_type="EMAIL_ADDRESS")
     assert found
-    pii_review.anonymise(db, [f.id for f in found], method="replace")
-    history = pii_review.open_findings(db, dataset.id, status="anonymised")
+    review.anonymise(db, [f.id for f in found], method="replace")
+    history = review.open_findings(db, dataset.id, status="anonymised")
     assert history and all(f.reason == "replace" for f in history)  # the decision stays visible
-    assert {f.id for f in history} <= {f.id for f in pii_review.open_findings(db, dataset.id, status="")}
+    assert {f.id for f in history} <= {f.id for f in review.open_findings(db, dataset.id, status="")}
     assert "<EMAIL_ADDRESS_1>" in examples.get_example(db, example.id).messages[0]["content"]
     assert versions.version_by_id(db, version.id).content_hash != version.content_hash
     db.conn.close()
@@ -158,11 +147,11 @@ def test_anonymising_erases_the_raw_value_from_every_file_on_disk(db_path, model
 
 def test_an_empty_entity_selection_is_refused():
     with pytest.raises(ValueError, match="at least one entity"):
-        pii.PiiConfig(entities=[])
+        scan.PiiConfig(entities=[])
     with pytest.raises(ValueError, match="Deny lists, line 1"):
-        pii.config_from_text(["PERSON"], 0.35, "", "not a deny line", "")
+        scan.config_from_text(["PERSON"], 0.35, "", "not a deny line", "")
     with pytest.raises(ValueError, match="Entity name"):
-        pii.config_from_text(["PERSON"], 0.35, "", "[x](http://e.com): word", "")
+        scan.config_from_text(["PERSON"], 0.35, "", "[x](http://e.com): word", "")
 
 
 # ----------------------------------------------------------------------------- sinks
@@ -181,9 +170,9 @@ def test_markdown_escaping_known_values(text, escaped):
 def test_ratings_csv_neutralises_formulas_as_a_spreadsheet_reads_them(rated_db):
     db = store.connect(rated_db)
     rid = run_id(db)
-    session = rating.start_session(db, rid, "=cmd|' /C calc'!A0")
-    rating.record_rating(db, session, session.order[0][0], "A", comment='=HYPERLINK("http://evil","x")')
-    rating.record_rating(db, session, session.order[1][0], "B", comment="\t+1 and -2 and @SUM(A1)")
+    session = sessions.start_session(db, rid, "=cmd|' /C calc'!A0")
+    sessions.record_rating(db, session, session.order[0][0], "A", comment='=HYPERLINK("http://evil","x")')
+    sessions.record_rating(db, session, session.order[1][0], "B", comment="\t+1 and -2 and @SUM(A1)")
     text = export.render(db, rid, "csv", "admin")
     cells = [cell for row in csv.reader(io.StringIO(text)) for cell in row]
     assert all(not c.startswith(("=", "+", "-", "@", "\t", "\r")) for c in cells)
@@ -193,8 +182,8 @@ def test_ratings_csv_neutralises_formulas_as_a_spreadsheet_reads_them(rated_db):
 def test_markdown_report_and_charts_keep_user_names_inert(rated_db):
     db = store.connect(rated_db)
     rid = run_id(db)
-    session = rating.start_session(db, rid, "Eve | <a href='http://x'>x</a>")
-    rating.record_rating(db, session, session.order[0][0], "A",
+    session = sessions.start_session(db, rid, "Eve | <a href='http://x'>x</a>")
+    sessions.record_rating(db, session, session.order[0][0], "A",
                          scores={"A": {"tone": 4}, "B": {"tone": 2}})
     summary = stats.summarize(db, rid)
     report = export.render(db, rid, "md", "admin", summary)
@@ -268,32 +257,32 @@ def test_import_adapter_copies_only_the_adapter_and_refuses_links(rated_db, rand
     for f in random_adapter.iterdir():
         (folder / f.name).write_bytes(f.read_bytes())
     (folder / "secrets.txt").write_text("not part of an adapter")
-    run = training.import_adapter(db, folder, version_id)
+    run = runs.import_adapter(db, folder, version_id)
     copied = sorted(p.name for p in Path(run.adapter_path).iterdir())
     assert "secrets.txt" not in copied and "adapter_config.json" in copied
     (folder / "adapter_model.safetensors").unlink()
     (folder / "adapter_model.safetensors").symlink_to("/etc/hostname")
-    with pytest.raises(training.RunError, match="symbolic link"):
-        training.import_adapter(db, folder, version_id)
+    with pytest.raises(runs.RunError, match="symbolic link"):
+        runs.import_adapter(db, folder, version_id)
 
 
 def test_a_recreated_database_does_not_reuse_old_run_folders(tmp_path):
     path = tmp_path / "studio.db"
-    first = run_files.run_dir(store.connect(path), 1)
+    first = processes.run_dir(store.connect(path), 1)
     for suffix in ("", "-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)
-    assert run_files.run_dir(store.connect(path), 1) != first
+    assert processes.run_dir(store.connect(path), 1) != first
 
 
 def test_adding_a_model_needs_an_admin_and_does_not_reveal_which_paths_exist(db, team_users, tmp_path):
-    from core import models
+    from core.models import registry
 
     with pytest.raises(permissions.PermissionDenied):
-        models.add_model(db, "/etc", actor="ana")
+        registry.add_model(db, "/etc", actor="ana")
     messages = []
     for path in (tmp_path / "missing", tmp_path):
-        with pytest.raises(models.ModelUnavailable) as caught:
-            models.add_model(db, str(path), actor="boss")
+        with pytest.raises(registry.ModelUnavailable) as caught:
+            registry.add_model(db, str(path), actor="boss")
         messages.append(str(caught.value).replace(str(path), "PATH"))
     assert messages[0] == messages[1]
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from core import datasets, importing, validation
+from core.curation import datasets, importing, validation
 
 GOOD = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
 
@@ -79,16 +79,16 @@ def test_import_reports_duplicates_and_quarantines_errors(db):
 
 
 def test_too_long_warning_counts_with_the_models_own_template(db, model_dir):
-    from core import models, templating
+    from core.models import registry, templating
 
     dataset = datasets.create_dataset(db, "long")
     long = {"messages": [{"role": "user", "content": "word " * 300}, {"role": "assistant", "content": "ok"}]}
     report = importing.import_jsonl(db, dataset, json.dumps(long).encode(), max_length=100,
-                                   count_tokens=templating.token_counter(models.DEFAULT_MODEL))
+                                   count_tokens=templating.token_counter(registry.DEFAULT_MODEL))
     assert report.imported == 1
     warning = report.warnings[0]
     assert warning.code == "too_long"
-    tokens = templating.count_tokens(models.DEFAULT_MODEL, long["messages"])
+    tokens = templating.count_tokens(registry.DEFAULT_MODEL, long["messages"])
     assert f"{tokens:,} tokens" in warning.message and tokens > 300
 
 

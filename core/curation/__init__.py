@@ -1,0 +1,1 @@
+"""Authoring data: datasets, examples, import and validation, duplicates, dataset statistics, the demo."""

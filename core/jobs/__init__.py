@@ -1,0 +1,1 @@
+"""The background worker process and the queue as users see it."""

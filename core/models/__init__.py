@@ -1,0 +1,1 @@
+"""Base models: the registry, chat templates and token counts, generation."""

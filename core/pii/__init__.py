@@ -1,0 +1,1 @@
+"""Personal data: Presidio scans, review and the gate, decisions by value, dataset vocabulary, erasure."""

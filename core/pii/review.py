@@ -1,0 +1,263 @@
+"""PII review: findings on current text, the one gate, dismiss and anonymise (with erasure)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+from core.curation import datasets, examples
+from core.curation.datasets import DatasetError
+from core.pii import erasure, scan
+from core.pii import vocabulary as pii_vocabulary
+from core.pii.scan import current_config
+from core.platform import permissions
+from core.platform.store import audit, transaction
+
+# Statuses a reviewer sees. "vocabulary" and "not_pii" are not stored on the finding: they are
+# decided when read, from the dataset's glossary and guidelines and its decisions per value, so an
+# edit to either takes effect at once and an undo needs no rescan (issue 16).
+STATUSES = ("open", "vocabulary", "not_pii", "dismissed", "anonymised")
+
+
+@dataclass(frozen=True)
+class StoredFinding:
+    id: int
+    example_id: int | None
+    generation_id: int | None
+    message_index: int
+    entity_type: str
+    start: int
+    end: int
+    score: float
+    status: str
+    reason: str
+    value_hash: str = ""
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], status: str = "", reason: str = "") -> StoredFinding:
+        return cls(row["id"], row["example_id"], row["generation_id"], row["message_index"],
+                   row["entity_type"], row["start"], row["end"], row["score"], status or row["status"],
+                   reason or row["reason"], row["value_hash"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"example_id": self.example_id, "message_index": self.message_index,
+                "entity_type": self.entity_type, "start": self.start, "end": self.end,
+                "score": round(self.score, 3), "status": self.status, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class GateStatus:
+    open_findings: int
+    unscanned_examples: int
+    cleared_by_vocabulary: int = 0
+    cleared_by_value_decision: int = 0
+
+    @property
+    def clear(self) -> bool:
+        return not self.open_findings and not self.unscanned_examples
+
+    @property
+    def blockers(self) -> list[str]:
+        """Why the gate is closed, in the words every page and command shows."""
+        reasons = []
+        if self.unscanned_examples:
+            reasons.append(f"{self.unscanned_examples} example(s) not yet PII-scanned with the current settings.")
+        if self.open_findings:
+            reasons.append(f"{self.open_findings} PII finding(s) are unresolved.")
+        return reasons
+
+
+class AutoDecider:
+    """The one rule for findings no reviewer needs to see: the dataset's vocabulary, and values an
+    admin decided are not personal data in this dataset."""
+
+    def __init__(self, db: sqlite_utils.Database, dataset_id: int) -> None:
+        dataset = datasets.get_dataset(db, dataset_id)
+        self.vocabulary = pii_vocabulary.Vocabulary(tuple(dataset.glossary), dataset.guidelines)
+        self.not_pii = {r["value_hash"]: r["reason"] for r in db.query(
+            "SELECT value_hash, reason FROM pii_value_decisions WHERE dataset_id = ? AND decision = 'not_pii'",
+            [dataset_id])}
+
+    def decide(self, entity_type: str, value: str, value_hash: str) -> tuple[str, str]:
+        """('open', '') or the automatic status with its reason."""
+        if value_hash in self.not_pii:
+            return "not_pii", f"{pii_vocabulary.VALUE_REASON}: {self.not_pii[value_hash]}"
+        term = self.vocabulary.match(entity_type, value)
+        if term:
+            return "vocabulary", f"{pii_vocabulary.VOCABULARY_REASON} ({term})"
+        return "open", ""
+
+
+def _with_status(decider: AutoDecider, row: dict[str, Any]) -> StoredFinding:
+    if row["status"] != "open":
+        return StoredFinding.from_row(row)
+    text = json.loads(row["messages_json"])["messages"][row["message_index"]]["content"]
+    status, reason = decider.decide(row["entity_type"], text[row["start"]:row["end"]], row["value_hash"])
+    return StoredFinding.from_row(row, status, reason)
+
+
+def open_findings(db: sqlite_utils.Database, dataset_id: int, *, entity_type: str = "",
+                  status: str = "open") -> list[StoredFinding]:
+    """Findings on the examples' current text under the current configuration, with the status a
+    reviewer sees (STATUSES; "" for all), plus the history of anonymisations (they sit on the text
+    before it was anonymised, so they are kept whatever the current text; their raw value is gone,
+    only the decision remains)."""
+    config = current_config(db)
+    query = ("SELECT f.*, e.messages_json FROM pii_findings f JOIN examples e ON e.id = f.example_id "
+             "WHERE e.dataset_id = ? AND (f.content_hash = e.content_hash OR f.status = 'anonymised') "
+             "AND f.config_hash = ?")
+    params: list[Any] = [dataset_id, config.hash]
+    if entity_type:
+        query += " AND f.entity_type = ?"
+        params.append(entity_type)
+    decider = AutoDecider(db, dataset_id)
+    found = [_with_status(decider, r) for r in db.query(query + " ORDER BY f.example_id, f.message_index, f.start",
+                                                           params)]
+    return [f for f in found if not status or f.status == status]
+
+
+def gate_status(db: sqlite_utils.Database, dataset_id: int, version_id: int | None = None) -> GateStatus:
+    config = current_config(db)
+    if version_id is None:
+        source, key, status_filter = "examples", "dataset_id", " AND x.status = 'ready'"
+        owner = dataset_id
+    else:
+        source, key, status_filter = "dataset_version_examples", "dataset_version_id", ""
+        owner = version_id
+    unscanned = db.execute(
+        f"SELECT count(*) FROM {source} x WHERE x.{key} = ?{status_filter} AND NOT EXISTS "
+        "(SELECT 1 FROM pii_scans s WHERE s.content_hash = x.content_hash AND s.config_hash = ?)",
+        [owner, config.hash]).fetchone()[0]
+    rows = db.query(
+        f"SELECT f.*, x.messages_json FROM pii_findings f JOIN {source} x ON x.content_hash = f.content_hash "
+        f"WHERE x.{key} = ?{status_filter} AND f.config_hash = ? AND f.status = 'open' "
+        "AND f.example_id IS NOT NULL AND f.score >= ?",
+        [owner, config.hash, config.threshold])
+    decider = AutoDecider(db, dataset_id)
+    counts = {"open": 0, "vocabulary": 0, "not_pii": 0}
+    seen: set[int] = set()
+    for row in rows:
+        if row["id"] in seen:  # one text in two rows of a version (a duplicate) is one finding
+            continue
+        seen.add(row["id"])
+        counts[_with_status(decider, row).status] += 1
+    return GateStatus(counts["open"], int(unscanned), counts["vocabulary"], counts["not_pii"])
+
+
+def dismiss(db: sqlite_utils.Database, finding_ids: list[int], reason: str, actor: str = "") -> int:
+    """Decide that findings are not personal data (admins only: it clears the gate)."""
+    permissions.require(actor, "pii_dismiss")
+    if not reason.strip():
+        raise ValueError("Say why this is not personal data (the reason is kept in the audit log).")
+    with transaction(db):
+        for finding_id in finding_ids:
+            row = db.table("pii_findings").get(finding_id)
+            scan.decide(db, finding_id, "dismissed", reason.strip(), actor)
+            audit(db, actor, "pii_dismiss", "example", row["example_id"],
+                  {"entity_type": row["entity_type"], "message_index": row["message_index"],
+                   "span": [row["start"], row["end"]], "reason": reason.strip()})
+    return len(finding_ids)
+
+
+def anonymise(db: sqlite_utils.Database, finding_ids: list[int], *, method: str = "replace",
+              actor: str = "") -> int:
+    """Replace the findings' spans (typed placeholder, mask or redact) as a new example revision.
+
+    Placeholders are consistent within an example: the same value gets the same `<PERSON_1>`.
+    """
+    permissions.require(actor, "pii_anonymise")
+    if method not in ("replace", "mask", "redact"):
+        raise ValueError("method must be replace, mask or redact")
+    from presidio_anonymizer import AnonymizerEngine
+    from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
+
+    by_example: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for finding_id in finding_ids:
+        row = db.table("pii_findings").get(finding_id)
+        if row["status"] == "open" and row["example_id"] is not None:
+            by_example[row["example_id"]].append(row)
+    engine = AnonymizerEngine()
+    changed = 0
+    erased: dict[str, str] = {}  # raw value -> what replaced it, to erase it from history too
+    for example_id, rows in by_example.items():
+        example = examples.get_example(db, example_id)
+        if any(r["content_hash"] != example.content_hash for r in rows):
+            continue  # the text changed since the scan; the findings are stale
+        messages = [dict(m) for m in example.messages]
+        numbering: dict[tuple[str, str], str] = {}
+        for index in sorted({r["message_index"] for r in rows}):
+            text = messages[index]["content"]
+            spans = [r for r in rows if r["message_index"] == index]
+            for r in sorted(spans, key=lambda r: r["start"]):
+                key = (r["entity_type"], text[r["start"]:r["end"]])
+                if key not in numbering:
+                    n = sum(1 for k in numbering if k[0] == r["entity_type"]) + 1
+                    numbering[key] = f"<{r['entity_type']}_{n}>"
+
+            def placeholder(value: str, table: dict[tuple[str, str], str] = numbering) -> str:
+                return next((v for (_e, raw), v in table.items() if raw == value), "<PII>")
+
+            operator = {"replace": OperatorConfig("custom", {"lambda": placeholder}),
+                        "mask": OperatorConfig("mask", {"masking_char": "*", "chars_to_mask": 10_000,
+                                                        "from_end": False}),
+                        "redact": OperatorConfig("redact", {})}[method]
+            result = engine.anonymize(
+                text=text, analyzer_results=[RecognizerResult(r["entity_type"], r["start"], r["end"], r["score"])
+                                             for r in spans],
+                operators={"DEFAULT": operator})
+            messages[index]["content"] = result.text
+            for r in spans:
+                raw = text[r["start"]:r["end"]]
+                erased.setdefault(raw, {"replace": numbering.get((r["entity_type"], raw), "<PII>"),
+                                        "mask": "*" * len(raw), "redact": ""}[method])
+        dataset = datasets.get_dataset(db, example.dataset_id)
+        with transaction(db):
+            updated = examples.save_example(db, dataset, messages, example_id=example_id, author=actor,
+                                            reason=f"pii_{method}")
+            for r in rows:
+                scan.decide(db, r["id"], "anonymised", method, actor)
+                audit(db, actor, "pii_anonymise", "example", example_id,
+                      {"entity_type": r["entity_type"], "message_index": r["message_index"],
+                       "span": [r["start"], r["end"]], "method": method})
+            # Findings left on this example (not chosen now) carry over to the new text where the
+            # span is unchanged, so the reviewer does not lose them.
+            _carry_over(db, example, updated.content_hash, {r["id"] for r in rows})
+        changed += 1
+    # Erased means erased: old revisions, versions, quarantine, prompts, logs, files, free pages.
+    erasure.erase_values(db, erased, actor=actor)
+    return changed
+
+
+def _carry_over(db: sqlite_utils.Database, old: Any, new_hash: str, handled: set[int]) -> None:
+    config = current_config(db)
+    leftovers = db.query("SELECT * FROM pii_findings WHERE example_id = ? AND content_hash = ? AND "
+                         "config_hash = ?", [old.id, old.content_hash, config.hash])
+    new = db.table("examples").get(old.id)
+    new_messages = json.loads(new["messages_json"])["messages"]
+    for row in list(leftovers):
+        if row["id"] in handled:
+            continue
+        text = old.messages[row["message_index"]]["content"][row["start"]:row["end"]]
+        target = new_messages[row["message_index"]]["content"]
+        position = target.find(text)
+        if position < 0:
+            continue
+        scan.copy_finding(db, row, new_hash, position, position + len(text))
+    scan.mark_scanned(db, new_hash, config.hash)
+
+
+def require_clear_version(db: sqlite_utils.Database, dataset_id: int, version_id: int, override_reason: str,
+                          doing: str) -> None:
+    """The one PII gate for a frozen version (export, training): the same rule as freezing —
+    every example scanned with the current settings and no open finding — unless an admin
+    overrode the gate with a recorded reason when the version was frozen."""
+    if override_reason:
+        return
+    blockers = gate_status(db, dataset_id, version_id=version_id).blockers
+    if blockers:
+        raise DatasetError(f"Cannot {doing}: " + " ".join(blockers)
+                           + " Scan and resolve them on the PII check page, then freeze again.")

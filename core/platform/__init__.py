@@ -1,0 +1,1 @@
+"""The ground floor: the store, paths, roles and sign-in, settings, escaping, heavy-work slots and worker processes."""

@@ -1,0 +1,1 @@
+"""Blind rating: answer pairs, sessions and votes, the playground."""

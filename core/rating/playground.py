@@ -1,0 +1,107 @@
+"""The playground: type a new prompt and see the base and tuned answers side by side.
+
+Not blind and not counted as ratings. Generation runs in the worker process (never inside a page
+run), and the blinding rule applies: whoever may not yet see a run's results may not use its
+playground either, since side-by-side labelled answers would tell them which style is which.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from core.models import generation
+from core.platform import processes
+from core.platform.store import audit, insert_row, now, transaction
+from core.rating import sessions
+from core.training import runs
+
+MAX_PROMPT_CHARS = 8_000
+
+
+class PlaygroundError(Exception):
+    """A playground request that cannot be carried out; the message says why."""
+
+
+@dataclass(frozen=True)
+class PlaygroundRequest:
+    id: int
+    run_id: int
+    prompt: str
+    status: str
+    base_text: str
+    tuned_text: str
+    error: str
+
+
+def ask(db: sqlite_utils.Database, run_id: int, prompt: str, actor: str, *, system_prompt: str = "",
+        max_new_tokens: int = 160, launch: bool = True) -> PlaygroundRequest:
+    """Queue one prompt for the base and tuned models of a finished run; returns at once."""
+    sessions.require_results_access(db, run_id, actor)
+    prompt = prompt.strip()
+    if not prompt or len(prompt) > MAX_PROMPT_CHARS:
+        raise PlaygroundError(f"Type a prompt of 1 to {MAX_PROMPT_CHARS:,} characters.")
+    run = runs.get_run(db, run_id)
+    if run.status != "succeeded" or not run.adapter_path:
+        raise PlaygroundError(f"Run {run_id} has no adapter yet; the playground needs a finished run.")
+    messages = ([{"role": "system", "content": system_prompt}] if system_prompt.strip() else []) + [
+        {"role": "user", "content": prompt}]
+    config = generation.GenerationConfig(max_new_tokens=max_new_tokens)
+    with transaction(db):
+        request_id = insert_row(db, "playground_requests", {
+            "run_id": run_id, "prompt_json": json.dumps(messages), "settings_json": config.to_json(),
+            "created_by": actor, "created_at": now()})
+        audit(db, actor, "playground", "run", run_id, {"request": request_id})
+    if launch:
+        try:
+            pid = processes.spawn_worker(processes.db_file(db), "playground", request_id)
+        except BaseException as exc:
+            _finish(db, request_id, {"status": "failed", "error": f"The worker could not be started: {exc}"})
+            raise
+        with transaction(db):
+            db.execute("UPDATE playground_requests SET pid = ? WHERE id = ? AND status = 'queued'", [pid, request_id])
+    return get(db, request_id)
+
+
+def get(db: sqlite_utils.Database, request_id: int) -> PlaygroundRequest:
+    r = db.table("playground_requests").get(request_id)
+    messages = json.loads(r["prompt_json"])
+    return PlaygroundRequest(r["id"], r["run_id"], messages[-1]["content"], r["status"], r["base_text"],
+                             r["tuned_text"], r["error"])
+
+
+def reconcile(db: sqlite_utils.Database) -> int:
+    """Requests whose worker died become failed, so the page stops waiting."""
+    stale = [r["id"] for r in db.query("SELECT id, pid FROM playground_requests WHERE status IN ('queued', 'running') "
+                                       "AND pid IS NOT NULL") if not processes.process_alive(r["pid"])]
+    for request_id in stale:
+        _finish(db, request_id, {"status": "failed", "error": "The answering process stopped unexpectedly."})
+    return len(stale)
+
+
+def _finish(db: sqlite_utils.Database, request_id: int, fields: dict[str, object]) -> None:
+    with transaction(db):
+        db.table("playground_requests").update(request_id, {**fields, "finished_at": now()})
+
+
+def answer(db: sqlite_utils.Database, request_id: int, pid: int) -> None:
+    """In the worker: claim the request, answer with the adapter off (base) and on (tuned)."""
+    with transaction(db):
+        claimed = db.execute("UPDATE playground_requests SET status = 'running', pid = ? WHERE id = ? AND "
+                             "status = 'queued'", [pid, request_id]).rowcount
+    if not claimed:
+        return
+    row = db.table("playground_requests").get(request_id)
+    try:
+        run = runs.get_run(db, row["run_id"])
+        config = generation.GenerationConfig(**json.loads(row["settings_json"]))
+        model, tokenizer = generation.load_with_adapter(run.base_model, str(run.adapter_path))
+        prompt = json.loads(row["prompt_json"])
+        base = generation.generate(model, tokenizer, [prompt], config, side="base")[0]
+        tuned = generation.generate(model, tokenizer, [prompt], config, side="tuned")[0]
+        _finish(db, request_id, {"status": "succeeded", "base_text": base, "tuned_text": tuned})
+    except BaseException as exc:  # the page must learn the request ended, whatever happened
+        _finish(db, request_id, {"status": "failed", "error": f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"})

@@ -1,0 +1,333 @@
+"""Blind A/B rating: generating answer pairs, rating sessions, ratings, and feeding fixes back."""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+from dataclasses import dataclass
+from random import Random
+from typing import Any
+
+import sqlite_utils
+
+from core.curation import datasets, examples
+from core.platform import permissions
+from core.platform.store import audit, get_setting, now, transaction
+from core.rating import pairs as answer_pairs
+from core.training import runs, versions
+
+VERDICTS = ("A", "B", "tie", "both_bad")
+VERDICT_LABELS = {"A": "A is better", "B": "B is better", "tie": "Tie", "both_bad": "Both bad"}
+
+
+class RatingError(Exception):
+    """A rating request that cannot be carried out; the message says why."""
+
+
+@dataclass(frozen=True)
+class BlindPair:
+    """What a rater may see before voting: no side names anywhere."""
+    position: int
+    prompt: list[dict[str, Any]]
+    text_a: str
+    text_b: str
+    flags_a: list[str]
+    flags_b: list[str]
+
+
+@dataclass(frozen=True)
+class Rating:
+    run_id: int
+    position: int
+    rater: str
+    left_side: str
+    verdict: str
+    preferred: str
+    scores: dict[str, dict[str, int]]
+    comment: str
+    seconds_spent: float
+    created_at: str
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Rating:
+        return cls(row["run_id"], row["position"], row["rater"], row["left_side"], row["verdict"],
+                   row["preferred"], json.loads(row["scores_json"]), row["comment"],
+                   row["seconds_spent"], row["created_at"])
+
+
+@dataclass(frozen=True)
+class RatingSession:
+    id: int
+    run_id: int
+    rater: str
+    order: list[tuple[int, str]]  # (position, side shown as A); server-side only
+    completed_at: str | None
+
+
+# ----------------------------------------------------------------------------- generating pairs
+
+
+# ----------------------------------------------------------------------------- sessions
+
+def raters_per_pair(db: sqlite_utils.Database) -> int:
+    return int(get_setting(db, "raters_per_pair", "1") or 1)
+
+
+def start_session(db: sqlite_utils.Database, run_id: int, rater: str) -> RatingSession:
+    """Start, or resume, a rater's session: a random order and random A/B placement per pair."""
+    rater = rater.strip()
+    if not rater:
+        raise RatingError("Choose your name before rating.")
+    permissions.require(rater, "rate")
+    existing = list(db.query("SELECT * FROM rating_sessions WHERE run_id = ? AND rater = ?", [run_id, rater]))
+    if existing:
+        return _session(existing[0])
+    candidates = [p.position for p in answer_pairs.pairs(db, run_id) if not p.identical]
+    if not candidates:
+        raise RatingError("No answer pairs to rate yet: generate them first.")
+    rng = Random(secrets.randbits(64))  # unpredictable, so nobody can infer the placement
+    rng.shuffle(candidates)
+    order = [(position, rng.choice(("base", "tuned"))) for position in candidates]
+    with transaction(db):
+        db.execute("INSERT OR IGNORE INTO rating_sessions (run_id, rater, order_json, created_at) "
+                   "VALUES (?, ?, ?, ?)", [run_id, rater, json.dumps(order), now()])
+        audit(db, rater, "start_rating_session", "run", run_id, {})
+    row = next(iter(db.query("SELECT * FROM rating_sessions WHERE run_id = ? AND rater = ?", [run_id, rater])))
+    return _session(row)
+
+
+def _session(row: dict[str, Any]) -> RatingSession:
+    return RatingSession(row["id"], row["run_id"], row["rater"],
+                         [tuple(x) for x in json.loads(row["order_json"])],  # type: ignore[misc]
+                         row["completed_at"])
+
+
+def get_session(db: sqlite_utils.Database, session_id: int) -> RatingSession:
+    return _session(db.table("rating_sessions").get(session_id))
+
+
+# Overlap, as annotation tools call it: a calibration subset that every rater rates, so agreement
+# can be measured; the other pairs are shared out for coverage (k raters each).
+CALIBRATION_FRACTION = 0.2
+CALIBRATION_MINIMUM = 10
+
+
+def calibration_positions(db: sqlite_utils.Database, run_id: int) -> set[int]:
+    """The run's calibration pairs: 20 % of the rateable pairs, at least 10 (all, if fewer).
+    Drawn with the run id as seed, so every rater and every report sees the same set."""
+    rateable = sorted(p.position for p in answer_pairs.pairs(db, run_id) if not p.identical)
+    size = min(len(rateable), max(CALIBRATION_MINIMUM, math.ceil(CALIBRATION_FRACTION * len(rateable))))
+    return set(Random(run_id).sample(rateable, size))
+
+
+def session_positions(db: sqlite_utils.Database, session: RatingSession) -> list[int]:
+    """Positions this rater should rate, in their own order: every calibration pair, plus the
+    other pairs that do not yet have k raters (or that they rated already)."""
+    k = raters_per_pair(db)
+    calibration = calibration_positions(db, session.run_id)
+    counts = dict(db.execute("SELECT position, count(*) FROM ratings WHERE run_id = ? AND rater != ? "
+                             "GROUP BY position", [session.run_id, session.rater]).fetchall())
+    mine = {r[0] for r in db.execute("SELECT position FROM ratings WHERE rating_session_id = ?", [session.id])}
+    return [p for p, _side in session.order if p in mine or p in calibration or counts.get(p, 0) < k]
+
+
+def run_progress(db: sqlite_utils.Database, run_id: int) -> tuple[int, int]:
+    """The whole run's rating progress, for everyone: (pairs with at least k votes, rateable pairs).
+    Calibration pairs count when every rater who has started a session has rated them too."""
+    k = raters_per_pair(db)
+    rateable = [p.position for p in answer_pairs.pairs(db, run_id) if not p.identical]
+    votes = dict(db.execute("SELECT position, count(*) FROM ratings WHERE run_id = ? GROUP BY position",
+                            [run_id]).fetchall())
+    raters = db.execute("SELECT count(*) FROM rating_sessions WHERE run_id = ?", [run_id]).fetchone()[0]
+    calibration = calibration_positions(db, run_id)
+    needed = {p: max(k, raters) if p in calibration else k for p in rateable}
+    return sum(votes.get(p, 0) >= needed[p] for p in rateable), len(rateable)
+
+
+def progress(db: sqlite_utils.Database, session: RatingSession) -> tuple[int, int]:
+    positions = session_positions(db, session)
+    rated = db.execute("SELECT count(*) FROM ratings WHERE rating_session_id = ?", [session.id]).fetchone()[0]
+    return int(rated), len(positions)
+
+
+def blind_pair(db: sqlite_utils.Database, session: RatingSession, position: int) -> BlindPair:
+    side_a = dict(session.order)[position]
+    pair = next(p for p in answer_pairs.pairs(db, session.run_id) if p.position == position)
+    texts = {"base": pair.base_text, "tuned": pair.tuned_text}
+    flags = {side: json.loads(r[0]) for side, r in (
+        (s, db.execute("SELECT flags_json FROM generations WHERE run_id = ? AND position = ? AND side = ?",
+                       [session.run_id, position, s]).fetchone()) for s in ("base", "tuned"))}
+    side_b = "tuned" if side_a == "base" else "base"
+    # A flag shown under one answer only would point at a model (base answers mention personal
+    # data more often): flags are shown for the pair, on both answers or neither (issue 18).
+    shared = sorted((set(flags["base"]) | set(flags["tuned"])) - {"identical"})
+    return BlindPair(position, pair.prompt, texts[side_a], texts[side_b], shared, shared)
+
+
+@dataclass(frozen=True)
+class EarlierVote:
+    """A rater's own earlier vote on a pair, in screen terms (A/B), to show and edit it."""
+    verdict: str
+    scores: dict[str, dict[str, int]]  # {"A": {criterion: 1-5}, "B": {...}}
+    comment: str
+
+
+def earlier_vote(db: sqlite_utils.Database, session: RatingSession, position: int) -> EarlierVote | None:
+    """The rater's stored vote mapped back to screen sides (scores are stored by model)."""
+    mine = my_rating(db, session, position)
+    if mine is None:
+        return None
+    side_a = dict(session.order)[position]
+    side_of = {side_a: "A", ("tuned" if side_a == "base" else "base"): "B"}
+    return EarlierVote(mine.verdict, {side_of[model]: dict(s) for model, s in mine.scores.items()}, mine.comment)
+
+
+def next_position(db: sqlite_utils.Database, session: RatingSession, *, skipped: set[int] | None = None) -> int | None:
+    """The next pair to show: the first unrated one not skipped; once only skipped pairs are left,
+    the first of those again. None when every pair of the session is rated."""
+    rated = {r[0] for r in db.execute("SELECT position FROM ratings WHERE rating_session_id = ?", [session.id])}
+    unrated = [p for p in session_positions(db, session) if p not in rated]
+    fresh = [p for p in unrated if p not in (skipped or set())]
+    remaining = fresh or unrated
+    return remaining[0] if remaining else None
+
+
+def record_rating(db: sqlite_utils.Database, session: RatingSession, position: int, verdict: str, *,
+                  scores: dict[str, dict[str, int]] | None = None, comment: str = "",
+                  seconds_spent: float = 0.0) -> Rating:
+    """Save (or change) this rater's verdict on one pair. `scores` is {"A": {criterion: 1-5}, "B": ...}."""
+    permissions.require(session.rater, "rate")
+    if verdict not in VERDICTS:
+        raise RatingError(f"Verdict must be one of {', '.join(VERDICTS)}.")
+    order = dict(session.order)
+    if position not in order:
+        raise RatingError("That pair is not part of this session.")
+    for side_scores in (scores or {}).values():
+        for criterion, value in side_scores.items():
+            if not 1 <= int(value) <= 5:
+                raise RatingError(f"Score for {criterion} must be 1 to 5.")
+    left = order[position]
+    right = "tuned" if left == "base" else "base"
+    preferred = {"A": left, "B": right}.get(verdict, verdict)
+    # Scores are stored by model identity, so summaries never need the screen side.
+    by_side = {left if k == "A" else right: v for k, v in (scores or {}).items()}
+    stamp = now()
+    with transaction(db):
+        # Read inside the write transaction: a reveal or a close that just happened wins.
+        _refuse_if_frozen(db, session)
+        db.execute(
+            "INSERT INTO ratings (rating_session_id, run_id, position, rater, left_side, verdict, preferred, "
+            "scores_json, comment, seconds_spent, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT (run_id, position, rater) DO UPDATE SET verdict = excluded.verdict, "
+            "preferred = excluded.preferred, scores_json = excluded.scores_json, comment = excluded.comment, "
+            "seconds_spent = ratings.seconds_spent + excluded.seconds_spent, updated_at = excluded.updated_at",
+            [session.id, session.run_id, position, session.rater, left, verdict, preferred,
+             json.dumps(by_side, sort_keys=True), comment, float(seconds_spent), stamp, stamp])
+        rated, total = progress(db, session)
+        if rated >= total and session.completed_at is None:
+            db.table("rating_sessions").update(session.id, {"completed_at": stamp})
+    row = next(iter(db.query("SELECT * FROM ratings WHERE run_id = ? AND position = ? AND rater = ?",
+                             [session.run_id, position, session.rater])))
+    return Rating.from_row(row)
+
+
+def _refuse_if_frozen(db: sqlite_utils.Database, session: RatingSession) -> None:
+    """Votes are frozen once the rater has seen identities, or once an admin closed rating."""
+    completed = db.execute("SELECT completed_at FROM rating_sessions WHERE id = ?", [session.id]).fetchone()
+    if completed and completed[0]:
+        raise RatingError("Your session is complete and identities were revealed to you; "
+                          "your votes can no longer change.")
+    if rating_closed(db, session.run_id):
+        raise RatingError(f"Rating of run {session.run_id} is closed; votes can no longer change.")
+
+
+def rating_closed(db: sqlite_utils.Database, run_id: int) -> bool:
+    return db.execute("SELECT 1 FROM rating_closures WHERE run_id = ?", [run_id]).fetchone() is not None
+
+
+def close_rating(db: sqlite_utils.Database, run_id: int, actor: str = "") -> None:
+    """End rating of a run (admins): votes freeze and everyone may see its results."""
+    permissions.require(actor, "close_rating")
+    with transaction(db):
+        changed = db.execute("INSERT OR IGNORE INTO rating_closures (run_id, closed_by, closed_at) VALUES (?, ?, ?)",
+                             [run_id, actor, now()]).rowcount
+        if changed:
+            audit(db, actor, "close_rating", "run", run_id, {})
+
+
+@dataclass(frozen=True)
+class ResultsAccess:
+    """Whether a viewer may see a run's outcome (results page, exports, CLI summary), and why not."""
+    allowed: bool
+    reason: str = ""
+
+
+def results_access(db: sqlite_utils.Database, run_id: int, viewer: str) -> ResultsAccess:
+    """The blinding rule in one place.
+
+    A viewer with an unfinished rating session on this run sees nothing of its outcome (whatever
+    their role): one look at the per-rater table or the CSV tells them which side was which.
+    Otherwise admins see results while rating is open; everyone sees them once it is closed.
+    """
+    session = db.execute("SELECT completed_at FROM rating_sessions WHERE run_id = ? AND rater = ?",
+                         [run_id, (viewer or "").strip()]).fetchone()
+    if session is not None and not session[0] and not rating_closed(db, run_id):
+        return ResultsAccess(False, f"You are rating run {run_id}: its results and exports open to you when "
+                                    "your own session is complete, so your remaining votes stay blind.")
+    if rating_closed(db, run_id) or permissions.allowed(viewer, "view_open_results"):
+        return ResultsAccess(True)
+    return ResultsAccess(False, f"Rating of run {run_id} is still open: its results and exports are for admins "
+                                "until an admin closes rating (Results → Close rating).")
+
+
+def require_results_access(db: sqlite_utils.Database, run_id: int, viewer: str) -> None:
+    access = results_access(db, run_id, viewer)
+    if not access.allowed:
+        raise permissions.PermissionDenied(access.reason)
+
+
+def last_rated_position(db: sqlite_utils.Database, session: RatingSession) -> int | None:
+    row = db.execute("SELECT position FROM ratings WHERE rating_session_id = ? ORDER BY updated_at DESC, id DESC "
+                     "LIMIT 1", [session.id]).fetchone()
+    return row[0] if row else None
+
+
+def my_rating(db: sqlite_utils.Database, session: RatingSession, position: int) -> Rating | None:
+    rows = list(db.query("SELECT * FROM ratings WHERE rating_session_id = ? AND position = ?", [session.id, position]))
+    return Rating.from_row(rows[0]) if rows else None
+
+
+def reveal(db: sqlite_utils.Database, session: RatingSession) -> list[Rating]:
+    """A rater's own ratings with identities, only once their session is complete.
+
+    Seeing identities freezes the rater's votes: the session is marked complete here, whatever
+    made it complete (their last vote, or other raters covering the remaining pairs).
+    """
+    rated, total = progress(db, session)
+    if rated < total:
+        raise RatingError(f"Identities are revealed when your session is complete ({rated}/{total}).")
+    with transaction(db):
+        db.execute("UPDATE rating_sessions SET completed_at = ? WHERE id = ? AND completed_at IS NULL",
+                   [now(), session.id])
+    return [Rating.from_row(r) for r in db.query("SELECT * FROM ratings WHERE rating_session_id = ? ORDER BY position",
+                                                 [session.id])]
+
+
+def ratings_for_run(db: sqlite_utils.Database, run_id: int) -> list[Rating]:
+    return [Rating.from_row(r) for r in db.query("SELECT * FROM ratings WHERE run_id = ? ORDER BY position, rater",
+                                                 [run_id])]
+
+
+def make_training_example(db: sqlite_utils.Database, run_id: int, position: int, corrected_answer: str,
+                          author: str = "") -> examples.Example:
+    """Loop back to curation: the prompt with a corrected answer becomes a draft example."""
+    permissions.require(author, "suggest_example")
+    run = runs.get_run(db, run_id)
+    version = versions.version_by_id(db, run.dataset_version_id)
+    dataset = datasets.get_dataset(db, version.dataset_id)
+    pair = next(p for p in answer_pairs.pairs(db, run_id) if p.position == position)
+    messages = [*pair.prompt, {"role": "assistant", "content": corrected_answer}]
+    example = examples.save_example(db, dataset, messages, author=author, status="draft",
+                                    tags=[f"from-rating-run-{run_id}"])
+    return example

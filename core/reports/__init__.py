@@ -1,0 +1,1 @@
+"""Results: statistics, agreement, exports, charts, the loop overview."""

@@ -1,0 +1,176 @@
+"""Exports of an evaluation: ratings CSV, JSON summary, Markdown and a self-contained HTML report."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+import sqlite_utils
+
+from core.platform import permissions
+from core.platform.text_safety import csv_cell, markdown_cell
+from core.rating import pairs as answer_pairs
+from core.rating import sessions
+from core.reports import report_format, report_html
+from core.reports import summary as stats
+from core.training import runs
+
+FORMATS = ("json", "csv", "md", "html")
+
+
+def ratings_csv(db: sqlite_utils.Database, run_id: int, viewer: str) -> str:
+    """Every rating with revealed identities and the generation settings (blinding rules apply)."""
+    sessions.require_results_access(db, run_id, viewer)
+    run = runs.get_run(db, run_id)
+    settings = db.execute("SELECT settings_json FROM generations WHERE run_id = ? LIMIT 1", [run_id]).fetchone()
+    out = io.StringIO()
+    writer = _SafeWriter(csv.writer(out))
+    writer.writerow(["run_id", "position", "rater", "shown_as_A", "verdict", "preferred", "scores_json",
+                     "comment", "seconds_spent", "created_at", "adapter_sha256", "generation_settings"])
+    for r in sessions.ratings_for_run(db, run_id):
+        writer.writerow([r.run_id, r.position, r.rater, r.left_side, r.verdict, r.preferred,
+                         json.dumps(r.scores, sort_keys=True), r.comment, r.seconds_spent, r.created_at,
+                         run.adapter_sha256, settings[0] if settings else ""])
+    for p in answer_pairs.pairs(db, run_id):
+        if p.identical:  # counted as ties without asking anyone
+            writer.writerow([run_id, p.position, "(identical answers)", "", "tie", "tie", "{}", "", 0, "",
+                             run.adapter_sha256, settings[0] if settings else ""])
+    return out.getvalue()
+
+
+class _SafeWriter:
+    """A csv writer whose cells are neutralised against formula injection (OWASP)."""
+
+    def __init__(self, writer: Any) -> None:
+        self._writer = writer
+
+    def writerow(self, row: list[Any]) -> None:
+        self._writer.writerow([csv_cell(v) for v in row])
+
+
+def summary_json(summary: stats.Summary) -> str:
+    return json.dumps(summary.to_dict(), indent=2, default=str)
+
+
+def agreement_lines(a: dict[str, Any]) -> list[str]:
+    if a.get("not_computable"):
+        return [f"Not computable: {markdown_cell(a['not_computable'])}."]
+    lines = [f"On {a['calibration_pairs_rated_by_all']} calibration prompts rated by all of "
+             f"{', '.join(markdown_cell(r) for r in a['raters'])}: raw agreement {report_format.pct(a.get('percent_agreement'))}."]
+    if "cohens_kappa" in a:
+        lines.append(f"Cohen's κ {a['cohens_kappa']:.2f} (95 % CI {a['cohens_kappa_ci'][0]:.2f} – "
+                     f"{a['cohens_kappa_ci'][1]:.2f}).")
+    if "fleiss_kappa" in a:
+        ci = a.get("fleiss_kappa_ci")
+        lines.append(f"Fleiss' κ {a['fleiss_kappa']:.2f}" + (f" (bootstrap 95 % CI {ci[0]:.2f} – {ci[1]:.2f})." if ci else "."))
+    return lines
+
+
+def summary_markdown(summary: stats.Summary) -> str:
+    o, po = summary.outcomes, summary.prompt_outcomes
+    lines = [f"# Evaluation of run {summary.run_id}", "", summary.verdict_text, "",
+             "## Outcomes", "",
+             "| unit | tuned better | base better | ties (automatic) | both bad | total |",
+             "|---|---|---|---|---|---|",
+             f"| prompts | {po.wins} | {po.losses} | {po.ties} ({po.automatic_ties}) | – | {po.total} |",
+             f"| votes | {o.wins} | {o.losses} | {o.ties} ({o.automatic_ties}) | {o.both_bad} | {o.total} |", "",
+             f"- Win rate over decisive prompts: {report_format.pct(summary.win_rate)} (Wilson 95 % CI {report_format.ci(summary.win_rate_ci)}, "
+             f"N = {po.wins + po.losses} prompts)",
+             f"- Anytime-valid test: e-value {summary.e_value:.2f} over {summary.complete_prompts} prompts with all "
+             f"their votes; {'significant' if summary.significant else 'not significant'} (threshold 20, α = 5 %)",
+             f"- Sign test over decisive prompts (valid only at a planned end): p = {report_format.p_value(summary.sign_test_p)}",
+             f"- Score: {report_format.pct(summary.score)} (bootstrap 95 % CI {report_format.ci(summary.score_ci)}, N = {po.total} prompts)",
+             f"- Votes: tie rate {report_format.pct(summary.tie_rate)}, both-bad rate {report_format.pct(summary.both_bad_rate)} "
+             f"(N = {o.total} votes)",
+             f"- Decisive prompts for 80 % power at a 60 % win rate (anytime-valid test): "
+             f"{summary.prompts_needed_for_60}", "",
+             "## Per criterion (votes that scored both answers)", "",
+             "| criterion | base | tuned | difference (95 % CI) | Wilcoxon p | n |", "|---|---|---|---|---|---|"]
+    for c in summary.per_criterion:
+        ci = c["difference_ci"]
+        lines.append(f"| {markdown_cell(c['criterion'])} | {report_format.number(c['base_mean'])} | {report_format.number(c['tuned_mean'])} | "
+                     f"{report_format.number(c['difference'], '+.2f')} ({report_format.number(ci[0] if ci else None, '+.2f')} to "
+                     f"{report_format.number(ci[1] if ci else None, '+.2f')}) | {report_format.p_value(c['wilcoxon_p'])} | {c['n_pairs']} |")
+    lines += ["", "## Per rater (votes)", "",
+              "| rater | votes | win rate | left-pick rate | position-bias p | median time |", "|---|---|---|---|---|---|"]
+    for r in summary.per_rater:
+        lines.append(f"| {markdown_cell(r['rater'])} | {r['ratings']} | {report_format.pct(r['win_rate'])} | "
+                     f"{report_format.pct(r['left_pick_rate'])} | {report_format.p_value(r['position_bias_p'])} | {report_format.seconds(r['median_seconds'])} |")
+    lines += ["", "## Agreement (calibration prompts)", "", *agreement_lines(summary.agreement),
+              "", "## Example pairs (split votes first)", "", *_example_lines(summary.example_pairs),
+              "", "## Automatic checks", "", "```json", json.dumps(summary.checks, indent=2, default=str), "```",
+              "", "## Definitions", "", *[f"- **{k}**: {markdown_cell(v)}" for k, v in summary.definitions.items()],
+              "", "## Lineage", "", "```json", json.dumps(summary.lineage, indent=2, default=str), "```", ""]
+    return "\n".join(lines)
+
+
+def _example_lines(pairs: list[dict[str, Any]]) -> list[str]:
+    lines: list[str] = []
+    for ex in pairs:
+        votes = ", ".join(f"{markdown_cell(r)}: {v.replace('_', ' ')}" for r, v in ex["votes"].items())
+        # Model and user text inside fenced blocks: shown as text by any Markdown viewer.
+        for title, text in (("Prompt", ex["prompt"]), ("Base model", ex["base"]), ("Tuned model", ex["tuned"])):
+            lines += [f"**{title}**", "", "~~~~text", text.replace("~~~~", "~ ~ ~ ~"), "~~~~", ""]
+        lines += [f"Votes — {votes}", "", "---", ""]
+    return lines or ["No rated pairs yet."]
+
+
+def summary_html(summary: stats.Summary) -> str:
+    """One file, a real document (report_html), charts embedded with plotly.js inline: opens offline."""
+    return report_html.render(summary)
+
+
+def render(db: sqlite_utils.Database, run_id: int, fmt: str, viewer: str,
+           summary: stats.Summary | None = None) -> str:
+    """One export of a run's evaluation, for a viewer the blinding rules allow (rating.results_access)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}")
+    sessions.require_results_access(db, run_id, viewer)
+    if fmt == "csv":
+        return ratings_csv(db, run_id, viewer)
+    summary = summary or stats.summarize(db, run_id)
+    return {"json": summary_json, "md": summary_markdown, "html": summary_html}[fmt](summary)
+
+
+def approve(db: sqlite_utils.Database, run_id: int, decision: str, note: str, actor: str) -> None:
+    """Sign-off: admins approve or reject a run with its summary attached (audit log + model card)."""
+    from pathlib import Path
+
+    from core.platform.store import audit, now, transaction
+
+    permissions.require(actor, "approve")
+    if decision not in ("approved", "rejected"):
+        raise ValueError("decision must be approved or rejected")
+    if not note.strip():
+        raise ValueError("Write a decision note: what was compared and why this decision (it goes on the model card).")
+    summary = stats.summarize(db, run_id)
+    if summary.outcomes.total == 0:
+        raise ValueError("Rate the run before signing it off: the summary is empty.")
+    run = runs.get_run(db, run_id)
+    with transaction(db):
+        runs.set_approval(db, run_id, decision, note)
+        audit(db, actor, f"run_{decision}", "run", run_id, {"note": note, "summary": summary.verdict_text})
+    if run.adapter_path and Path(run.adapter_path).exists():
+        card = Path(run.adapter_path) / "README.md"
+        with open(card, "a", encoding="utf-8") as f:
+            f.write(f"\n## Sign-off\n\n{decision} by {actor} on {now()}: {note}\n\n{summary_markdown(summary)}\n")
+
+
+def adapter_zip(db: sqlite_utils.Database, run_id: int, actor: str) -> bytes:
+    """The run's adapter as a zip (weights, config, model card with lineage and sign-off), ready for
+    `PeftModel.from_pretrained` after unzipping. Authors and admins: it carries what was learned."""
+    import zipfile
+    from pathlib import Path
+
+    permissions.require(actor, "export_dataset")
+    run = runs.get_run(db, run_id)
+    if not run.adapter_path or not Path(run.adapter_path).is_dir():
+        raise ValueError(f"Run {run_id} has no adapter to download.")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(Path(run.adapter_path).iterdir()):
+            if path.is_file() and not path.is_symlink():
+                archive.write(path, f"run-{run_id}-adapter/{path.name}")
+    return buffer.getvalue()
