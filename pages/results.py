@@ -17,10 +17,10 @@ def summary_for(run_id: int, ratings_signature: tuple) -> stats.Summary:
     return stats.summarize(common.db(), run_id)
 
 
-@st.cache_data(ttl=600, show_spinner="Fitting Bradley–Terry strengths…", max_entries=8)
+@st.cache_data(ttl=600, show_spinner="Scoring every adapter against the base…", max_entries=8)
 def strengths_for(dataset_id: int, ratings_signature: tuple) -> list:
     del ratings_signature
-    return stats.bradley_terry(common.db(), dataset_id)
+    return stats.scores_against_base(common.db(), dataset_id)
 
 
 st.title("Results")
@@ -46,28 +46,28 @@ if not access.allowed:
 summary = summary_for(run_id, stats.ratings_signature(db, run_id))
 common.info(summary.verdict_text)
 po, o = summary.prompt_outcomes, summary.outcomes
-c = st.columns(5)
+c = st.columns(6)
 c[0].metric("Prompts: tuned better", po.wins)
 c[1].metric("Prompts: base better", po.losses)
 c[2].metric("Prompts: tied", po.ties, help=f"{po.automatic_ties} identical answer pairs count as ties")
-c[3].metric("Win rate (prompts)", "–" if summary.win_rate is None else f"{summary.win_rate:.0%}",
+c[3].metric("Prompts: both bad", po.both_bad, help="prompts neither model got right: " + summary.definitions["prompt outcome"])
+c[4].metric("Win rate (prompts)", "–" if summary.win_rate is None else f"{summary.win_rate:.0%}",
             help=summary.definitions["win_rate"])
-c[4].metric("Evidence (e-value)", f"{summary.e_value:.1f}", help=summary.definitions["e_value"])
-st.write(f"Wilson 95 % CI {report_format.ci(summary.win_rate_ci)} over {po.wins + po.losses} decisive prompts · "
-         f"score {report_format.pct(summary.score)} (bootstrap CI {report_format.ci(summary.score_ci)}, {po.total} prompts) · "
-         f"votes: {o.wins} tuned, {o.losses} base, {o.ties} tie, {o.both_bad} both bad ({o.total} votes)")
-st.caption(f"Unit: {summary.definitions['unit']}. Score: {summary.definitions['score']}. A sign test over "
-           f"prompts gives p = {report_format.p_value(summary.sign_test_p)}, valid only at a planned end; the verdict uses "
-           "the e-value, which stays valid while you watch votes arrive.")
+c[5].metric("Evidence (e-value)", report_format.e_value(summary.log10_e_value), help=summary.definitions["e_value"])
+for line in report_format.statistics_lines(summary):
+    st.markdown(line)  # numbers and our own words only
+st.caption(f"Unit: {summary.definitions['unit']}. Score: {summary.definitions['score']}. The verdict uses "
+           "the e-value and its confidence sequence, which stay valid while you watch votes arrive.")
 st.plotly_chart(charts.outcome_bars(summary), width="stretch")
 if summary.per_criterion:
     st.plotly_chart(charts.criterion_comparison(summary), width="stretch")
-    st.dataframe(pd.DataFrame([{"criterion": r["criterion"], "votes scoring both": r["n_pairs"],
-                                "base": r["base_mean"], "tuned": r["tuned_mean"], "difference": r["difference"],
-                                "Wilcoxon p": r["wilcoxon_p"]} for r in summary.per_criterion]), hide_index=True)
+    st.caption(report_format.criterion_note(summary))
+    st.dataframe(pd.DataFrame([dict(zip(report_format.CRITERION_HEADER, [r["criterion"], *report_format.criterion_cells(r)]))
+                               for r in summary.per_criterion]), hide_index=True)
 st.subheader("Per rater (votes)")
 if summary.per_rater:
-    st.dataframe(pd.DataFrame(summary.per_rater), hide_index=True)
+    st.dataframe(pd.DataFrame([{**r, "position_bias_p": report_format.p_value(r["position_bias_p"])}
+                               for r in summary.per_rater]), hide_index=True)
 st.subheader("Agreement (calibration prompts every rater rates)")
 for line in export.agreement_lines(summary.agreement):
     st.markdown(line)  # names inside are escaped by export.agreement_lines
@@ -81,7 +81,9 @@ else:
     st.caption("No automatic checks: the dataset has no output convention or glossary, and no losses were measured.")
 strengths = strengths_for(dataset.id, stats.ratings_signature(db))
 if len(strengths) > 1:
-    st.subheader("Which adapter is best (Bradley–Terry, log-odds vs base)")
+    st.subheader("Each adapter against the shared base (score over prompts, one scale)")
+    st.caption("Adapters were each compared with the base model, never with each other: scores side by side, "
+               "with prompt-bootstrap intervals; log-odds on the same scale.")
     st.dataframe(pd.DataFrame(strengths), hide_index=True)
 
 st.subheader("Export")

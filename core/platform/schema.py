@@ -177,3 +177,20 @@ ALTER TABLE generation_jobs ADD COLUMN started_at TEXT;
 ALTER TABLE generation_jobs ADD COLUMN target TEXT NOT NULL DEFAULT 'local';
 ALTER TABLE generation_jobs ADD COLUMN target_ref TEXT NOT NULL DEFAULT ''
 """
+
+# The e-value's entry rule (issue 26): k is read once, when a run's first rating session starts;
+# a prompt enters the sequential test when its k-th vote arrives, with the mean of its first k
+# votes in time order, stored here so that later votes and edits cannot change it.
+SCHEMA_V5 = """
+CREATE TABLE rating_plans (
+    run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+    raters_per_pair INTEGER NOT NULL CHECK (raters_per_pair >= 1),
+    created_at TEXT NOT NULL);
+CREATE TABLE evalue_entries (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    value REAL NOT NULL CHECK (value >= 0 AND value <= 1),
+    votes INTEGER NOT NULL CHECK (votes >= 1),
+    entered_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, position))
+"""

@@ -15,7 +15,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from core.platform.paths import db_path
-from core.platform.schema import SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4
+from core.platform.schema import SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5
 
 BUSY_TIMEOUT_MS = 10_000
 migrations = Migrations("tuning-studio")
@@ -141,6 +141,29 @@ def m004_queue_and_targets(db: sqlite_utils.Database) -> None:
     _run_statements(db, SCHEMA_V4)
 
 
+@migrations()
+def m005_evalue_entries(db: sqlite_utils.Database) -> None:
+    """A prompt's outcome is fixed when it enters the e-value; k is read when rating starts (issue 26).
+    Runs already being rated get the current k as their plan and their entries from the votes in
+    hand (first k votes in time order), as the summary counted them before."""
+    _run_statements(db, SCHEMA_V5)
+    for statement in change_triggers(["rating_plans", "evalue_entries"]):
+        db.execute(statement)
+    k = int(get_setting(db, "raters_per_pair", "1") or 1)
+    stamp = now()
+    db.execute("INSERT INTO rating_plans (run_id, raters_per_pair, created_at) "
+               "SELECT DISTINCT run_id, ?, ? FROM rating_sessions", [k, stamp])
+    votes: dict[tuple[int, int], list[str]] = {}
+    for run_id, position, preferred in db.execute(
+            "SELECT run_id, position, preferred FROM ratings ORDER BY created_at, id").fetchall():
+        votes.setdefault((run_id, position), []).append(preferred)
+    value = {"tuned": 1.0, "base": 0.0, "tie": 0.5, "both_bad": 0.5}  # stat_tests.outcome_value
+    for (run_id, position), preferred in votes.items():
+        if len(preferred) >= k:
+            db.execute("INSERT INTO evalue_entries (run_id, position, value, votes, entered_at) VALUES (?, ?, ?, ?, ?)",
+                       [run_id, position, sum(value[p] for p in preferred[:k]) / k, k, stamp])
+
+
 def _run_statements(db: sqlite_utils.Database, script: str) -> None:
     # executescript() would COMMIT first and escape the migration's transaction.
     for statement in script.split(";"):
@@ -164,6 +187,8 @@ _COUNTED: list[tuple[str, str, str]] = [
     ("ratings", "'run:' || {row}.run_id", ""),
     ("generations", "'run:' || {row}.run_id", ""),
     ("rating_closures", "'run:' || {row}.run_id", ""),
+    ("rating_plans", "'run:' || {row}.run_id", ""),
+    ("evalue_entries", "'run:' || {row}.run_id", ""),
     ("runs", "'runs'", ""),
 ]
 # Columns whose change matters to a cached view. A running run rewrites its heartbeat, log tail

@@ -19,6 +19,9 @@ from core.training import runs, versions
 
 VERDICTS = ("A", "B", "tie", "both_bad")
 VERDICT_LABELS = {"A": "A is better", "B": "B is better", "tie": "Tie", "both_bad": "Both bad"}
+# Each vote's value for the tuned model. Tie and both-bad favour neither model, so both count ½;
+# the e-value's entries, the score, the per-prompt outcome and the run scores all use this table.
+VOTE_VALUES = {"tuned": 1.0, "base": 0.0, "tie": 0.5, "both_bad": 0.5}
 
 
 class RatingError(Exception):
@@ -74,6 +77,31 @@ def raters_per_pair(db: sqlite_utils.Database) -> int:
     return int(get_setting(db, "raters_per_pair", "1") or 1)
 
 
+def planned_raters_per_pair(db: sqlite_utils.Database, run_id: int) -> int:
+    """k as it was when the run's first rating session started (the current setting before that):
+    the e-value's entry rule reads this, so changing the setting later cannot move entries."""
+    row = db.execute("SELECT raters_per_pair FROM rating_plans WHERE run_id = ?", [run_id]).fetchone()
+    return int(row[0]) if row else raters_per_pair(db)
+
+
+def evalue_entries(db: sqlite_utils.Database, run_id: int) -> dict[int, float]:
+    """Prompts that entered the e-value, with the outcome value fixed at entry (position -> value)."""
+    return dict(db.execute("SELECT position, value FROM evalue_entries WHERE run_id = ? ORDER BY position",
+                           [run_id]).fetchall())
+
+
+def _enter_if_due(db: sqlite_utils.Database, run_id: int, position: int) -> None:
+    """Inside the vote's transaction: a prompt enters the e-value once, when its k-th vote arrives,
+    with the mean of its first k votes in time order. INSERT OR IGNORE keeps the first entry, so
+    a later vote (calibration prompts get every rater's) or an edit never changes it (issue 26)."""
+    k = planned_raters_per_pair(db, run_id)
+    first = [row[0] for row in db.execute("SELECT preferred FROM ratings WHERE run_id = ? AND position = ? "
+                                          "ORDER BY created_at, id LIMIT ?", [run_id, position, k]).fetchall()]
+    if len(first) == k:
+        db.execute("INSERT OR IGNORE INTO evalue_entries (run_id, position, value, votes, entered_at) "
+                   "VALUES (?, ?, ?, ?, ?)", [run_id, position, sum(VOTE_VALUES[p] for p in first) / k, k, now()])
+
+
 def start_session(db: sqlite_utils.Database, run_id: int, rater: str) -> RatingSession:
     """Start, or resume, a rater's session: a random order and random A/B placement per pair."""
     rater = rater.strip()
@@ -92,6 +120,9 @@ def start_session(db: sqlite_utils.Database, run_id: int, rater: str) -> RatingS
     with transaction(db):
         db.execute("INSERT OR IGNORE INTO rating_sessions (run_id, rater, order_json, created_at) "
                    "VALUES (?, ?, ?, ?)", [run_id, rater, json.dumps(order), now()])
+        # The first session fixes k for the e-value's entry rule (planned_raters_per_pair).
+        db.execute("INSERT OR IGNORE INTO rating_plans (run_id, raters_per_pair, created_at) VALUES (?, ?, ?)",
+                   [run_id, raters_per_pair(db), now()])
         audit(db, rater, "start_rating_session", "run", run_id, {})
     row = next(iter(db.query("SELECT * FROM rating_sessions WHERE run_id = ? AND rater = ?", [run_id, rater])))
     return _session(row)
@@ -224,6 +255,7 @@ def record_rating(db: sqlite_utils.Database, session: RatingSession, position: i
             "seconds_spent = ratings.seconds_spent + excluded.seconds_spent, updated_at = excluded.updated_at",
             [session.id, session.run_id, position, session.rater, left, verdict, preferred,
              json.dumps(by_side, sort_keys=True), comment, float(seconds_spent), stamp, stamp])
+        _enter_if_due(db, session.run_id, position)
         rated, total = progress(db, session)
         if rated >= total and session.completed_at is None:
             db.table("rating_sessions").update(session.id, {"completed_at": stamp})

@@ -20,23 +20,42 @@ from core.training import runs
 FORMATS = ("json", "csv", "md", "html")
 
 
+# Per-prompt columns repeated on each of its rows, so that the verdict, κ and α can be recomputed
+# from this file alone (bench/recompute_from_csv.py; docs/statistics.md, "How to recompute").
+CSV_COLUMNS = ["run_id", "position", "rater", "shown_as_A", "verdict", "preferred", "scores_json", "comment",
+               "seconds_spent", "created_at", "vote_order", "raters_per_pair", "rating_closed", "calibration",
+               "entered_e_value", "entered_value", "adapter_sha256", "generation_settings"]
+
+
 def ratings_csv(db: sqlite_utils.Database, run_id: int, viewer: str) -> str:
-    """Every rating with revealed identities and the generation settings (blinding rules apply)."""
+    """Every rating with revealed identities and the generation settings (blinding rules apply),
+    plus what the statistics need per prompt: k as planned, closure, the calibration flag, whether
+    and with which value the prompt entered the e-value, and each vote's place in time order."""
     sessions.require_results_access(db, run_id, viewer)
     run = runs.get_run(db, run_id)
     settings = db.execute("SELECT settings_json FROM generations WHERE run_id = ? LIMIT 1", [run_id]).fetchone()
+    k, closed = sessions.planned_raters_per_pair(db, run_id), sessions.rating_closed(db, run_id)
+    calibration, entries = sessions.calibration_positions(db, run_id), sessions.evalue_entries(db, run_id)
+    order = {(row[0], row[1]): row[2] for row in db.execute(
+        "SELECT position, rater, row_number() OVER (PARTITION BY position ORDER BY created_at, id) FROM ratings "
+        "WHERE run_id = ?", [run_id]).fetchall()}
     out = io.StringIO()
     writer = _SafeWriter(csv.writer(out))
-    writer.writerow(["run_id", "position", "rater", "shown_as_A", "verdict", "preferred", "scores_json",
-                     "comment", "seconds_spent", "created_at", "adapter_sha256", "generation_settings"])
+    writer.writerow(CSV_COLUMNS)
+
+    def prompt_columns(position: int) -> list[Any]:
+        entered = position in entries
+        return [k, int(closed), int(position in calibration), int(entered), entries[position] if entered else ""]
+
     for r in sessions.ratings_for_run(db, run_id):
         writer.writerow([r.run_id, r.position, r.rater, r.left_side, r.verdict, r.preferred,
                          json.dumps(r.scores, sort_keys=True), r.comment, r.seconds_spent, r.created_at,
+                         order[(r.position, r.rater)], *prompt_columns(r.position),
                          run.adapter_sha256, settings[0] if settings else ""])
     for p in answer_pairs.pairs(db, run_id):
-        if p.identical:  # counted as ties without asking anyone
-            writer.writerow([run_id, p.position, "(identical answers)", "", "tie", "tie", "{}", "", 0, "",
-                             run.adapter_sha256, settings[0] if settings else ""])
+        if p.identical:  # counted as ties without asking anyone; in the e-value as a tie from the start
+            writer.writerow([run_id, p.position, "(identical answers)", "", "tie", "tie", "{}", "", 0, "", 1,
+                             k, int(closed), 0, 1, 0.5, run.adapter_sha256, settings[0] if settings else ""])
     return out.getvalue()
 
 
@@ -51,48 +70,26 @@ class _SafeWriter:
 
 
 def summary_json(summary: stats.Summary) -> str:
-    return json.dumps(summary.to_dict(), indent=2, default=str)
+    """Strict JSON (allow_nan=False): no Infinity or NaN, which strict parsers reject."""
+    return json.dumps(summary.to_dict(), indent=2, default=str, allow_nan=False)
 
 
-def agreement_lines(a: dict[str, Any]) -> list[str]:
-    if a.get("not_computable"):
-        return [f"Not computable: {markdown_cell(a['not_computable'])}."]
-    lines = [f"On {a['calibration_pairs_rated_by_all']} calibration prompts rated by all of "
-             f"{', '.join(markdown_cell(r) for r in a['raters'])}: raw agreement {report_format.pct(a.get('percent_agreement'))}."]
-    if "cohens_kappa" in a:
-        lines.append(f"Cohen's κ {a['cohens_kappa']:.2f} (95 % CI {a['cohens_kappa_ci'][0]:.2f} – "
-                     f"{a['cohens_kappa_ci'][1]:.2f}).")
-    if "fleiss_kappa" in a:
-        ci = a.get("fleiss_kappa_ci")
-        lines.append(f"Fleiss' κ {a['fleiss_kappa']:.2f}" + (f" (bootstrap 95 % CI {ci[0]:.2f} – {ci[1]:.2f})." if ci else "."))
-    return lines
+agreement_lines = report_format.agreement_lines  # Results shows the same sentences
 
 
 def summary_markdown(summary: stats.Summary) -> str:
     o, po = summary.outcomes, summary.prompt_outcomes
     lines = [f"# Evaluation of run {summary.run_id}", "", summary.verdict_text, "",
              "## Outcomes", "",
-             "| unit | tuned better | base better | ties (automatic) | both bad | total |",
+             "| unit | tuned better | base better | tied (automatic) | both bad | total |",
              "|---|---|---|---|---|---|",
-             f"| prompts | {po.wins} | {po.losses} | {po.ties} ({po.automatic_ties}) | – | {po.total} |",
+             f"| prompts | {po.wins} | {po.losses} | {po.ties} ({po.automatic_ties}) | {po.both_bad} | {po.total} |",
              f"| votes | {o.wins} | {o.losses} | {o.ties} ({o.automatic_ties}) | {o.both_bad} | {o.total} |", "",
-             f"- Win rate over decisive prompts: {report_format.pct(summary.win_rate)} (Wilson 95 % CI {report_format.ci(summary.win_rate_ci)}, "
-             f"N = {po.wins + po.losses} prompts)",
-             f"- Anytime-valid test: e-value {summary.e_value:.2f} over {summary.complete_prompts} prompts with all "
-             f"their votes; {'significant' if summary.significant else 'not significant'} (threshold 20, α = 5 %)",
-             f"- Sign test over decisive prompts (valid only at a planned end): p = {report_format.p_value(summary.sign_test_p)}",
-             f"- Score: {report_format.pct(summary.score)} (bootstrap 95 % CI {report_format.ci(summary.score_ci)}, N = {po.total} prompts)",
-             f"- Votes: tie rate {report_format.pct(summary.tie_rate)}, both-bad rate {report_format.pct(summary.both_bad_rate)} "
-             f"(N = {o.total} votes)",
-             f"- Decisive prompts for 80 % power at a 60 % win rate (anytime-valid test): "
-             f"{summary.prompts_needed_for_60}", "",
-             "## Per criterion (votes that scored both answers)", "",
-             "| criterion | base | tuned | difference (95 % CI) | Wilcoxon p | n |", "|---|---|---|---|---|---|"]
+             *report_format.statistics_lines(summary), "",
+             "## Per criterion (prompts)", "", report_format.criterion_note(summary), "",
+             "| " + " | ".join(report_format.CRITERION_HEADER) + " |", "|" + "---|" * len(report_format.CRITERION_HEADER)]
     for c in summary.per_criterion:
-        ci = c["difference_ci"]
-        lines.append(f"| {markdown_cell(c['criterion'])} | {report_format.number(c['base_mean'])} | {report_format.number(c['tuned_mean'])} | "
-                     f"{report_format.number(c['difference'], '+.2f')} ({report_format.number(ci[0] if ci else None, '+.2f')} to "
-                     f"{report_format.number(ci[1] if ci else None, '+.2f')}) | {report_format.p_value(c['wilcoxon_p'])} | {c['n_pairs']} |")
+        lines.append(f"| {markdown_cell(c['criterion'])} | " + " | ".join(report_format.criterion_cells(c)) + " |")
     lines += ["", "## Per rater (votes)", "",
               "| rater | votes | win rate | left-pick rate | position-bias p | median time |", "|---|---|---|---|---|---|"]
     for r in summary.per_rater:

@@ -42,25 +42,14 @@ def render(summary: Summary) -> str:
     parts.append(charts.outcome_bars(s).to_html(full_html=False, include_plotlyjs="inline"))
     parts += ["<h2>Outcomes</h2>", _table(
         ["unit", "tuned better", "base better", "ties (identical answers)", "both bad", "total"],
-        [["prompts", str(po.wins), str(po.losses), f"{po.ties} ({po.automatic_ties})", "–", str(po.total)],
+        [["prompts", str(po.wins), str(po.losses), f"{po.ties} ({po.automatic_ties})", str(po.both_bad), str(po.total)],
          ["votes", str(o.wins), str(o.losses), f"{o.ties} ({o.automatic_ties})", str(o.both_bad), str(o.total)]]),
-        _table(["number", "value", "what it means"], [
-            ["Win rate", f"{report_format.pct(s.win_rate)} (95 % CI {report_format.ci(s.win_rate_ci)})",
-             escape(f"share of the {po.wins + po.losses} decisive prompts the tuned model won")],
-            ["Evidence (e-value)", f"{s.e_value:.2f}",
-             escape("20 or more means the difference is real at the 5 % level, however often results were looked at")],
-            ["Score", f"{report_format.pct(s.score)} (95 % CI {report_format.ci(s.score_ci)})", escape(s.definitions.get("score", ""))],
-            ["Sign test p", report_format.p_value(s.sign_test_p), escape("valid only if the number of prompts was fixed in advance")],
-            ["Prompts needed", str(s.prompts_needed_for_60),
-             escape("decisive prompts that settle a true 60 % win rate with 80 % probability")]])]
+        f"<ul>{''.join(f'<li>{escape(line[2:])}</li>' for line in report_format.statistics_lines(s))}</ul>"]
     if s.per_criterion:
-        parts += ["<h2>Scores per criterion</h2>", _note("1–5 scores raters gave, per vote that scored both answers."),
+        parts += ["<h2>Scores per criterion</h2>", _note(report_format.criterion_note(s)),
                   charts.criterion_comparison(s).to_html(full_html=False, include_plotlyjs=False),
-                  _table(["criterion", "base", "tuned", "difference (95 % CI)", "Wilcoxon p", "n"],
-                         [[escape(c["criterion"]), report_format.number(c["base_mean"]), report_format.number(c["tuned_mean"]),
-                           f"{report_format.number(c['difference'], '+.2f')} ({report_format.number((c['difference_ci'] or [None])[0], '+.2f')} to "
-                           f"{report_format.number((c['difference_ci'] or [None, None])[1], '+.2f')})", report_format.p_value(c["wilcoxon_p"]),
-                           str(c["n_pairs"])] for c in s.per_criterion])]
+                  _table(report_format.CRITERION_HEADER,
+                         [[escape(c["criterion"]), *report_format.criterion_cells(c)] for c in s.per_criterion])]
     parts += ["<h2>Raters</h2>", _note("Per rater, in votes. A left-pick rate far from 50 % suggests position bias."),
               _table(["rater", "votes", "win rate", "left-pick rate", "position-bias p", "median time"],
                      [[escape(r["rater"]), str(r["ratings"]), report_format.pct(r["win_rate"]), report_format.pct(r["left_pick_rate"]),
@@ -68,14 +57,7 @@ def render(summary: Summary) -> str:
                       for r in s.per_rater])]
     a = s.agreement
     parts.append("<h2>Agreement</h2>")
-    if a.get("not_computable"):
-        parts.append(f"<p>Not computable: {escape(a['not_computable'])}.</p>")
-    else:
-        kappa = (f"Cohen's κ {a['cohens_kappa']:.2f} (95 % CI {a['cohens_kappa_ci'][0]:.2f} – {a['cohens_kappa_ci'][1]:.2f})"
-                 if "cohens_kappa" in a else f"Fleiss' κ {a.get('fleiss_kappa', float('nan')):.2f}")
-        shared = a["calibration_pairs_rated_by_all"]
-        parts.append(f"<p>On {shared} calibration prompts rated by every rater: raw agreement "
-                     f"{report_format.pct(a.get('percent_agreement'))}; {escape(kappa)}.</p>")
+    parts += [f"<p>{escape(line)}</p>" for line in report_format.agreement_lines(a, name=str)]
     if s.example_pairs:
         parts += ["<h2>Example pairs</h2>", _note("Prompts where raters split first; every vote shown.")]
         for ex in s.example_pairs:

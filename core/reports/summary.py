@@ -1,9 +1,10 @@
 """Evaluation statistics: outcomes, intervals, tests, per-criterion and per-rater views, agreement,
-automatic checks and Bradley-Terry strengths. statsmodels/scipy do the statistics."""
+automatic checks and each run's score against the base. statsmodels/scipy do the statistics."""
 
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -16,14 +17,14 @@ from core.curation.convention import convention_ok
 from core.platform.store import change_count
 from core.rating import pairs as answer_pairs
 from core.rating import sessions
-from core.reports import agreement, stat_tests
+from core.reports import agreement, report_format, stat_tests
 from core.training import runs as training
 from core.training import versions
 
 
 @dataclass(frozen=True)
 class Outcomes:
-    """Counts of one unit: votes (every rater's verdict) or prompts (each prompt's mean verdict)."""
+    """Counts of one unit: votes (every rater's verdict) or prompts (stat_tests.prompt_outcome)."""
     wins: int
     losses: int
     ties: int
@@ -42,20 +43,30 @@ class Summary:
     run_id: int
     lineage: dict[str, Any]
     outcomes: Outcomes                    # votes
-    prompt_outcomes: Outcomes             # prompts: mean vote value > ½ win, < ½ loss, = ½ tie
+    prompt_outcomes: Outcomes             # prompts: won, lost, tied, both bad (neither model got it right)
     tie_rate: float                       # votes
     both_bad_rate: float                  # votes
     win_rate: float | None                # prompts: W / (W + L)
-    win_rate_ci: tuple[float, float] | None
-    sign_test_p: float | None             # prompts, exact; for information (not peeking-safe)
-    e_value: float                        # prompts with their planned votes; anytime-valid
+    win_rate_ci: tuple[float, float] | None  # fixed-n Wilson: valid only at a planned end
+    sign_test_p: float | None             # prompts, exact; valid only at a planned end
+    e_value: float                        # entered prompts; anytime-valid; may be inf (see log10_e_value)
+    log10_e_value: float                  # finite at any count: what JSON and displays use
     significant: bool                     # e_value ≥ 20
-    score: float | None                   # prompts: inference.SCORE_DEFINITION
+    win_rate_cs: tuple[float, float]      # anytime-valid 95 % confidence sequence, entered prompts
+    entered_wins: int                     # decisive entered prompts won / lost: the verdict's counts
+    entered_losses: int
+    score: float | None                   # prompts: stat_tests.SCORE_DEFINITION
     score_ci: tuple[float, float] | None
-    prompts_needed_for_60: int            # decisive prompts for 80 % power, anytime-valid test
-    complete_prompts: int = 0
+    prompts_needed_for_60: int | None     # decisive prompts for 80 % power, anytime-valid test, from none
+    prompts_more_needed: int | None       # the same, more from the entered prompts in hand
+    fixed_n_needed_for_60: int            # a sign test looked at once (exact binomial)
+    raters_per_pair: int = 1              # k as planned when rating started
+    rating_closed: bool = False
+    complete_prompts: int = 0             # prompts that entered the e-value
+    criteria_tested: int = 0
     per_criterion: list[dict[str, Any]] = field(default_factory=list)
     per_rater: list[dict[str, Any]] = field(default_factory=list)
+    position_bias: dict[str, Any] = field(default_factory=dict)
     agreement: dict[str, Any] = field(default_factory=dict)
     checks: dict[str, Any] = field(default_factory=dict)
     verdict_text: str = ""
@@ -63,22 +74,47 @@ class Summary:
     example_pairs: list[dict[str, Any]] = field(default_factory=list)  # a few rated pairs, for the report
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain data for strict JSON: a non-finite number (an e-value past ~10^308) becomes None;
+        log10_e_value keeps its size."""
         data = asdict(self)
         data["outcomes"]["total"] = self.outcomes.total
         data["prompt_outcomes"]["total"] = self.prompt_outcomes.total
-        return data
+        return _finite(data)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 DEFINITIONS = {
     "unit": "the prompt: several raters' votes on one prompt are one observation",
+    "prompt outcome": "a prompt is won when its mean vote value is above ½, lost below; at ½ it is both bad "
+                      "when at least half its votes say both answers were bad (neither model got it right), "
+                      "otherwise tied",
     "score": stat_tests.SCORE_DEFINITION,
-    "score_ci": "95 % percentile bootstrap over prompts",
-    "win_rate": "decisive prompts won by the tuned model / all decisive prompts (a prompt is won when "
-                "its mean vote value is above ½, lost below, tied at ½)",
-    "win_rate_ci": "Wilson 95 % interval over decisive prompts",
+    "score_ci": "95 % percentile bootstrap over prompts (none when every prompt has the same value)",
+    "win_rate": "decisive prompts won by the tuned model / all decisive prompts",
+    "e_value": "B(W+1, L+1)·2^(W+L) over the decisive prompts that entered the test; a prompt enters when "
+               "its k-th vote arrives (k as set when rating started), with the mean of its first k votes, "
+               "and never changes afterwards; at closure the remaining prompts enter with their votes. "
+               "Significant when ≥ 20, valid however often Results is looked at",
+    "win_rate_cs": "anytime-valid 95 % confidence sequence for the win rate over the same entered prompts, "
+                   "the dual of the e-value: it excludes 50 % exactly when the e-value reaches 20",
+    "win_rate_ci": "fixed-n Wilson 95 % interval over all decisive prompts: valid only if the number of "
+                   "prompts was fixed in advance and looked at once",
     "sign_test_p": "exact two-sided binomial test over decisive prompts; valid only at a planned end",
-    "e_value": "B(W+1, L+1)·2^(W+L) over decisive prompts that have all their planned votes; "
-               "significant when ≥ 20, valid however often Results is looked at",
+    "prompts_needed": "decisive prompts after which the anytime-valid test declares a true 60 % win rate with "
+                      "80 % probability, computed exactly (376 from none); 'more' starts from the entered "
+                      "prompts in hand",
+    "per_criterion": "each prompt's mean score difference (tuned − base) first, then over prompts: the mean "
+                     "with a t interval, and a Wilcoxon signed-rank test (about the median difference); "
+                     "p-values Holm-adjusted for the number of criteria tested",
     "outcomes": "vote counts, for description",
 }
 
@@ -92,6 +128,18 @@ def ratings_signature(db: sqlite_utils.Database, run_id: int | None = None) -> t
     return (int(total),) + change_count(db, "runs")
 
 
+def prompt_votes(ratings: list[sessions.Rating], pairs: list[answer_pairs.Pair]) -> dict[int, list[str]]:
+    """Each prompt's votes (preferred model); an identical pair is one automatic tie, weighted like
+    any rated prompt."""
+    votes: dict[int, list[str]] = defaultdict(list)
+    for r in ratings:
+        votes[r.position].append(r.preferred)
+    for p in pairs:
+        if p.identical:
+            votes[p.position].append("tie")
+    return dict(sorted(votes.items()))
+
+
 def summarize(db: sqlite_utils.Database, run_id: int) -> Summary:
     run = training.get_run(db, run_id)
     ratings = sessions.ratings_for_run(db, run_id)
@@ -100,23 +148,20 @@ def summarize(db: sqlite_utils.Database, run_id: int) -> Summary:
     counts = Counter(r.preferred for r in ratings)
     outcomes = Outcomes(counts["tuned"], counts["base"], counts["tie"] + automatic, counts["both_bad"], automatic)
     n = outcomes.total
-    by_prompt: dict[int, list[float]] = defaultdict(list)
-    for r in ratings:
-        by_prompt[r.position].append(stat_tests.outcome_value(r.preferred))
-    for p in pairs:
-        if p.identical:  # an identical pair weighs as much as a rated prompt: one tie
-            by_prompt[p.position].append(0.5)
+    votes = prompt_votes(ratings, pairs)
+    by_prompt = {p: [stat_tests.outcome_value(v) for v in vs] for p, vs in votes.items()}
     means = stat_tests.prompt_means(by_prompt)
-    prompt_outcomes = Outcomes(sum(m > 0.5 for m in means.values()), sum(m < 0.5 for m in means.values()),
-                               sum(m == 0.5 for m in means.values()), 0, automatic)
-    # The e-value counts a prompt once its planned votes are in (or rating is closed), so a prompt's
-    # outcome does not change after it entered the sequential test.
-    k = sessions.raters_per_pair(db)
+    kinds = Counter(stat_tests.prompt_outcome(vs) for vs in votes.values())
+    prompt_outcomes = Outcomes(kinds["won"], kinds["lost"], kinds["tied"], kinds["both_bad"], automatic)
+    # The e-value counts each prompt with the outcome it had when it entered (stored by the vote
+    # that entered it), so later votes and edits cannot move it; closure enters the rest.
     closed = sessions.rating_closed(db, run_id)
-    identical = {p.position for p in pairs if p.identical}
-    complete = {p: m for p, m in means.items() if closed or p in identical or len(by_prompt[p]) >= k}
-    e_wins, e_losses = sum(m > 0.5 for m in complete.values()), sum(m < 0.5 for m in complete.values())
-    e = stat_tests.e_value(e_wins, e_losses)
+    entered = {q.position: 0.5 for q in pairs if q.identical}
+    entered.update(sessions.evalue_entries(db, run_id))
+    if closed:
+        entered.update({p: m for p, m in means.items() if p not in entered})
+    e_wins, e_losses = sum(m > 0.5 for m in entered.values()), sum(m < 0.5 for m in entered.values())
+    log_e = float(stat_tests.log_e_value(e_wins, e_losses))
     decisive = prompt_outcomes.wins + prompt_outcomes.losses
     summary = Summary(
         run_id=run_id, lineage=lineage(db, run), outcomes=outcomes, prompt_outcomes=prompt_outcomes,
@@ -124,12 +169,19 @@ def summarize(db: sqlite_utils.Database, run_id: int) -> Summary:
         win_rate=prompt_outcomes.wins / decisive if decisive else None,
         win_rate_ci=stat_tests.wilson(prompt_outcomes.wins, decisive),
         sign_test_p=stat_tests.sign_test(prompt_outcomes.wins, prompt_outcomes.losses),
-        e_value=e, significant=e >= stat_tests.E_VALUE_THRESHOLD,
+        e_value=float(np.exp(log_e)), log10_e_value=log_e / math.log(10),
+        significant=log_e >= stat_tests.LOG_E_VALUE_THRESHOLD,
+        win_rate_cs=stat_tests.confidence_sequence(e_wins, e_losses), entered_wins=e_wins, entered_losses=e_losses,
         score=float(np.mean(list(means.values()))) if means else None,
         score_ci=stat_tests.bootstrap_score(by_prompt), prompts_needed_for_60=stat_tests.prompts_needed(),
-        complete_prompts=len(complete), definitions=dict(DEFINITIONS))
+        prompts_more_needed=stat_tests.prompts_needed(wins=e_wins, losses=e_losses),
+        fixed_n_needed_for_60=stat_tests.fixed_n_needed(),
+        raters_per_pair=sessions.planned_raters_per_pair(db, run_id), rating_closed=closed,
+        complete_prompts=len(entered), definitions=dict(DEFINITIONS))
     summary.per_criterion = per_criterion(ratings)
+    summary.criteria_tested = sum(c["wilcoxon_p"] is not None for c in summary.per_criterion)
     summary.per_rater = per_rater(ratings)
+    summary.position_bias = position_bias(ratings)
     summary.agreement = agreement.agreement(ratings, sessions.calibration_positions(db, run_id))
     summary.checks = automatic_checks(db, run, pairs)
     summary.example_pairs = example_pairs(ratings, pairs)
@@ -155,58 +207,82 @@ def example_pairs(ratings: list[sessions.Rating], pairs: list[answer_pairs.Pair]
 
 
 def verdict_text(s: Summary) -> str:
-    """One sentence a team lead can repeat."""
+    """Sentences a team lead can repeat. Direction, counts and interval come from the same entered
+    prompts as the e-value, and the interval is its dual, so they cannot disagree."""
     o = s.prompt_outcomes
-    decisive = o.wins + o.losses
-    if decisive == 0:
-        return "No prompt has a decisive verdict yet."
-    lead = (f"The tuned model was preferred on {o.wins} of {decisive} decisive prompts"
-            f" ({s.win_rate:.0%}, 95 % CI {s.win_rate_ci[0]:.0%}–{s.win_rate_ci[1]:.0%})" if s.win_rate_ci else "")
+    if o.total == 0:
+        return "No prompt has been rated yet."
+    lead = (f"Of {o.total} prompts, the tuned model was better on {o.wins}, the base model on {o.losses}, "
+            f"{o.ties} were tied, and on {o.both_bad} neither model got it right (both bad).")
+    w, lost = s.entered_wins, s.entered_losses
+    if w + lost == 0:
+        return lead + " No decisive prompt has all its planned votes yet, so there is no verdict."
+    cs = report_format.ci(s.win_rate_cs)
+    e_text = report_format.e_value(s.log10_e_value)
+    tested = f"on the {w + lost} decisive prompts that entered the test the tuned model won {w}"
     if s.significant:
-        better = "better" if o.wins > o.losses else "worse"
-        return lead + (f": it is {better} than the base model (e-value {s.e_value:.0f} ≥ 20, valid however "
-                       "often you look).")
-    more = max(0, s.prompts_needed_for_60 - decisive)
-    return lead + (f"; not conclusive yet (e-value {s.e_value:.1f}, needs 20). If the true win rate were 60 %, "
-                   f"about {more} more decisive prompts would settle it with 80 % probability.")
+        better = "better" if w > lost else "worse"
+        return lead + (f" The tuned model is {better} than the base model: {tested} (win rate {cs}, anytime-valid "
+                       f"95 %; e-value {e_text} ≥ 20, valid however often you look).")
+    more = ("more than " + str(stat_tests.POWER_LIMIT) if s.prompts_more_needed is None
+            else str(s.prompts_more_needed))
+    return lead + (f" Not conclusive yet: {tested} (win rate {cs}, anytime-valid 95 %, which includes 50 %; "
+                   f"e-value {e_text}, needs 20). If the true win rate were 60 %, about {more} more decisive "
+                   "prompts would settle it with 80 % probability.")
 
 
 def per_criterion(ratings: list[sessions.Rating]) -> list[dict[str, Any]]:
-    """Mean 1–5 scores per model, and the paired difference (tuned − base) per vote with a t
-    interval and a Wilcoxon signed-rank test; n is the number of votes that scored both answers."""
+    """Per criterion, the prompt is the unit: each prompt's mean score per model and its mean paired
+    difference (tuned − base, over the votes that scored both answers) first; then over prompts the
+    means with t intervals, a Wilcoxon signed-rank test of the differences and its Holm adjustment
+    for the number of criteria tested. n counts prompts."""
     criteria = sorted({c for r in ratings for side in r.scores.values() for c in side})
-    rows = []
+    rows: list[dict[str, Any]] = []
     for criterion in criteria:
-        base = [r.scores["base"][criterion] for r in ratings if criterion in r.scores.get("base", {})]
-        tuned = [r.scores["tuned"][criterion] for r in ratings if criterion in r.scores.get("tuned", {})]
-        paired = [r.scores["tuned"][criterion] - r.scores["base"][criterion] for r in ratings
-                  if criterion in r.scores.get("base", {}) and criterion in r.scores.get("tuned", {})]
-        base_mean, base_ci = stat_tests.mean_ci(base)
-        tuned_mean, tuned_ci = stat_tests.mean_ci(tuned)
-        diff_mean, diff_ci = stat_tests.mean_ci(paired)
-        rows.append({"criterion": criterion, "n_pairs": len(paired), "base_mean": base_mean, "base_ci": base_ci,
-                     "tuned_mean": tuned_mean, "tuned_ci": tuned_ci, "difference": diff_mean,
-                     "difference_ci": diff_ci, "wilcoxon_p": stat_tests.wilcoxon_p(paired)})
+        per_prompt: dict[str, dict[int, list[float]]] = {"base": defaultdict(list), "tuned": defaultdict(list),
+                                                        "difference": defaultdict(list)}
+        for r in ratings:
+            base, tuned = r.scores.get("base", {}).get(criterion), r.scores.get("tuned", {}).get(criterion)
+            if base is not None:
+                per_prompt["base"][r.position].append(base)
+            if tuned is not None:
+                per_prompt["tuned"][r.position].append(tuned)
+            if base is not None and tuned is not None:
+                per_prompt["difference"][r.position].append(tuned - base)
+        means = {key: [float(np.mean(v)) for _, v in sorted(values.items())] for key, values in per_prompt.items()}
+        base_mean, base_ci = stat_tests.mean_ci(means["base"])
+        tuned_mean, tuned_ci = stat_tests.mean_ci(means["tuned"])
+        diff_mean, diff_ci = stat_tests.mean_ci(means["difference"])
+        rows.append({"criterion": criterion, "n_prompts": len(means["difference"]), "base_mean": base_mean,
+                     "base_ci": base_ci, "tuned_mean": tuned_mean, "tuned_ci": tuned_ci, "difference": diff_mean,
+                     "difference_ci": diff_ci, "wilcoxon_p": stat_tests.wilcoxon_p(means["difference"])})
+    for row, adjusted in zip(rows, stat_tests.holm([r["wilcoxon_p"] for r in rows])):
+        row["wilcoxon_p_holm"] = adjusted
     return rows
 
 
 def per_rater(ratings: list[sessions.Rating]) -> list[dict[str, Any]]:
-    from scipy.stats import binomtest
-
     rows = []
     for rater in sorted({r.rater for r in ratings}):
         mine = [r for r in ratings if r.rater == rater]
         c = Counter(r.preferred for r in mine)
         decisive = c["tuned"] + c["base"]
-        left_picks = sum(1 for r in mine if r.verdict == "A")
-        side_votes = sum(1 for r in mine if r.verdict in ("A", "B"))
+        bias = position_bias(mine)
         rows.append({
             "rater": rater, "ratings": len(mine), "wins": c["tuned"], "losses": c["base"], "ties": c["tie"],
             "both_bad": c["both_bad"], "win_rate": c["tuned"] / decisive if decisive else None,
-            "left_pick_rate": left_picks / side_votes if side_votes else None,
-            "position_bias_p": float(binomtest(left_picks, side_votes, 0.5).pvalue) if side_votes else None,
+            "left_pick_rate": bias["left_pick_rate"], "position_bias_p": bias["p"],
             "median_seconds": float(np.median([r.seconds_spent for r in mine])) if mine else None})
     return rows
+
+
+def position_bias(ratings: list[sessions.Rating]) -> dict[str, Any]:
+    """Share of side votes that picked the left answer, with an exact binomial test at ½. Pooling
+    raters is sound here: each vote's placement was drawn independently at random."""
+    left = sum(1 for r in ratings if r.verdict == "A")
+    sided = sum(1 for r in ratings if r.verdict in ("A", "B"))
+    return {"left_picks": left, "side_votes": sided, "left_pick_rate": left / sided if sided else None,
+            "p": stat_tests.sign_test(left, sided - left)}
 
 
 def automatic_checks(db: sqlite_utils.Database, run: training.TrainingRun, pairs: list[answer_pairs.Pair]) -> dict[str, Any]:
@@ -243,41 +319,32 @@ def lineage(db: sqlite_utils.Database, run: training.TrainingRun) -> dict[str, A
             "first_rating": dates[0], "last_rating": dates[1], "pii_override": version.pii_override_reason}
 
 
-def bradley_terry(db: sqlite_utils.Database, dataset_id: int, *, seed: int = 0,
-                  samples: int = 200) -> list[dict[str, Any]]:
-    """Strengths (log-odds vs the base model) of every rated adapter of a dataset, with bootstrap
-    intervals, fitted as a logistic regression on pairwise outcomes (as Chatbot Arena does)."""
-    import statsmodels.api as sm
+def run_score(prompt_values: list[float], seed: int = 0) -> dict[str, Any]:
+    """One run's score against the base it was rated against, from its per-prompt outcome values
+    (each prompt's mean vote value, identical pairs ½): the score with a prompt bootstrap interval,
+    and the same on the log-odds scale. Reusable for any list of per-prompt outcomes."""
+    n = len(prompt_values)
+    score = float(np.mean(prompt_values)) if n else None
+    interval = stat_tests.bootstrap_mean(prompt_values, seed)
+    return {"prompts": n, "score": score, "score_ci": interval,
+            "log_odds": None if score is None else stat_tests.logit(score, n),
+            "log_odds_ci": None if interval is None else tuple(stat_tests.logit(x, n) for x in interval)}
 
-    runs = [r for r in training.list_runs(db, dataset_id) if r.status == "succeeded"]
-    battles: list[tuple[int, float]] = []  # (run index, outcome for tuned: 1, 0 or 0.5)
-    names = []
-    for run in runs:
-        votes = [stat_tests.outcome_value(r.preferred) for r in sessions.ratings_for_run(db, run.id)]
-        if votes:
-            names.append(run.id)
-            battles.extend((len(names) - 1, v) for v in votes)
-    if not battles:
-        return []
 
-    def fit(sample: list[tuple[int, float]]) -> np.ndarray:
-        X = np.zeros((len(sample) * 2, len(names)))
-        y = np.zeros(len(sample) * 2)
-        w = np.zeros(len(sample) * 2)
-        for i, (k, v) in enumerate(sample):
-            X[2 * i, k] = X[2 * i + 1, k] = 1.0
-            y[2 * i], w[2 * i] = 1.0, v          # win share
-            y[2 * i + 1], w[2 * i + 1] = 0.0, 1 - v  # loss share
-        keep = w > 0
-        model = sm.GLM(y[keep], X[keep], family=sm.families.Binomial(), freq_weights=w[keep])
-        return np.asarray(model.fit_regularized(alpha=1e-4, L1_wt=0.0).params)
-
-    point = fit(battles)
-    rng = np.random.default_rng(seed)
-    boots = np.array([fit([battles[i] for i in rng.integers(0, len(battles), len(battles))]) for _ in range(samples)])
-    return [{"run": run_id, "strength": float(point[k]), "ci": (float(np.percentile(boots[:, k], 2.5)),
-                                                                 float(np.percentile(boots[:, k], 97.5))),
-             "votes": len([b for b in battles if b[0] == k])} for k, run_id in enumerate(names)]
+def scores_against_base(db: sqlite_utils.Database, dataset_id: int) -> list[dict[str, Any]]:
+    """Every rated adapter of a dataset scored against the shared base model, on one scale. Not a
+    Bradley-Terry fit: adapters were never compared with each other, each only with the base."""
+    rows = []
+    for run in training.list_runs(db, dataset_id):
+        if run.status != "succeeded":
+            continue
+        ratings = sessions.ratings_for_run(db, run.id)
+        votes = prompt_votes(ratings, answer_pairs.pairs(db, run.id))
+        if ratings:
+            values = list(stat_tests.prompt_means({p: [stat_tests.outcome_value(v) for v in vs]
+                                                   for p, vs in votes.items()}).values())
+            rows.append({"run": run.id, **run_score(values)})
+    return rows
 
 
 def checks_table(checks: dict[str, Any]) -> list[dict[str, str]]:
