@@ -1,21 +1,22 @@
-"""Every summary number recomputed from the exported CSV with statsmodels/scipy."""
+"""Summaries on real databases: hand-counted runs, the e-value's entry rule, strict exports, and every
+headline number recomputed from the exported CSV by an independent script."""
 
-import csv
 import io
 import json
-from collections import Counter
+import math
+import subprocess
+import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from scipy.stats import binomtest
-from statsmodels.stats.proportion import proportion_confint
 
 from core.platform import store
 from core.rating import sessions
-from core.reports import export
+from core.reports import export, stat_tests
 from core.reports import summary as stats
 from core.training import runs, versions
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def external_references(page: str) -> list[str]:
@@ -42,7 +43,9 @@ def rate_everything(db, rid, raters, verdict_of):
                                  seconds_spent=2 + i)
 
 
-def test_summary_matches_recomputation_from_csv(rated_db):
+def test_the_recompute_script_reproduces_the_summary_from_the_csv(rated_db, tmp_path):
+    """bench/recompute_from_csv.py, written from docs/statistics.md without studio code, gets every
+    headline number back from the exported CSV alone."""
     db = store.connect(rated_db)
     rid = runs.list_runs(db)[0].id
 
@@ -57,51 +60,106 @@ def test_summary_matches_recomputation_from_csv(rated_db):
 
     rate_everything(db, rid, ["Dana", "Sam"], verdict_of)
     summary = stats.summarize(db, rid)
-    rows = list(csv.DictReader(io.StringIO(export.ratings_csv(db, rid, "admin"))))
-    counts = Counter(r["preferred"] for r in rows)
-    assert summary.outcomes.wins == counts["tuned"]
-    assert summary.outcomes.losses == counts["base"]
-    assert summary.outcomes.ties == counts["tie"]
-    assert summary.outcomes.both_bad == counts["both_bad"]
-    # Prompt level, recomputed from the CSV rows: each prompt's mean vote value decides it.
-    value = {"tuned": 1.0, "base": 0.0, "tie": 0.5, "both_bad": 0.5}
-    by_prompt: dict[str, list[float]] = {}
-    for r in rows:
-        by_prompt.setdefault(r["position"], []).append(value[r["preferred"]])
-    means = [float(np.mean(v)) for v in by_prompt.values()]
-    w, lost = sum(m > 0.5 for m in means), sum(m < 0.5 for m in means)
-    assert (summary.prompt_outcomes.wins, summary.prompt_outcomes.losses) == (w, lost)
-    assert summary.win_rate == pytest.approx(w / (w + lost))
-    assert summary.win_rate_ci == pytest.approx(proportion_confint(w, w + lost, method="wilson"))
-    assert summary.sign_test_p == pytest.approx(binomtest(w, w + lost, 0.5).pvalue)
-    assert summary.score == pytest.approx(np.mean(means))
-    low, high = summary.score_ci
-    assert low <= summary.score <= high
+    path = tmp_path / "ratings.csv"
+    path.write_text(export.ratings_csv(db, rid, "admin"), encoding="utf-8")
+    out = subprocess.run([sys.executable, str(REPO / "bench" / "recompute_from_csv.py"), str(path)],
+                         capture_output=True, text=True, check=True, timeout=300)
+    again = json.loads(out.stdout)
+    po = summary.prompt_outcomes
+    assert again["prompts"] == {"won": po.wins, "lost": po.losses, "tied": po.ties, "both_bad": po.both_bad}
+    assert again["votes"] == summary.outcomes.total - summary.outcomes.automatic_ties
+    assert again["win_rate"] == pytest.approx(summary.win_rate)
+    assert again["wilson"] == pytest.approx(list(summary.win_rate_ci))
+    assert again["sign_test_p"] == pytest.approx(summary.sign_test_p)
+    assert again["score"] == pytest.approx(summary.score)
+    assert again["score_ci"] == pytest.approx(list(summary.score_ci))
+    assert (again["entered"], again["entered_wins"], again["entered_losses"]) == (
+        summary.complete_prompts, summary.entered_wins, summary.entered_losses)
+    assert again["log10_e_value"] == pytest.approx(summary.log10_e_value)
+    assert again["significant"] == summary.significant
+    assert again["confidence_sequence"] == pytest.approx(list(summary.win_rate_cs), abs=2e-6)
+    assert again["prompts_more_needed"] == summary.prompts_more_needed
+    assert again["raters_per_pair"] == summary.raters_per_pair == 2
     tone = next(c for c in summary.per_criterion if c["criterion"] == "tone")
-    tuned_scores = [json.loads(r["scores_json"])["tuned"]["tone"] for r in rows if r["scores_json"] != "{}"]
-    assert tone["tuned_mean"] == pytest.approx(np.mean(tuned_scores))
-    per = {r["rater"]: r for r in summary.per_rater}
-    dana = [r for r in rows if r["rater"] == "Dana"]
-    left_picks = sum(r["verdict"] == "A" for r in dana)
-    sided = sum(r["verdict"] in ("A", "B") for r in dana)
-    assert per["Dana"]["left_pick_rate"] == pytest.approx(left_picks / sided)
-    assert per["Dana"]["position_bias_p"] == pytest.approx(binomtest(left_picks, sided, 0.5).pvalue)
-    calibration = sessions.calibration_positions(db, rid)
-    assert summary.agreement["calibration_pairs_rated_by_all"] == len(calibration)
-    kappa, (k_low, k_high) = summary.agreement["cohens_kappa"], summary.agreement["cohens_kappa_ci"]
-    assert k_low <= kappa <= k_high and kappa < 1
-    assert summary.prompts_needed_for_60 > 150
+    assert again["per_criterion"]["tone"]["n_prompts"] == tone["n_prompts"] == po.total - po.automatic_ties
+    assert again["per_criterion"]["tone"]["difference"] == pytest.approx(tone["difference"])
+    assert again["per_criterion"]["tone"]["wilcoxon_p"] == pytest.approx(tone["wilcoxon_p"])
+    assert again["per_criterion"]["tone"]["wilcoxon_p_holm"] == pytest.approx(tone["wilcoxon_p_holm"])
+    assert again["agreement"]["krippendorff_alpha"] == pytest.approx(summary.agreement["krippendorff_alpha"])
+    assert again["agreement"]["cohens_kappa"] == pytest.approx(summary.agreement["cohens_kappa"])
+    assert summary.agreement["calibration_pairs_rated_by_all"] == len(sessions.calibration_positions(db, rid))
 
 
-def test_small_sample_is_not_celebrated(rated_db):
+def test_a_hand_counted_run(rated_db):
+    """One rater (k = 1): tuned better on 9 prompts, base on 1, both bad on the rest.
+    Wilson 9/10 by hand: centre (9 + 1.9208)/13.8415 = 0.7890, half-width
+    1.95996·√(9·1/10 + 0.9604)/13.8415 = 0.1932 -> 0.5958 to 0.9821; sign test 22/1024;
+    e-value B(10, 2)·2^10 = 1024/110 = 9.31, not significant."""
+    db = store.connect(rated_db)
+    rid = runs.list_runs(db)[0].id
+    store.set_setting(db, "raters_per_pair", "1")
+    session = sessions.start_session(db, rid, "Dana")
+    for i, (position, left) in enumerate(session.order):
+        prefer_tuned = i < 9
+        verdict = "both_bad" if i >= 10 else ("A" if (left == "tuned") == prefer_tuned else "B")
+        sessions.record_rating(db, session, position, verdict)
+    summary = stats.summarize(db, rid)
+    rest = len(session.order) - 10
+    po = summary.prompt_outcomes
+    assert (po.wins, po.losses, po.ties - po.automatic_ties, po.both_bad) == (9, 1, 0, rest)
+    assert summary.win_rate_ci == pytest.approx((0.5958, 0.9821), abs=1e-4)
+    assert summary.sign_test_p == pytest.approx(22 / 1024)
+    assert summary.e_value == pytest.approx(1024 / 110) and not summary.significant
+    assert f"on {rest} neither model got it right (both bad)" in summary.verdict_text
+    assert "includes 50 %" in summary.verdict_text and "9.3" in summary.verdict_text
+    markdown = export.render(db, rid, "md", "admin")
+    assert f"| prompts | 9 | 1 | {po.ties} ({po.automatic_ties}) | {rest} |" in markdown
+    assert f"Prompts neither model got right (both bad): {rest} of {po.total}" in markdown
+
+
+def test_an_entered_outcome_cannot_change(rated_db):
+    """A prompt enters the e-value at its k-th vote (k as when rating started) with the mean of its
+    first k votes; a later rater's vote on a calibration prompt and an edit leave it as it was."""
+    db = store.connect(rated_db)
+    rid = runs.list_runs(db)[0].id
+    store.set_setting(db, "raters_per_pair", "1")
+    dana = sessions.start_session(db, rid, "Dana")
+    store.set_setting(db, "raters_per_pair", "3")  # changed after rating started: entries keep k = 1
+    assert sessions.planned_raters_per_pair(db, rid) == 1
+    position = next(iter(sessions.calibration_positions(db, rid)))
+    left = dict(dana.order)[position]
+    tuned, base = ("A", "B") if left == "tuned" else ("B", "A")
+    sessions.record_rating(db, dana, position, tuned)
+    assert sessions.evalue_entries(db, rid) == {position: 1.0}
+    sam = sessions.start_session(db, rid, "Sam")
+    sam_left = dict(sam.order)[position]
+    sessions.record_rating(db, sam, position, "A" if sam_left == "base" else "B")  # Sam: base better
+    sessions.record_rating(db, dana, position, base)  # Dana changes her mind
+    assert sessions.evalue_entries(db, rid) == {position: 1.0}
+    summary = stats.summarize(db, rid)
+    assert summary.prompt_outcomes.losses == 1  # the prompt as it stands now: both votes say base
+    assert (summary.entered_wins, summary.entered_losses) == (1, 0)  # the test: as it entered
+
+
+def test_json_export_is_strict_at_extreme_counts(rated_db):
+    import dataclasses
+    import math
+
     db = store.connect(rated_db)
     rid = runs.list_runs(db)[0].id
     session = sessions.start_session(db, rid, "Dana")
-    for position, left in session.order[:4]:
-        sessions.record_rating(db, session, position, "A" if left == "tuned" else "B")
-    summary = stats.summarize(db, rid)
-    assert summary.prompt_outcomes.wins == 4 and summary.sign_test_p > 0.05 and not summary.significant
-    assert "not conclusive yet" in summary.verdict_text and "more decisive prompts" in summary.verdict_text
+    sessions.record_rating(db, session, session.order[0][0], "A")
+    huge = stat_tests.log_e_value(1100, 0) / math.log(10)
+    summary = dataclasses.replace(stats.summarize(db, rid), e_value=stat_tests.e_value(1100, 0), log10_e_value=huge,
+                                  agreement={"cohens_kappa": float("nan")})
+    text = export.render(db, rid, "json", "admin", summary)
+
+    def refuse(name):
+        raise ValueError(f"not JSON: {name}")
+
+    data = json.loads(text, parse_constant=refuse)
+    assert data["e_value"] is None and data["log10_e_value"] == pytest.approx(331.5, abs=0.1)
+    assert "> 10^6" in export.render(db, rid, "md", "admin", summary)
 
 
 def test_exports_carry_lineage_and_html_is_self_contained(rated_db):
@@ -137,7 +195,7 @@ def test_sign_off_requires_admin_and_a_summary(rated_db, team_users):
     assert db.execute("SELECT count(*) FROM audit_log WHERE action = 'run_approved'").fetchone()[0] == 1
 
 
-def test_bradley_terry_orders_adapters(rated_db, random_adapter):
+def test_each_adapter_is_scored_against_the_shared_base_on_one_scale(rated_db, random_adapter):
     db = store.connect(rated_db)
     first = runs.list_runs(db)[0]
     second = runs.import_adapter(db, random_adapter, first.dataset_version_id)
@@ -147,9 +205,15 @@ def test_bradley_terry_orders_adapters(rated_db, random_adapter):
     rate_everything(db, first.id, ["Dana"], lambda r, i, left: "A" if (left == "tuned") == (i % 4 != 0) else "B")
     rate_everything(db, second.id, ["Dana"], lambda r, i, left: "A" if (left == "tuned") == (i % 4 == 0) else "B")
     dataset_id = versions.version_by_id(db, first.dataset_version_id).dataset_id
-    strengths = {s["run"]: s for s in stats.bradley_terry(db, dataset_id)}
-    assert strengths[first.id]["strength"] > 0 > strengths[second.id]["strength"]
-    assert strengths[first.id]["ci"][0] <= strengths[first.id]["strength"] <= strengths[first.id]["ci"][1]
+    scores = {s["run"]: s for s in stats.scores_against_base(db, dataset_id)}
+    # The score is the run's own summary score (prompt level, identical pairs as ties).
+    assert scores[first.id]["score"] == pytest.approx(stats.summarize(db, first.id).score)
+    assert scores[first.id]["log_odds"] > 0 > scores[second.id]["log_odds"]
+    low, high = scores[first.id]["score_ci"]
+    assert low <= scores[first.id]["score"] <= high
+    # Reusable on any list of per-prompt outcomes: 3 of 4 prompts won -> 0.75, log((3.5)/(1.5)).
+    row = stats.run_score([1.0, 1.0, 1.0, 0.0])
+    assert row["score"] == 0.75 and row["log_odds"] == pytest.approx(math.log(3.5 / 1.5))
 
 
 def test_the_adapter_downloads_as_a_zip_with_its_model_card(rated_db):

@@ -39,7 +39,8 @@ def cohens_kappa(rows: list[list[str]]) -> float:
     used = [i for i in range(len(CATEGORIES)) if table[i].sum() or table[:, i].sum()]
     if len(used) < 2:
         return float("nan")
-    return float(ck(table[np.ix_(used, used)]).kappa)
+    with np.errstate(invalid="ignore", divide="ignore"):  # its variance terms; only κ is used
+        return float(ck(table[np.ix_(used, used)]).kappa)
 
 
 def krippendorff_alpha(votes: dict[int, dict[str, str]], raters: list[str]) -> float:

@@ -64,7 +64,8 @@ def e_value(wins: int, losses: int) -> float:
     1970; Ramdas et al. 2023). By Ville's inequality it ever reaches 1/α with probability ≤ α, so a
     lead may look after every vote and stop when it crosses 20. May be inf: use log_e_value.
     """
-    return float(np.exp(log_e_value(wins, losses)))
+    log_e = float(log_e_value(wins, losses))
+    return math.exp(log_e) if log_e < 709 else math.inf  # exp overflows a double just above 709
 
 
 def confidence_sequence(wins: int, losses: int) -> tuple[float, float]:

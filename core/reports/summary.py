@@ -169,7 +169,7 @@ def summarize(db: sqlite_utils.Database, run_id: int) -> Summary:
         win_rate=prompt_outcomes.wins / decisive if decisive else None,
         win_rate_ci=stat_tests.wilson(prompt_outcomes.wins, decisive),
         sign_test_p=stat_tests.sign_test(prompt_outcomes.wins, prompt_outcomes.losses),
-        e_value=float(np.exp(log_e)), log10_e_value=log_e / math.log(10),
+        e_value=stat_tests.e_value(e_wins, e_losses), log10_e_value=log_e / math.log(10),
         significant=log_e >= stat_tests.LOG_E_VALUE_THRESHOLD,
         win_rate_cs=stat_tests.confidence_sequence(e_wins, e_losses), entered_wins=e_wins, entered_losses=e_losses,
         score=float(np.mean(list(means.values()))) if means else None,
