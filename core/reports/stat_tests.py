@@ -178,8 +178,9 @@ def mean_ci(values: Sequence[float]) -> tuple[float | None, tuple[float, float] 
 
 
 def wilcoxon_p(differences: Sequence[float]) -> float | None:
-    """Wilcoxon signed-rank test (two-sided; exact without ties or zeros up to 50 values, else the
-    normal approximation) of paired differences; None without a non-zero one."""
+    """Wilcoxon signed-rank test (two-sided; scipy's choice: exact without ties or zeros up to 50
+    values, an exact permutation test with ties up to 13, else the normal approximation) of paired
+    differences; None without a non-zero one."""
     from scipy.stats import wilcoxon
 
     if not any(d != 0 for d in differences):
