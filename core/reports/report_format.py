@@ -131,6 +131,6 @@ CRITERION_HEADER = ["criterion", "base", "tuned", "mean difference (t 95 % CI)",
 
 
 def criterion_note(summary: Any) -> str:
-    return (f"Each prompt's scores averaged over its raters first; {summary.criteria_tested} criteria tested, "
-            "p-values Holm-adjusted for that number. The t interval is about the mean difference, the "
+    return (f"Each prompt's scores averaged over its raters first. Criteria tested: {summary.criteria_tested}; "
+            "Holm-adjusted p-values allow for that number. The t interval is about the mean difference, the "
             "Wilcoxon test about the median: they can disagree.")
