@@ -218,16 +218,32 @@ def _plausible(entity_type: str, value: str, allow_words: set[str]) -> bool:
     return not (words & allow_words)
 
 
+def one_line(text: str, start: int, end: int) -> tuple[int, int]:
+    """The span cut to its first line: spaCy may run a name across a line break ("Jane Doe\nNext"),
+    and anonymising that span would replace the next line's label too (issue 23). Leading blank
+    lines move the start forward; an empty result has start == end."""
+    while start < end and text[start] in "\r\n\t ":
+        start += 1
+    for position in range(start, end):
+        if text[position] in "\r\n":
+            end = position
+            break
+    while end > start and text[end - 1] in "\t ":
+        end -= 1
+    return start, end
+
+
 def _clean(results: Iterable[Any], text: str, config: PiiConfig) -> list[Finding]:
     allow_words = {w.casefold() for entry in config.allow_list for w in re.findall(r"[\w&]+", entry)}
     # Overlapping hits (a URL inside an email) keep the higher-scoring, longer span.
     ordered = sorted(results, key=lambda r: (-r.score, -(r.end - r.start)))
     kept: list[Finding] = []
     for r in ordered:
-        if not _plausible(r.entity_type, text[r.start:r.end], allow_words):
+        start, end = one_line(text, r.start, r.end)
+        if start == end or not _plausible(r.entity_type, text[start:end], allow_words):
             continue
-        if all(r.end <= k.start or r.start >= k.end for k in kept):
-            kept.append(Finding(r.entity_type, r.start, r.end, float(r.score)))
+        if all(end <= k.start or start >= k.end for k in kept):
+            kept.append(Finding(r.entity_type, start, end, float(r.score)))
     return sorted(kept, key=lambda f: f.start)
 
 
@@ -248,8 +264,7 @@ def scan_dataset(db: sqlite_utils.Database, dataset_id: int,
     config = current_config(db)
     rows = list(db.query(
         "SELECT e.id, e.messages_json, e.content_hash FROM examples e WHERE e.dataset_id = ? AND "
-        "NOT EXISTS (SELECT 1 FROM pii_scans s WHERE s.content_hash = e.content_hash AND s.config_hash = ?)",
-        [dataset_id, config.hash]))
+        + needs_scan_sql("e.content_hash", "e.id"), [dataset_id, *needs_scan_params(config.hash)]))
     total = len(rows)
     scanned = found = 0
     dismissed_values = _dismissed_values(db, dataset_id)
@@ -283,6 +298,26 @@ def scan_dataset(db: sqlite_utils.Database, dataset_id: int,
         if progress:
             progress(scanned, total)
     return {"scanned": scanned, "findings": found, "skipped_unchanged": _count(db, dataset_id) - scanned}
+
+
+def needs_scan_sql(content_hash: str, example_id: str) -> str:
+    """The one rule for "this example still needs a scan", as SQL over the given columns.
+
+    A text never scanned with this configuration needs one. So does a text scanned for another
+    example (the same text imported into a second dataset) whose findings this example does not
+    have: findings and decisions belong to the example's own dataset (issue 23), so it is scanned
+    for itself rather than borrowing, or being blocked by, findings its author cannot see.
+    """
+    own = (f"SELECT 1 FROM pii_findings f WHERE f.example_id = {example_id} "
+           f"AND f.content_hash = {content_hash} AND f.config_hash = ?")
+    other = (f"SELECT 1 FROM pii_findings f WHERE f.example_id IS NOT NULL AND f.example_id IS NOT {example_id} "
+             f"AND f.content_hash = {content_hash} AND f.config_hash = ?")
+    return (f"(NOT EXISTS (SELECT 1 FROM pii_scans s WHERE s.content_hash = {content_hash} AND s.config_hash = ?) "
+            f"OR (NOT EXISTS ({own}) AND EXISTS ({other})))")
+
+
+def needs_scan_params(config_hash: str) -> list[str]:
+    return [config_hash, config_hash, config_hash]
 
 
 def _count(db: sqlite_utils.Database, dataset_id: int) -> int:

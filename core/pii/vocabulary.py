@@ -6,6 +6,11 @@ team's products, so each dataset carries its own: the glossary an author keeps, 
 guidelines already use. The rule is pure (no database) so the scan and the re-check after a glossary
 edit apply exactly the same one.
 
+Issue 23: the vocabulary is a suggestion, never a decision. An author could clear a real name by
+adding it to the glossary, and a single word ("Doe") cleared every value holding it ("Jane Doe").
+Now a term must equal the finding's whole value, and a match only suggests "not personal data":
+an admin confirms it (core.pii.values.confirm_vocabulary), which records an audited decision per value.
+
 Only name-like findings (PERSON, LOCATION, NRP) can be vocabulary: an e-mail address, a phone or card
 number is personal data whatever a glossary says, so an author cannot clear those by editing text.
 """
@@ -17,9 +22,8 @@ from dataclasses import dataclass
 
 NAME_LIKE = frozenset({"PERSON", "LOCATION", "NRP"})
 VOCABULARY_REASON = "dataset vocabulary"
+SUGGESTION = "matches the dataset vocabulary; clears the gate once an admin confirms it"
 VALUE_REASON = "not personal data in this dataset"
-# Automatic decisions carry one of these reasons; a re-check may reopen only findings decided so.
-AUTO_REASONS = (VOCABULARY_REASON, VALUE_REASON)
 _WORD = re.compile(r"[\w&'-]+")
 
 
@@ -41,8 +45,9 @@ class Vocabulary:
     def match(self, entity_type: str, value: str) -> str | None:
         """The glossary term or guideline phrase that makes this value vocabulary, else None.
 
-        A value is vocabulary when it is part of a glossary term ("Analytics" of "Analytics Pro"),
-        contains one ("the Backup Vault app"), or the guidelines use it as written.
+        A value is vocabulary when it is a glossary term as a whole ("Analytics Pro", in any case),
+        or the guidelines use the whole value as written. Part of a value never matches: the term
+        "Doe" says nothing about "Jane Doe".
         """
         if entity_type not in NAME_LIKE:
             return None
@@ -50,8 +55,7 @@ class Vocabulary:
         if not value_words:
             return None
         for term in self.glossary:
-            term_words = _words(term)
-            if _contains(term_words, value_words) or _contains(value_words, term_words):
+            if _words(term) == value_words:
                 return f"glossary: {term.strip()}"
         if _contains(_words(self.guidelines), value_words):
             return "named in the guidelines"
