@@ -291,3 +291,48 @@ def test_no_users_file_means_loopback_only():
     makefile = (REPO / "Makefile").read_text()
     assert "ADDRESS ?= 127.0.0.1" in makefile and "--server.address $(ADDRESS)" in makefile
     assert os.environ.get("STUDIO_USERS_FILE", "").endswith("no-users.toml")
+
+
+# ----------------------------------------------------------------------------- issue 23: lifecycle
+
+KILL_ON_EXAMPLES_INSERT = """
+import os, re, runpy, signal, sqlite3, sys
+connect = sqlite3.connect
+def killing_connect(*args, **kwargs):
+    # The process dies the moment it writes examples: after the dataset row, before any commit.
+    conn = connect(*args, **kwargs)
+    conn.set_trace_callback(lambda sql: re.match(r"\\s*INSERT INTO \\W?examples\\W", sql)
+                            and os.kill(os.getpid(), signal.SIGKILL))
+    return conn
+sqlite3.connect = killing_connect
+sys.argv = ["core", *sys.argv[1:]]
+runpy.run_module("core", run_name="__main__")
+"""
+
+
+def test_a_cli_import_killed_half_way_leaves_no_empty_dataset(tmp_path, model_dir):
+    lines = tmp_path / "ok.jsonl"
+    lines.write_text(json.dumps({"messages": convo("Where is my order?", "On its way.")}) + "\n")
+    db = tmp_path / "s.db"
+    store.connect(db).conn.close()
+    out = subprocess.run([sys.executable, "-c", KILL_ON_EXAMPLES_INSERT, "--db", str(db), "import", str(lines),
+                          "--dataset", "fresh"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == -9, out.stderr
+    assert [d.name for d in datasets.list_datasets(store.connect(db))] == []
+
+
+def test_a_draft_from_a_held_out_prompt_does_not_block_freezing(db):
+    dataset = datasets.create_dataset(db, "leaks")
+    examples.save_example(db, dataset, convo("How do I reset my password?", "Use the link."), status="ready")
+    held_out = examples.save_example(db, dataset, convo("Can I change my delivery address?", "Yes, until it ships."),
+                                     status="ready", split="heldout")
+    # "Make this a training example" makes a draft in the training split from a held-out prompt.
+    draft = examples.save_example(db, dataset, convo(held_out.messages[0]["content"], "Yes."), status="draft")
+    assert examples.leakage(db, dataset.id) == []
+    scan.scan_dataset(db, dataset.id)
+    check = versions.freeze_check(db, dataset.id)
+    assert check.blockers == [] and check.pii_blockers == []
+    # Marked ready, the same draft would leak, and freezing is refused.
+    examples.save_example(db, dataset, draft.messages, example_id=draft.id, status="ready")
+    assert [(p.first_id, p.second_id) for p in examples.leakage(db, dataset.id)] in ([(held_out.id, draft.id)],
+                                                                                       [(draft.id, held_out.id)])
