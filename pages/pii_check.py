@@ -49,9 +49,11 @@ with tab_values:
                    "imports. Values that match the dataset's glossary or guidelines are suggested as not "
                    "personal data; an admin confirms them.")
     suggested = values.vocabulary_suggestions(db, dataset.id) if gate.vocabulary_suggestions else []
-    if suggested and st.button(f"Confirm the vocabulary's {len(suggested)} suggested value(s) as not personal data",
+    if suggested and st.button(f"Confirm the dataset vocabulary ({len(suggested)} suggested value(s))",
                                key="pii.vocab_confirm", disabled=not can_dismiss,
-                               help=None if can_dismiss else "Clearing the gate needs the admin role."):
+                               help="Confirms the glossary and guidelines as they are now: they clear the values "
+                                    "they name, each one recorded as your decision." if can_dismiss else
+                                    "Clearing the gate needs the admin role."):
         values.confirm_vocabulary(db, dataset.id, actor=common.user())
         st.rerun()
     f = st.columns(2)

@@ -57,12 +57,22 @@ def test_an_authors_glossary_clears_nothing_until_an_admin_confirms_it(db, team_
         values.confirm_vocabulary(db, dataset.id, actor="ana")
     with pytest.raises(datasets.DatasetError, match="unresolved"):
         versions.freeze(db, dataset, actor="ana")
-    values.confirm_vocabulary(db, dataset.id, actor="boss")
+    assert values.confirm_vocabulary(db, dataset.id, actor="boss") == {"dismissed": 2, "reopened": 0}
     assert review.gate_status(db, dataset.id).clear
-    (row,) = audit_rows(db, "pii_value_not_pii")
-    assert row["actor"] == "boss"
-    assert row["detail"]["reason"] == "dataset vocabulary (glossary: Jane Doe)"
-    assert sorted(row["detail"]["finding_ids"]) == sorted(group.finding_ids) and len(group.finding_ids) == 2
+    rows = audit_rows(db, "pii_vocabulary")
+    assert [r["actor"] for r in rows] == ["boss", "boss"]
+    assert {r["detail"]["reason"] for r in rows} == {"dataset vocabulary (glossary: Jane Doe), confirmed by boss"}
+    assert sorted(r["detail"]["finding_id"] for r in rows) == sorted(group.finding_ids)
+    # A later import is cleared by the confirmed vocabulary, as boss's decision, audited per finding.
+    add(db, dataset, "Jane Doe called twice today.", actor="ana")
+    values.scan(db, dataset.id, actor="ana")
+    assert review.gate_status(db, dataset.id).clear and len(audit_rows(db, "pii_vocabulary")) == 3
+    # What the author adds afterwards waits for the next confirmation.
+    datasets.update_dataset(db, dataset.id, actor="ana", glossary=["Jane Doe", "Priya Raman"])
+    add(db, dataset, "Priya Raman asked for a callback.", actor="ana")
+    values.scan(db, dataset.id, actor="ana")
+    gate = review.gate_status(db, dataset.id)
+    assert gate.open_findings == 1 and gate.vocabulary_suggestions == 1
 
 
 def test_the_pii_page_offers_authors_no_glossary_way_around_the_gate():

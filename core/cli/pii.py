@@ -69,17 +69,18 @@ def cmd_pii_decide(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[
 
 def _vocabulary_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True)
-    p.add_argument("--confirm", action="store_true", help="decide the suggested values are not personal data (admins)")
+    p.add_argument("--confirm", action="store_true",
+                   help="confirm the current glossary and guidelines: they clear the values they name (admins)")
 
 
 @command("pii-vocabulary", "values the dataset's glossary or guidelines suggest as not personal data", _vocabulary_args)
-def cmd_pii_vocabulary(db: sqlite_utils.Database, args: argparse.Namespace) -> list[dict[str, Any]]:
+def cmd_pii_vocabulary(db: sqlite_utils.Database, args: argparse.Namespace) -> Any:
     dataset = dataset_named(db, args.dataset)
-    groups = (values.confirm_vocabulary(db, dataset.id, actor=args.user) if args.confirm
-              else values.vocabulary_suggestions(db, dataset.id))
+    if args.confirm:
+        return values.confirm_vocabulary(db, dataset.id, actor=args.user)
+    groups = values.vocabulary_suggestions(db, dataset.id)
     if not args.json:
         for g in groups:
-            say(args, f"{'confirmed' if args.confirm else 'suggested'}  {g.value!r}  {g.occurrences} occurrence(s)  "
-                      f"{g.reason}")
+            say(args, f"suggested  {g.value!r}  {g.occurrences} occurrence(s)  {g.reason}")
     return [{"value_hash": g.value_hash, "value": g.value, "occurrences": g.occurrences, "reason": g.reason}
             for g in groups]

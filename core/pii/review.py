@@ -171,6 +171,40 @@ def dismiss(db: sqlite_utils.Database, finding_ids: list[int], reason: str, acto
     return len(finding_ids)
 
 
+def apply_vocabulary(db: sqlite_utils.Database, dataset_id: int, actor: str) -> dict[str, int]:
+    """Apply the dataset's confirmed vocabulary to its findings on the current text: open findings
+    whose whole value it names are dismissed, findings it dismissed that it no longer names are
+    reopened. Each change is a decision by the admin who confirmed the vocabulary, audited with
+    the term as its reason (issue 23). Runs inside the caller's transaction."""
+    permissions.require(actor, "pii_dismiss")
+    dataset = datasets.get_dataset(db, dataset_id)
+    vocabulary = pii_vocabulary.Vocabulary.confirmed(dataset.confirmed_vocabulary)
+    by = str(dataset.confirmed_vocabulary.get("confirmed_by", actor))
+    config = current_config(db)
+    rows = db.query("SELECT f.*, e.messages_json FROM pii_findings f JOIN examples e ON e.id = f.example_id "
+                    "WHERE e.dataset_id = ? AND f.content_hash = e.content_hash AND f.config_hash = ? "
+                    "AND f.status IN ('open', 'dismissed')", [dataset_id, config.hash])
+    changed = {"dismissed": 0, "reopened": 0}
+    with transaction(db):
+        for row in list(rows):
+            text = json.loads(row["messages_json"])["messages"][row["message_index"]]["content"]
+            term = vocabulary.match(row["entity_type"], text[row["start"]:row["end"]])
+            by_vocabulary = row["status"] == "dismissed" and row["reason"].startswith(pii_vocabulary.VOCABULARY_REASON)
+            if row["status"] == "open" and term:
+                status, reason, action = "dismissed", pii_vocabulary.decision_reason(term, by), "pii_vocabulary"
+                changed["dismissed"] += 1
+            elif by_vocabulary and not term:
+                status, reason, action = "open", "", "pii_vocabulary_reopen"
+                changed["reopened"] += 1
+            else:
+                continue
+            scan.decide(db, row["id"], status, reason, by)
+            audit(db, actor, action, "example", row["example_id"],
+                  {"finding_id": row["id"], "entity_type": row["entity_type"], "message_index": row["message_index"],
+                   "span": [row["start"], row["end"]], "reason": reason or "no longer in the confirmed vocabulary"})
+    return changed
+
+
 def anonymise(db: sqlite_utils.Database, finding_ids: list[int], *, method: str = "replace",
               actor: str = "") -> int:
     """Replace the findings' spans (typed placeholder, mask or redact) as a new example revision.

@@ -13,6 +13,8 @@ from typing import Any
 
 import sqlite_utils
 
+from core.curation import datasets
+from core.pii import vocabulary as pii_vocabulary
 from core.platform import permissions
 from core.platform.store import audit, get_setting, now, set_setting, transaction
 from core.platform.text_safety import check_entity_name
@@ -268,6 +270,9 @@ def scan_dataset(db: sqlite_utils.Database, dataset_id: int,
     total = len(rows)
     scanned = found = 0
     dismissed_values = _dismissed_values(db, dataset_id)
+    dataset = datasets.get_dataset(db, dataset_id)
+    vocabulary = pii_vocabulary.Vocabulary.confirmed(dataset.confirmed_vocabulary)
+    confirmed_by = str(dataset.confirmed_vocabulary.get("confirmed_by", ""))
     for start in range(0, total, BATCH_SIZE * 4):
         chunk = rows[start:start + BATCH_SIZE * 4]
         texts: list[str] = []
@@ -282,14 +287,25 @@ def scan_dataset(db: sqlite_utils.Database, dataset_id: int,
             for (row, index), findings, text in zip(owners, results, texts):
                 for f in findings:
                     value = _value_hash(db, text[f.start:f.end])
-                    auto = (row["id"], f.entity_type, value) in dismissed_values
-                    db.table("pii_findings").insert({
+                    term = vocabulary.match(f.entity_type, text[f.start:f.end])
+                    status, reason, decided_by = "open", "", ""
+                    if (row["id"], f.entity_type, value) in dismissed_values:
+                        status, reason = "dismissed", "dismissed earlier for this example"
+                    elif term:
+                        # The confirmed vocabulary decides, as the admin who confirmed it (issue 23).
+                        status, reason = "dismissed", pii_vocabulary.decision_reason(term, confirmed_by)
+                        decided_by = confirmed_by
+                    finding_id = db.table("pii_findings").insert({
                         "example_id": row["id"], "content_hash": row["content_hash"],
                         "config_hash": config.hash, "message_index": index,
                         "entity_type": f.entity_type, "start": f.start, "end": f.end,
-                        "score": f.score, "status": "dismissed" if auto else "open",
-                        "reason": "dismissed earlier for this example" if auto else "",
-                        "value_hash": value, "created_at": stamp})
+                        "score": f.score, "status": status, "reason": reason, "decided_by": decided_by,
+                        "decided_at": stamp if decided_by else None,
+                        "value_hash": value, "created_at": stamp}).last_pk
+                    if decided_by:
+                        audit(db, confirmed_by, "pii_vocabulary", "example", row["id"],
+                              {"finding_id": finding_id, "entity_type": f.entity_type, "message_index": index,
+                               "span": [f.start, f.end], "reason": reason, "by": "scan"})
                     found += 1
             for row in chunk:
                 db.table("pii_scans").upsert({"content_hash": row["content_hash"], "config_hash": config.hash,
@@ -327,7 +343,8 @@ def _count(db: sqlite_utils.Database, dataset_id: int) -> int:
 def _dismissed_values(db: sqlite_utils.Database, dataset_id: int) -> set[tuple[int, str, str]]:
     rows = db.execute(
         "SELECT f.example_id, f.entity_type, f.value_hash FROM pii_findings f JOIN examples e "
-        "ON e.id = f.example_id WHERE e.dataset_id = ? AND f.status = 'dismissed'", [dataset_id])
+        "ON e.id = f.example_id WHERE e.dataset_id = ? AND f.status = 'dismissed' AND f.reason NOT LIKE ?",
+        [dataset_id, pii_vocabulary.VOCABULARY_REASON + "%"])
     return {(r[0], r[1], r[2]) for r in rows}
 
 

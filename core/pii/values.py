@@ -141,18 +141,15 @@ def vocabulary_suggestions(db: sqlite_utils.Database, dataset_id: int) -> list[V
     return [g for g in value_groups(db, dataset_id) if g.reason.startswith(pii_vocabulary.SUGGESTION)]
 
 
-def confirm_vocabulary(db: sqlite_utils.Database, dataset_id: int, *, actor: str = "") -> list[ValueGroup]:
-    """An admin confirms the vocabulary's suggestions: each value becomes a "not personal data"
-    decision, audited with who decided and the glossary term or guideline that is the reason.
+def confirm_vocabulary(db: sqlite_utils.Database, dataset_id: int, *, actor: str = "") -> dict[str, int]:
+    """An admin confirms the dataset's current glossary and guidelines: from now on they clear the
+    findings whose whole value they name, each finding a decision audited with who and the term.
 
     The glossary is text any author can edit, so it never clears the gate by itself (issue 23)."""
     permissions.require(actor, "pii_dismiss")
-    confirmed = vocabulary_suggestions(db, dataset_id)
     with transaction(db):
-        for group in confirmed:
-            reason = group.reason.replace(pii_vocabulary.SUGGESTION, pii_vocabulary.VOCABULARY_REASON, 1)
-            _record(db, dataset_id, group, "not_pii", reason=reason, actor=actor)
-    return confirmed
+        datasets.confirm_vocabulary(db, dataset_id, actor=actor)
+        return review.apply_vocabulary(db, dataset_id, actor)
 
 
 def anonymise_everywhere(db: sqlite_utils.Database, dataset_id: int, value_hash: str, *, method: str = "replace",

@@ -177,3 +177,10 @@ ALTER TABLE generation_jobs ADD COLUMN started_at TEXT;
 ALTER TABLE generation_jobs ADD COLUMN target TEXT NOT NULL DEFAULT 'local';
 ALTER TABLE generation_jobs ADD COLUMN target_ref TEXT NOT NULL DEFAULT ''
 """
+
+# The dataset vocabulary an admin confirmed (issue 23): {"glossary": [...], "guidelines": "...",
+# "confirmed_by": ..., "confirmed_at": ...}, or '' when none was. Only the confirmed vocabulary clears
+# findings; what an author writes in the glossary afterwards waits for the next confirmation.
+SCHEMA_V7 = """
+ALTER TABLE datasets ADD COLUMN vocabulary_json TEXT NOT NULL DEFAULT ''
+"""
