@@ -277,7 +277,7 @@ def erase_values(db: sqlite_utils.Database, replacements: dict[str, str], *, act
             _rehash_version(db, version_id, actor)
         audit(db, actor, "pii_erase", "database", None,
               {"values": len(values), "rows": report.rows, "versions": report.versions_rehashed,
-               "datasets": sorted(report.datasets),
+               "datasets": sorted(set(report.datasets)),
                "scope": "global: every dataset, version, run and file of this database, since the value is "
                         "personal data wherever it appears"})
     report.files = _scrub_files(db, rules)
