@@ -35,12 +35,12 @@ with status_slot:
     c[1].metric("Open findings", gate.open_findings)
     c[2].metric("Vocabulary suggestions", gate.vocabulary_suggestions,
                 help="Open findings whose whole value is a term of this dataset's glossary or guidelines "
-                     "(products, teams, places). They stay open until an admin confirms them as not "
-                     "personal data: the glossary is text any author can edit.")
+                     "(products, teams, places). They stay open until an admin confirms the vocabulary: the "
+                     "glossary is text any author can edit. Confirmed ones are listed as 'dismissed', with the term.")
     c[3].metric("Gate", "clear" if gate.clear else "blocked")
 
 STATUS_LABELS = {"open": "open", "not_pii": "not personal data (value decision)",
-                 "dismissed": "dismissed (one occurrence)", "anonymised": "anonymised", "": "any"}
+                 "dismissed": "dismissed (one occurrence, or by the confirmed vocabulary)", "anonymised": "anonymised", "": "any"}
 tab_values, tab_review, tab_decisions, tab_config = st.tabs(
     ["Review by value", "Review by occurrence", "Decisions", "Detection settings"])
 can_dismiss = common.allowed("pii_dismiss")
@@ -57,7 +57,7 @@ with tab_values:
         values.confirm_vocabulary(db, dataset.id, actor=common.user())
         st.rerun()
     f = st.columns(2)
-    value_status = f[0].selectbox("Status", ["open", "not_pii", "anonymised", ""],
+    value_status = f[0].selectbox("Status", ["open", "not_pii", "dismissed", "anonymised", ""],
                                   format_func=STATUS_LABELS.get, key="pii.value_status")
     value_entity = f[1].selectbox("Entity type", [""] + config.active_entities, format_func=lambda v: v or "any",
                                   key="pii.value_entity")
