@@ -47,7 +47,7 @@ with st.expander("New dataset", expanded=not datasets.list_datasets(db)):
 
 dataset = common.require_dataset()
 TURNS_KEY = f"{TURNS_PREFIX}.{dataset.id}"  # the editor's draft belongs to one dataset
-st.caption(f"Dataset: {common.md_escape(dataset.name)}")
+st.text(f"Dataset: {dataset.name}")  # plain text: a name holding a URL is no link
 if not common.allowed("edit_examples"):
     st.info("You can read this dataset; changing it needs the author or admin role.")
 DRAFT_KEY = f"{DRAFT_PREFIX}.{dataset.id}"
@@ -212,7 +212,8 @@ with tab_import:
                        f"{last['blank']} blank lines. Formats: "
                        f"{', '.join(f'{k} ({v})' for k, v in last['formats'].items()) or 'none'}.")
         if last["problems"]:
-            st.dataframe(pd.DataFrame(sorted(last["problems"], key=lambda p: p["line"])), hide_index=True)
+            common.user_table(sorted(last["problems"], key=lambda p: p["line"]), file_name="import-problems.csv",
+                              key="author.problems_csv")
 
 # ----------------------------------------------------------------------------- quarantine
 with tab_quarantine:

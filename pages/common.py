@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import sqlite_utils
@@ -234,6 +235,22 @@ def show_conversation(messages: list[dict[str, Any]]) -> None:
     for message in messages:
         st.caption(role_label(message["role"]))
         show_text(message["content"])
+
+
+def user_table(rows: list[dict[str, Any]], *, file_name: str, key: str) -> None:
+    """A table that holds user text. Streamlit's own "Download as CSV" is off for the whole studio
+    (`client.disableDataExport`): it writes a cell such as `=HYPERLINK(...)` as a live formula.
+    The studio offers its own CSV instead, every cell neutralised (text_safety.csv_text)."""
+    st.dataframe(rows, hide_index=True)
+    if rows:
+        st.download_button("Download CSV", text_safety.csv_text(rows), file_name=file_name, mime="text/csv",
+                           key=key)
+
+
+def heading(text: object) -> None:
+    """A heading made of user text (a dataset name): shown as plain text, never Markdown, so a name
+    holding a URL or an e-mail address is not turned into a live link (issue 23)."""
+    st.html(f"<h3>{html.escape(str(text))}</h3>")
 
 
 def md_escape(text: object) -> str:

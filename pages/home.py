@@ -11,7 +11,7 @@ st.title("Tuning Studio")
 st.write("Teach a language model your house style: write examples, check them for personal data, "
          "train in the background, then rate base-versus-tuned answers blind.")
 dataset = common.require_dataset()
-st.subheader(common.md_escape(dataset.name))
+common.heading(dataset.name)
 if dataset.description:
     st.text(dataset.description)
 

@@ -3,8 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from core.curation import datasets, examples
-from core.pii import review, values, vocabulary
+from core.curation import examples
+from core.pii import review, values
 from core.pii import scan as pii
 from core.platform import permissions
 from pages import common
@@ -33,22 +33,31 @@ with status_slot:
     c = st.columns(4)
     c[0].metric("Unscanned examples", gate.unscanned_examples)
     c[1].metric("Open findings", gate.open_findings)
-    c[2].metric("Dataset vocabulary", gate.cleared_by_vocabulary,
-                help="Findings that are names from this dataset's glossary or guidelines (products, teams, "
-                     "places): never personal data here. Listed under the 'vocabulary' status.")
+    c[2].metric("Vocabulary suggestions", gate.vocabulary_suggestions,
+                help="Open findings whose whole value is a term of this dataset's glossary or guidelines "
+                     "(products, teams, places). They stay open until an admin confirms the vocabulary: the "
+                     "glossary is text any author can edit. Confirmed ones are listed as 'dismissed', with the term.")
     c[3].metric("Gate", "clear" if gate.clear else "blocked")
 
-STATUS_LABELS = {"open": "open", "vocabulary": "dataset vocabulary", "not_pii": "not personal data (value decision)",
-                 "dismissed": "dismissed (one occurrence)", "anonymised": "anonymised", "": "any"}
+STATUS_LABELS = {"open": "open", "not_pii": "not personal data (value decision)",
+                 "dismissed": "dismissed (one occurrence, or by the confirmed vocabulary)", "anonymised": "anonymised", "": "any"}
 tab_values, tab_review, tab_decisions, tab_config = st.tabs(
     ["Review by value", "Review by occurrence", "Decisions", "Detection settings"])
 can_dismiss = common.allowed("pii_dismiss")
 with tab_values:
     common.caption("One decision per distinct value covers every occurrence in this dataset, now and in later "
-                   "imports. Names of your products, teams and places belong in the dataset's glossary "
-                   "(Author → Dataset settings), which clears them without a decision.")
+                   "imports. Values that match the dataset's glossary or guidelines are suggested as not "
+                   "personal data; an admin confirms them.")
+    suggested = values.vocabulary_suggestions(db, dataset.id) if gate.vocabulary_suggestions else []
+    if suggested and st.button(f"Confirm the dataset vocabulary ({len(suggested)} suggested value(s))",
+                               key="pii.vocab_confirm", disabled=not can_dismiss,
+                               help="Confirms the glossary and guidelines as they are now: they clear the values "
+                                    "they name, each one recorded as your decision." if can_dismiss else
+                                    "Clearing the gate needs the admin role."):
+        values.confirm_vocabulary(db, dataset.id, actor=common.user())
+        st.rerun()
     f = st.columns(2)
-    value_status = f[0].selectbox("Status", ["open", "vocabulary", "not_pii", "anonymised", ""],
+    value_status = f[0].selectbox("Status", ["open", "not_pii", "dismissed", "anonymised", ""],
                                   format_func=STATUS_LABELS.get, key="pii.value_status")
     value_entity = f[1].selectbox("Entity type", [""] + config.active_entities, format_func=lambda v: v or "any",
                                   key="pii.value_entity")
@@ -76,12 +85,6 @@ with tab_values:
             if reason and row[2].button("Not personal data", key=f"pii.vd.{key}"):
                 values.mark_not_pii(db, dataset.id, key, reason, actor=common.user())
                 st.rerun()
-            if group.value and common.allowed("edit_dataset") and set(group.entity_types) <= vocabulary.NAME_LIKE:
-                if row[2].button("Add to the dataset's glossary", key=f"pii.vg.{key}",
-                                 help="For names of products, teams and places of this dataset."):
-                    datasets.update_dataset(db, dataset.id, actor=common.user(),
-                                            glossary=dataset.glossary + [group.value])
-                    st.rerun()
 
 with tab_decisions:
     made = values.decisions(db, dataset.id)
@@ -105,7 +108,7 @@ with tab_decisions:
 with tab_review:
     f = st.columns(2)
     entity = f[0].selectbox("Entity type", [""] + config.active_entities, format_func=lambda v: v or "any")
-    status = f[1].selectbox("Status", ["open", "vocabulary", "not_pii", "dismissed", "anonymised", ""],
+    status = f[1].selectbox("Status", ["open", "not_pii", "dismissed", "anonymised", ""],
                             format_func=STATUS_LABELS.get)
     findings = review.open_findings(db, dataset.id, entity_type=entity, status=status)
     st.write(f"{len(findings)} finding(s).")

@@ -66,8 +66,7 @@ if summary.per_criterion:
                                for r in summary.per_criterion]), hide_index=True)
 st.subheader("Per rater (votes)")
 if summary.per_rater:
-    st.dataframe(pd.DataFrame([{**r, "position_bias_p": report_format.p_value(r["position_bias_p"])}
-                               for r in summary.per_rater]), hide_index=True)
+    common.user_table([{**r, "position_bias_p": report_format.p_value(r["position_bias_p"])} for r in summary.per_rater], file_name=f"run-{run_id}-raters.csv", key="results.raters_csv")
 st.subheader("Agreement (calibration prompts every rater rates)")
 for line in export.agreement_lines(summary.agreement):
     st.markdown(line)  # names inside are escaped by export.agreement_lines

@@ -75,7 +75,7 @@ with st.form("settings.target"):
 
 st.subheader("Audit log")
 if common.allowed("studio_settings"):
-    st.dataframe(pd.DataFrame(store.audit_entries(db)), hide_index=True)
+    common.user_table(store.audit_entries(db), file_name="audit-log.csv", key="settings.audit_csv")
 else:
     # The log holds sign-off summaries and sign-in addresses: a rater mid-session must not read it.
     st.caption("The audit log is for admins.")

@@ -22,8 +22,9 @@ def add(db, dataset, *texts, actor=""):
 
 @pytest.mark.parametrize(("entity", "value", "expected"), [
     ("PERSON", "Analytics Pro", "glossary: Analytics Pro"),
-    ("PERSON", "Analytics", "glossary: Analytics Pro"),           # part of a term
-    ("PERSON", "the Backup Vault team", "glossary: Backup Vault"),  # contains a term
+    ("PERSON", "analytics pro", "glossary: Analytics Pro"),       # the whole term, in any case
+    ("PERSON", "Analytics", None),                                # part of a term: never (issue 23)
+    ("PERSON", "the Backup Vault team", None),                    # holds a term: never (issue 23)
     ("LOCATION", "Reissue", "named in the guidelines"),
     ("PERSON", "Priya Raman", None),
     ("PERSON", "Vault Analytics", None),                          # words of two terms, not one
@@ -35,13 +36,15 @@ def test_vocabulary_rule_known_cases(entity, value, expected):
 
 
 def test_domain_set_keeps_recall_and_needs_few_decisions(db):
-    """120 real-looking tickets: every false finding but one value is the dataset's own vocabulary."""
+    """120 real-looking tickets: every false finding but one value is suggested as the dataset's own
+    vocabulary, and one admin confirmation clears them all."""
     clean, planted = pii_domain.tickets()
     dataset = datasets.create_dataset(db, "tickets", guidelines=pii_domain.GUIDELINES, glossary=pii_domain.GLOSSARY)
     add(db, dataset, *clean, *[t for t, _e, _v in planted])
     pii.scan_dataset(db, dataset.id)
-    open_values = {g.value for g in values.value_groups(db, dataset.id)}
-    hidden = {g.value for g in values.value_groups(db, dataset.id, status="vocabulary")}
+    suggested = {g.value for g in values.vocabulary_suggestions(db, dataset.id)}
+    open_values = {g.value for g in values.value_groups(db, dataset.id)} - suggested
+    hidden = suggested
     planted_values = {v for _t, _e, v in planted}
     # Recall: what the detector finds of the planted data stays open; the vocabulary hides none of it.
     assert not planted_values & hidden
@@ -49,7 +52,10 @@ def test_domain_set_keeps_recall_and_needs_few_decisions(db):
     assert open_values - planted_values <= {"EU"}, open_values - planted_values
     assert {"Analytics Pro", "MailFlow API", "Reissue"} <= hidden
     gate = review.gate_status(db, dataset.id)
-    assert gate.cleared_by_vocabulary >= 50 and gate.open_findings == 9 + 5  # nine planted values, "EU" five times
+    assert gate.vocabulary_suggestions >= 50 and gate.open_findings == gate.vocabulary_suggestions + 9 + 5
+    assert values.confirm_vocabulary(db, dataset.id)["dismissed"] == gate.vocabulary_suggestions
+    gate = review.gate_status(db, dataset.id)
+    assert gate.open_findings == 9 + 5 and gate.vocabulary_suggestions == 0  # nine planted values, "EU" 5 times
 
 
 def test_one_decision_per_value_covers_later_imports_and_can_be_undone(db, team_users):
@@ -92,14 +98,16 @@ def test_anonymise_everywhere_reaches_later_imports(db):
     assert "lena" not in json.dumps([dict(r) for r in db.query("SELECT * FROM audit_log")])
 
 
-def test_glossary_edit_takes_effect_without_a_rescan_and_never_clears_an_email(db):
+def test_glossary_edit_suggests_without_a_rescan_and_never_an_email(db):
     dataset = datasets.create_dataset(db, "gloss")
     add(db, dataset, "Ledger Lite and Atlas Search disagree on revenue; write to ravi@example.net.")
     pii.scan_dataset(db, dataset.id)
     assert {g.value for g in values.value_groups(db, dataset.id)} >= {"Ledger Lite", "ravi@example.net"}
     scans = db.table("pii_scans").count
     datasets.update_dataset(db, dataset.id, glossary=["Ledger Lite", "Atlas Search", "ravi@example.net"])
-    assert {g.value for g in values.value_groups(db, dataset.id)} == {"ravi@example.net"}
+    suggested = {g.value for g in values.vocabulary_suggestions(db, dataset.id)}
+    assert "Ledger Lite" in suggested and "ravi@example.net" not in suggested
+    assert "Ledger Lite" in {g.value for g in values.value_groups(db, dataset.id)}  # still open: a suggestion
     assert db.table("pii_scans").count == scans  # nothing was rescanned
     datasets.update_dataset(db, dataset.id, glossary=[])
-    assert "Ledger Lite" in {g.value for g in values.value_groups(db, dataset.id)}
+    assert values.vocabulary_suggestions(db, dataset.id) == []

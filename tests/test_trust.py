@@ -291,3 +291,92 @@ def test_no_users_file_means_loopback_only():
     makefile = (REPO / "Makefile").read_text()
     assert "ADDRESS ?= 127.0.0.1" in makefile and "--server.address $(ADDRESS)" in makefile
     assert os.environ.get("STUDIO_USERS_FILE", "").endswith("no-users.toml")
+
+
+# ----------------------------------------------------------------------------- issue 23: lifecycle
+
+KILL_ON_EXAMPLES_INSERT = """
+import os, re, runpy, signal, sqlite3, sys
+connect = sqlite3.connect
+def killing_connect(*args, **kwargs):
+    # The process dies the moment it writes examples: after the dataset row, before any commit.
+    conn = connect(*args, **kwargs)
+    conn.set_trace_callback(lambda sql: re.match(r"\\s*INSERT INTO \\W?examples\\W", sql)
+                            and os.kill(os.getpid(), signal.SIGKILL))
+    return conn
+sqlite3.connect = killing_connect
+sys.argv = ["core", *sys.argv[1:]]
+runpy.run_module("core", run_name="__main__")
+"""
+
+
+def test_a_cli_import_killed_half_way_leaves_no_empty_dataset(tmp_path, model_dir):
+    lines = tmp_path / "ok.jsonl"
+    lines.write_text(json.dumps({"messages": convo("Where is my order?", "On its way.")}) + "\n")
+    db = tmp_path / "s.db"
+    store.connect(db).conn.close()
+    out = subprocess.run([sys.executable, "-c", KILL_ON_EXAMPLES_INSERT, "--db", str(db), "import", str(lines),
+                          "--dataset", "fresh"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == -9, out.stderr
+    assert [d.name for d in datasets.list_datasets(store.connect(db))] == []
+
+
+def test_a_draft_from_a_held_out_prompt_does_not_block_freezing(db):
+    dataset = datasets.create_dataset(db, "leaks")
+    examples.save_example(db, dataset, convo("How do I reset my password?", "Use the link."), status="ready")
+    held_out = examples.save_example(db, dataset, convo("Can I change my delivery address?", "Yes, until it ships."),
+                                     status="ready", split="heldout")
+    # "Make this a training example" makes a draft in the training split from a held-out prompt.
+    draft = examples.save_example(db, dataset, convo(held_out.messages[0]["content"], "Yes."), status="draft")
+    assert examples.leakage(db, dataset.id) == []
+    scan.scan_dataset(db, dataset.id)
+    check = versions.freeze_check(db, dataset.id)
+    assert check.blockers == [] and check.pii_blockers == []
+    # Marked ready, the same draft would leak, and freezing is refused.
+    examples.save_example(db, dataset, draft.messages, example_id=draft.id, status="ready")
+    assert [(p.first_id, p.second_id) for p in examples.leakage(db, dataset.id)] in ([(held_out.id, draft.id)],
+                                                                                       [(draft.id, held_out.id)])
+
+
+# ----------------------------------------------------------------------------- issue 23: smaller sinks
+
+def test_a_dataset_name_with_a_url_is_no_link_in_headings(db_path, model_dir):
+    db = store.connect(db_path)
+    name = "https://evil.example/login?next=me@evil.example"
+    dataset = datasets.create_dataset(db, name)
+    at = AppTest.from_file("../app.py", default_timeout=120)
+    at.session_state["studio.dataset_id"] = dataset.id
+    at.run()
+    assert not at.exception
+    # Shown as an escaped HTML heading (no Markdown, so nothing autolinks), never in a Markdown element.
+    assert [h.value for h in at.html] == ["<h3>https://evil.example/login?next=me@evil.example</h3>"]
+    assert not [m.value for m in at.markdown if "evil" in m.value] + [s.value for s in at.subheader]
+    at.switch_page("pages/author.py").run()
+    assert f"Dataset: {name}" in [t.value for t in at.text]
+    assert not [c.value for c in at.caption if "evil" in c.value]
+
+
+def test_a_rater_name_with_a_comma_is_one_rater_in_the_lineage(rated_db):
+    db = store.connect(rated_db)
+    rid = run_id(db)
+    for rater in ("Lee, Ann", "Bo"):
+        session = sessions.start_session(db, rid, rater)
+        sessions.record_rating(db, session, session.order[0][0], "A")
+    assert stats.summarize(db, rid).lineage["raters"] == ["Bo", "Lee, Ann"]
+
+
+def test_tables_with_user_text_offer_only_a_neutralised_csv(db_path, model_dir):
+    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["disableDataExport"] is True  # Streamlit's own table download is off
+    text = text_safety.csv_text([{"actor": '=HYPERLINK("http://evil","x")', "note": "fine"},
+                                 {"actor": "@SUM(A1)", "extra": "-2"}])
+    assert list(csv.reader(io.StringIO(text))) == [["actor", "note", "extra"],
+                                                   ["'=HYPERLINK(\"http://evil\",\"x\")", "fine", ""],
+                                                   ["'@SUM(A1)", "", "'-2"]]
+    db = store.connect(db_path)
+    datasets.create_dataset(db, "formulas", actor='=HYPERLINK("http://evil","x")')
+    at = AppTest.from_file("../app.py", default_timeout=120)
+    at.run()
+    at.switch_page("pages/settings.py").run()
+    assert not at.exception
+    assert [b.label for b in at.download_button if b.key == "settings.audit_csv"] == ["Download CSV"]

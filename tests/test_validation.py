@@ -25,6 +25,15 @@ BAD_LINES = [
      "not_ending_on_assistant"),
     (json.dumps({"messages": [{"role": "user", "content": "a" * (validation.MAX_CONTENT_CHARS + 1)},
                               {"role": "assistant", "content": "x"}]}), "content_too_large"),
+    # Issue 23: a second "messages" key would silently win; invisible controls change how text reads.
+    ('{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "x"}], "messages": []}',
+     "duplicate_key"),
+    ('{"messages": [{"role": "user", "content": "a", "content": "b"}, {"role": "assistant", "content": "x"}]}',
+     "duplicate_key"),
+    ('{"messages": [{"role": "user", "content": "pay \u202eto"}, {"role": "assistant", "content": "x"}]}',
+     "control_character"),
+    ('{"messages": [{"role": "user", "content": "a\\u0000b"}, {"role": "assistant", "content": "x"}]}',
+     "control_character"),
 ]
 
 
@@ -107,3 +116,23 @@ def test_huge_line_binary_file_and_oversized_upload(db):
     with pytest.raises(datasets.DatasetError, match="limit is 50 MB"):
         importing.import_jsonl(db, dataset, b" " * (importing.MAX_IMPORT_BYTES + 1))
     assert db.table("examples").count == 1  # nothing already stored was lost
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "x"}], "messages": []}',
+     'line 1: the key "messages" appears twice in one object; keep one (JSON readers would silently use the last)'),
+    ('{"messages": [{"role": "user", "content": "pay \u202eto"}, {"role": "assistant", "content": "x"}]}',
+     "line 1: message 1 (user) holds U+202E (RIGHT-TO-LEFT OVERRIDE) at character 5: invisible, it can change "
+     "how the text reads; remove it"),
+    ('{"messages": [{"role": "user", "content": "ok"}, {"role": "assistant", "content": "x\\u0000"}]}',
+     "line 1: message 2 (assistant) holds U+0000 (control character) at character 2: invisible, it can change "
+     "how the text reads; remove it"),
+])
+def test_duplicate_keys_and_invisible_controls_are_refused_with_the_place(line, message):
+    (parsed,) = validation.parse_jsonl(line.encode()).lines
+    assert [p.message for p in parsed.problems] == [message]
+
+
+def test_right_to_left_text_with_its_marks_is_accepted():
+    text = "\u05e9\u05dc\u05d5\u05dd \u200fOK\u200e"  # Hebrew with RLM/LRM marks, no override
+    assert validation.check_messages([{"role": "user", "content": text}, {"role": "assistant", "content": "x"}], 1) == []

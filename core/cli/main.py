@@ -81,16 +81,11 @@ def cmd_import(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str,
         data = args.file.read_bytes()
     except OSError as exc:
         raise CliError(f"Cannot read {args.file}: {exc.strerror}") from exc
-    existed = args.dataset in {d.name for d in datasets.list_datasets(db)}
-    dataset = dataset_named(db, args.dataset, create=True, actor=args.user)
-    try:
-        report = importing.import_jsonl(db, dataset, data, source=args.file.name, author=args.user,
-                                       split=args.split, max_length=args.max_length,
-                                       count_tokens=templating.token_counter(registry.DEFAULT_MODEL))
-    except BaseException:
-        if not existed:  # a whole import that failed leaves no empty dataset behind
-            datasets.delete_empty_dataset(db, dataset.id, actor=args.user)
-        raise
+    # A missing dataset is created inside the import's transaction: an import that fails, or a
+    # process killed half-way, leaves no empty dataset behind (issue 23).
+    report = importing.import_jsonl(db, args.dataset, data, source=args.file.name, author=args.user,
+                                   split=args.split, max_length=args.max_length,
+                                   count_tokens=templating.token_counter(registry.DEFAULT_MODEL))
     if not args.json:
         for problem in report.errors + report.warnings:
             print(f"{args.file}:{problem.line}: {problem.code}: {problem.message}", file=sys.stderr)

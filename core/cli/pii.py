@@ -21,8 +21,8 @@ def cmd_pii_scan(db: sqlite_utils.Database, args: argparse.Namespace) -> Any:
     if not args.json:
         gate = review.gate_status(db, dataset.id)
         say(args, f"{summary['scanned']} scanned, {summary['skipped_unchanged']} unchanged, "
-                  f"{len(findings)} finding(s): {gate.open_findings} open, {gate.cleared_by_vocabulary} dataset "
-                  f"vocabulary, {gate.cleared_by_value_decision} not personal data by decision")
+                  f"{len(findings)} finding(s): {gate.open_findings} open ({gate.vocabulary_suggestions} suggested "
+                  f"by the dataset vocabulary, waiting for an admin), {gate.cleared_by_value_decision} not personal data by decision")
     return findings
 
 
@@ -65,3 +65,22 @@ def cmd_pii_decide(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[
         raise CliError("--not-pii needs a reason")
     group = values.mark_not_pii(db, dataset.id, args.value, args.not_pii, actor=args.user)
     return {"value_hash": group.value_hash, "occurrences": group.occurrences, "examples": group.example_count}
+
+
+def _vocabulary_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--confirm", action="store_true",
+                   help="confirm the current glossary and guidelines: they clear the values they name (admins)")
+
+
+@command("pii-vocabulary", "values the dataset's glossary or guidelines suggest as not personal data", _vocabulary_args)
+def cmd_pii_vocabulary(db: sqlite_utils.Database, args: argparse.Namespace) -> Any:
+    dataset = dataset_named(db, args.dataset)
+    if args.confirm:
+        return values.confirm_vocabulary(db, dataset.id, actor=args.user)
+    groups = values.vocabulary_suggestions(db, dataset.id)
+    if not args.json:
+        for g in groups:
+            say(args, f"suggested  {g.value!r}  {g.occurrences} occurrence(s)  {g.reason}")
+    return [{"value_hash": g.value_hash, "value": g.value, "occurrences": g.occurrences, "reason": g.reason}
+            for g in groups]

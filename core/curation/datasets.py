@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlite_utils
@@ -29,12 +29,15 @@ class Dataset:
     convention_regex: str
     glossary: list[str]
     created_at: str
+    # The glossary and guidelines as an admin last confirmed them; {} when never (issue 23).
+    confirmed_vocabulary: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Dataset:
         return cls(row["id"], row["name"], row["description"], row["system_prompt"],
                    row["guidelines"], json.loads(row["criteria_json"]) or DEFAULT_CRITERIA,
-                   row["convention_regex"], json.loads(row["glossary_json"]), row["created_at"])
+                   row["convention_regex"], json.loads(row["glossary_json"]), row["created_at"],
+                   json.loads(row.get("vocabulary_json") or "{}"))
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -57,6 +60,21 @@ def create_dataset(db: sqlite_utils.Database, name: str, *, description: str = "
             "created_at": now()})
         audit(db, actor, "create_dataset", "dataset", dataset_id, {"name": name})
     return get_dataset(db, name)
+
+
+def confirm_vocabulary(db: sqlite_utils.Database, dataset_id: int, actor: str = "") -> Dataset:
+    """Record the dataset's current glossary and guidelines as confirmed by an admin: from now on
+    they clear name-like findings (each one audited by core.pii.review). An author's later edits
+    wait for the next confirmation (issue 23)."""
+    permissions.require(actor, "pii_dismiss")
+    with transaction(db):
+        dataset = get_dataset(db, dataset_id)
+        confirmed = {"glossary": dataset.glossary, "guidelines": dataset.guidelines,
+                     "confirmed_by": actor or permissions.ANONYMOUS, "confirmed_at": now()}
+        db.table("datasets").update(dataset_id, {"vocabulary_json": json.dumps(confirmed, ensure_ascii=False)})
+        audit(db, actor, "pii_vocabulary_confirm", "dataset", dataset_id,
+              {"glossary_terms": len(dataset.glossary), "guidelines_chars": len(dataset.guidelines)})
+    return get_dataset(db, dataset_id)
 
 
 def _criteria(names: list[str]) -> list[str]:

@@ -20,7 +20,7 @@ We ship from our Portland warehouse to the US and Canada."""
 GLOSSARY = ["order", "refund", "prepaid return label", "warranty", "carrier trace", "escalate",
             # Our product lines: vocabulary of this dataset, never personal data (issue 16).
             "Ridgeline", "Tidewater", "Summit", "Cedar", "Driftwood", "Northstar", "Kestrel", "Basin",
-            "Alder", "Granite", "gift card", "gift receipt", "zipper"]
+            "Alder", "Granite", "gift", "gift card", "gift receipt", "zipper"]
 
 
 def seed_demo(db: sqlite_utils.Database, actor: str = "studio") -> datasets.Dataset | None:
@@ -32,6 +32,8 @@ def seed_demo(db: sqlite_utils.Database, actor: str = "studio") -> datasets.Data
         description="Support leads teach the model our four-line ticket triage format.",
         system_prompt="You triage customer tickets for Harbor & Pine Outfitters.",
         guidelines=GUIDELINES, convention_regex=CONVENTION, glossary=GLOSSARY)
+    # The studio wrote this vocabulary itself, so it is confirmed as an admin's (issue 23).
+    dataset = datasets.confirm_vocabulary(db, dataset.id, actor=actor)
     importing.import_jsonl(db, dataset, (DEMO_DIR / "train.jsonl").read_bytes(),
                           source="demo/train.jsonl", author=actor, split="train")
     importing.import_jsonl(db, dataset, (DEMO_DIR / "heldout.jsonl").read_bytes(),

@@ -269,8 +269,11 @@ def near_duplicates(db: sqlite_utils.Database, dataset_id: int) -> list[Duplicat
 
 
 def leakage(db: sqlite_utils.Database, dataset_id: int) -> list[DuplicatePair]:
-    """Held-out prompts that (nearly) duplicate a training prompt: they make evaluation dishonest."""
-    rows = db.execute("SELECT id, messages_json, split FROM examples WHERE dataset_id = ?",
+    """Held-out prompts that (nearly) duplicate a training prompt: they make evaluation dishonest.
+
+    Ready examples only: drafts never enter a version, so a draft made from a held-out prompt
+    ("Make this a training example") cannot leak anything until it is marked ready (issue 23)."""
+    rows = db.execute("SELECT id, messages_json, split FROM examples WHERE dataset_id = ? AND status = 'ready'",
                       [dataset_id]).fetchall()
     train = {r[0] for r in rows if r[2] == "train"}
     heldout = {r[0] for r in rows if r[2] == "heldout"}

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlite_utils
 
-from core.curation import examples, validation
+from core.curation import datasets, examples, validation
 from core.curation.datasets import Dataset, DatasetError
 from core.curation.examples import example_row as _example_row
 from core.curation.validation import TokenCounter
@@ -36,18 +36,30 @@ class ImportReport:
                 "warnings": [w.to_dict() for w in self.warnings]}
 
 
-def import_jsonl(db: sqlite_utils.Database, dataset: Dataset, data: bytes, *, source: str = "",
+def import_jsonl(db: sqlite_utils.Database, dataset: Dataset | str, data: bytes, *, source: str = "",
                  author: str = "", split: str = "train", count_tokens: TokenCounter | None = None,
                  max_length: int = templating.DEFAULT_MAX_LENGTH) -> ImportReport:
-    """Import valid lines, quarantine invalid ones (fixable later), report every line's verdict."""
+    """Import valid lines, quarantine invalid ones (fixable later), report every line's verdict.
+
+    `dataset` may be a name: a dataset of that name that does not exist yet is created in the same
+    transaction as the import, so a killed import (`kill -9`) leaves no empty dataset (issue 23).
+    """
     permissions.require(author, "import_examples")
+    if isinstance(dataset, str):
+        try:
+            dataset = datasets.get_dataset(db, dataset)
+        except DatasetError:
+            permissions.require(author, "create_dataset")
     if len(data) > MAX_IMPORT_BYTES:
         raise DatasetError(f"The file is {len(data) / 2**20:.0f} MB; the limit is {MAX_IMPORT_BYTES // 2**20} MB. "
                            "Split it into smaller files.")
     parsed = validation.parse_jsonl(data)
     report = ImportReport(formats=parsed.formats, blank=parsed.blank)
+    new_name = dataset if isinstance(dataset, str) else None
+    dataset_id = 0 if isinstance(dataset, str) else dataset.id  # set once the new dataset exists
+    dataset_name = dataset if isinstance(dataset, str) else dataset.name
     existing = {r[0] for r in db.execute(
-        "SELECT content_hash FROM examples WHERE dataset_id = ?", [dataset.id]).fetchall()}
+        "SELECT content_hash FROM examples WHERE dataset_id = ?", [dataset_id]).fetchall()}
     seen_in_file: dict[str, int] = {}
     to_insert: list[dict[str, Any]] = []
     to_quarantine: list[dict[str, Any]] = []
@@ -55,7 +67,7 @@ def import_jsonl(db: sqlite_utils.Database, dataset: Dataset, data: bytes, *, so
     for line in parsed.lines:
         if not line.ok or line.messages is None:
             report.errors.extend(line.problems)
-            to_quarantine.append({"dataset_id": dataset.id, "source": source, "line_no": line.line,
+            to_quarantine.append({"dataset_id": dataset_id, "source": source, "line_no": line.line,
                                   "raw_text": line.raw[:validation.MAX_LINE_BYTES],
                                   "code": line.problems[0].code,
                                   "message": "; ".join(p.message for p in line.problems),
@@ -72,7 +84,7 @@ def import_jsonl(db: sqlite_utils.Database, dataset: Dataset, data: bytes, *, so
             report.duplicates += 1
             report.warnings.append(validation.LineProblem(
                 line.line, "duplicate_in_dataset",
-                f"line {line.line}: already in dataset '{dataset.name}'; skipped", "warning"))
+                f"line {line.line}: already in dataset '{dataset_name}'; skipped", "warning"))
             continue
         seen_in_file[digest] = line.line
         tokens = count_tokens(line.messages) if count_tokens else None
@@ -82,15 +94,19 @@ def import_jsonl(db: sqlite_utils.Database, dataset: Dataset, data: bytes, *, so
             report.warnings.append(validation.LineProblem(
                 line.line, "too_long", f"line {line.line}: {tokens:,} tokens with the model's chat "
                 f"template, over max length {max_length:,}; the end would be cut in training", "warning"))
-        to_insert.append(_example_row(dataset.id, line.messages, digest, split=split, status="ready",
+        to_insert.append(_example_row(dataset_id, line.messages, digest, split=split, status="ready",
                                       author=author, source=source, stamp=stamp, tokens=tokens,
                                       codes=codes))
     with transaction(db):
+        if new_name is not None:
+            dataset_id = datasets.create_dataset(db, new_name, actor=author).id
+            for row in to_insert + to_quarantine:
+                row["dataset_id"] = dataset_id
         if to_insert:
             examples.insert_rows(db, to_insert)
         if to_quarantine:
             db.table("quarantine").insert_all(to_quarantine)
-        audit(db, author, "import", "dataset", dataset.id,
+        audit(db, author, "import", "dataset", dataset_id,
               {"source": source, "imported": len(to_insert), "quarantined": len(to_quarantine)})
     report.imported = len(to_insert)
     report.quarantined = len(to_quarantine)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +40,28 @@ CODES = {
     "too_deep": "JSON nested too deeply to be an example",
     "non_standard_number": "NaN or Infinity, which standard JSON does not allow",
     "lone_surrogate": "a \\ud800-style escape that is not a character (invalid Unicode)",
+    "duplicate_key": "a key written twice in one object (JSON would silently keep the last)",
+    "control_character": "an invisible control character (NUL, a bidi override such as U+202E) in content",
 }
+
+# Characters refused in content (issue 23): C0 controls other than tab, line feed and carriage return
+# (NUL among them) and DEL, which tokenizers and terminals treat unpredictably, and the bidi
+# embedding, override and isolate controls, which make shown text read differently from what the
+# model trains on ("Trojan Source"). Left-to-right and right-to-left marks stay: real RTL text uses them.
+_REFUSED_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+
+
+class DuplicateKey(ValueError):
+    """A JSON object with the same key twice."""
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise DuplicateKey(key)
+        seen[key] = value
+    return seen
 
 
 def _refuse_constant(name: str) -> Any:
@@ -47,7 +70,7 @@ def _refuse_constant(name: str) -> Any:
 
 def _strict_loads(text: str) -> Any:
     """Standard JSON only: NaN, Infinity and -Infinity are refused (Python accepts them)."""
-    return json.loads(text, parse_constant=_refuse_constant)
+    return json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_refuse_duplicate_keys)
 
 
 def _has_lone_surrogate(value: Any) -> bool:
@@ -174,6 +197,13 @@ def check_messages(messages: Any, line: int) -> list[LineProblem]:
                 problems.append(problem("content_too_large",
                                         f"{where} ({role}) has {len(content):,} characters "
                                         f"(limit {MAX_CONTENT_CHARS:,})"))
+            elif bad := _REFUSED_CHARACTERS.search(content):
+                char = bad.group()
+                name = unicodedata.name(char, "control character")
+                problems.append(problem("control_character",
+                                        f"{where} ({role}) holds U+{ord(char):04X} ({name}) at character "
+                                        f"{bad.start() + 1}: invisible, it can change how the text reads; "
+                                        "remove it"))
     roles = [m.get("role") for m in messages if isinstance(m, dict)]
     if "assistant" not in roles:
         problems.append(problem("example_missing_assistant_message", "no assistant message"))
@@ -224,6 +254,10 @@ def parse_line(raw_bytes: bytes, line: int) -> ParsedLine:
     except RecursionError:
         return ParsedLine(line, text[:200], None, "unknown", (LineProblem(
             line, "too_deep", f"line {line}: JSON nested too deeply to be an example"),))
+    except DuplicateKey as exc:
+        return ParsedLine(line, text, None, "unknown", (LineProblem(
+            line, "duplicate_key", f"line {line}: the key {json.dumps(str(exc))} appears twice in one object; "
+            "keep one (JSON readers would silently use the last)"),))
     except ValueError as exc:  # raised by _refuse_constant
         return ParsedLine(line, text, None, "unknown", (LineProblem(
             line, "non_standard_number",

@@ -17,10 +17,11 @@ from core.pii.scan import current_config
 from core.platform import permissions
 from core.platform.store import audit, transaction
 
-# Statuses a reviewer sees. "vocabulary" and "not_pii" are not stored on the finding: they are
-# decided when read, from the dataset's glossary and guidelines and its decisions per value, so an
-# edit to either takes effect at once and an undo needs no rescan (issue 16).
-STATUSES = ("open", "vocabulary", "not_pii", "dismissed", "anonymised")
+# Statuses a reviewer sees. "not_pii" is not stored on the finding: it is decided when read, from the
+# dataset's decisions per value, so a decision covers later imports and an undo needs no rescan
+# (issue 16). The dataset's vocabulary only suggests: a match stays open, with the suggestion as its
+# reason, until an admin confirms it as a decision per value (issue 23).
+STATUSES = ("open", "not_pii", "dismissed", "anonymised")
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class StoredFinding:
 class GateStatus:
     open_findings: int
     unscanned_examples: int
-    cleared_by_vocabulary: int = 0
+    vocabulary_suggestions: int = 0  # open findings whose value matches the vocabulary (admins confirm)
     cleared_by_value_decision: int = 0
 
     @property
@@ -72,8 +73,8 @@ class GateStatus:
 
 
 class AutoDecider:
-    """The one rule for findings no reviewer needs to see: the dataset's vocabulary, and values an
-    admin decided are not personal data in this dataset."""
+    """The one rule for findings no reviewer needs to see: values an admin decided are not personal
+    data in this dataset. The dataset's vocabulary only adds a suggestion to an open finding."""
 
     def __init__(self, db: sqlite_utils.Database, dataset_id: int) -> None:
         dataset = datasets.get_dataset(db, dataset_id)
@@ -88,7 +89,7 @@ class AutoDecider:
             return "not_pii", f"{pii_vocabulary.VALUE_REASON}: {self.not_pii[value_hash]}"
         term = self.vocabulary.match(entity_type, value)
         if term:
-            return "vocabulary", f"{pii_vocabulary.VOCABULARY_REASON} ({term})"
+            return "open", f"{pii_vocabulary.SUGGESTION} ({term})"
         return "open", ""
 
 
@@ -123,29 +124,36 @@ def open_findings(db: sqlite_utils.Database, dataset_id: int, *, entity_type: st
 def gate_status(db: sqlite_utils.Database, dataset_id: int, version_id: int | None = None) -> GateStatus:
     config = current_config(db)
     if version_id is None:
-        source, key, status_filter = "examples", "dataset_id", " AND x.status = 'ready'"
+        source, key, example, status_filter = "examples", "dataset_id", "x.id", " AND x.status = 'ready'"
         owner = dataset_id
     else:
-        source, key, status_filter = "dataset_version_examples", "dataset_version_id", ""
+        source, key, example, status_filter = "dataset_version_examples", "dataset_version_id", "x.example_id", ""
         owner = version_id
+    # Findings and decisions belong to the dataset whose example holds the text (issue 23): the same
+    # text in another dataset has its own findings, so only this dataset's examples' findings count.
     unscanned = db.execute(
-        f"SELECT count(*) FROM {source} x WHERE x.{key} = ?{status_filter} AND NOT EXISTS "
-        "(SELECT 1 FROM pii_scans s WHERE s.content_hash = x.content_hash AND s.config_hash = ?)",
-        [owner, config.hash]).fetchone()[0]
+        f"SELECT count(*) FROM {source} x WHERE x.{key} = ?{status_filter} AND "
+        + scan.needs_scan_sql("x.content_hash", example),
+        [owner, *scan.needs_scan_params(config.hash)]).fetchone()[0]
     rows = db.query(
         f"SELECT f.*, x.messages_json FROM pii_findings f JOIN {source} x ON x.content_hash = f.content_hash "
         f"WHERE x.{key} = ?{status_filter} AND f.config_hash = ? AND f.status = 'open' "
-        "AND f.example_id IS NOT NULL AND f.score >= ?",
-        [owner, config.hash, config.threshold])
+        "AND f.example_id IN (SELECT id FROM examples WHERE dataset_id = ?) AND f.score >= ?",
+        [owner, config.hash, dataset_id, config.threshold])
     decider = AutoDecider(db, dataset_id)
-    counts = {"open": 0, "vocabulary": 0, "not_pii": 0}
-    seen: set[int] = set()
+    counts = {"open": 0, "not_pii": 0}
+    suggestions = 0
+    seen: set[tuple[str, int, int, int, str]] = set()
     for row in rows:
-        if row["id"] in seen:  # one text in two rows of a version (a duplicate) is one finding
+        # One text in two rows of a version (a duplicate), or in two examples, is one finding.
+        span = (row["content_hash"], row["message_index"], row["start"], row["end"], row["entity_type"])
+        if span in seen:
             continue
-        seen.add(row["id"])
-        counts[_with_status(decider, row).status] += 1
-    return GateStatus(counts["open"], int(unscanned), counts["vocabulary"], counts["not_pii"])
+        seen.add(span)
+        finding = _with_status(decider, row)
+        counts[finding.status] += 1
+        suggestions += finding.status == "open" and finding.reason.startswith(pii_vocabulary.SUGGESTION)
+    return GateStatus(counts["open"], int(unscanned), suggestions, counts["not_pii"])
 
 
 def dismiss(db: sqlite_utils.Database, finding_ids: list[int], reason: str, actor: str = "") -> int:
@@ -161,6 +169,40 @@ def dismiss(db: sqlite_utils.Database, finding_ids: list[int], reason: str, acto
                   {"entity_type": row["entity_type"], "message_index": row["message_index"],
                    "span": [row["start"], row["end"]], "reason": reason.strip()})
     return len(finding_ids)
+
+
+def apply_vocabulary(db: sqlite_utils.Database, dataset_id: int, actor: str) -> dict[str, int]:
+    """Apply the dataset's confirmed vocabulary to its findings on the current text: open findings
+    whose whole value it names are dismissed, findings it dismissed that it no longer names are
+    reopened. Each change is a decision by the admin who confirmed the vocabulary, audited with
+    the term as its reason (issue 23). Runs inside the caller's transaction."""
+    permissions.require(actor, "pii_dismiss")
+    dataset = datasets.get_dataset(db, dataset_id)
+    vocabulary = pii_vocabulary.Vocabulary.confirmed(dataset.confirmed_vocabulary)
+    by = str(dataset.confirmed_vocabulary.get("confirmed_by", actor))
+    config = current_config(db)
+    rows = db.query("SELECT f.*, e.messages_json FROM pii_findings f JOIN examples e ON e.id = f.example_id "
+                    "WHERE e.dataset_id = ? AND f.content_hash = e.content_hash AND f.config_hash = ? "
+                    "AND f.status IN ('open', 'dismissed')", [dataset_id, config.hash])
+    changed = {"dismissed": 0, "reopened": 0}
+    with transaction(db):
+        for row in list(rows):
+            text = json.loads(row["messages_json"])["messages"][row["message_index"]]["content"]
+            term = vocabulary.match(row["entity_type"], text[row["start"]:row["end"]])
+            by_vocabulary = row["status"] == "dismissed" and row["reason"].startswith(pii_vocabulary.VOCABULARY_REASON)
+            if row["status"] == "open" and term:
+                status, reason, action = "dismissed", pii_vocabulary.decision_reason(term, by), "pii_vocabulary"
+                changed["dismissed"] += 1
+            elif by_vocabulary and not term:
+                status, reason, action = "open", "", "pii_vocabulary_reopen"
+                changed["reopened"] += 1
+            else:
+                continue
+            scan.decide(db, row["id"], status, reason, by)
+            audit(db, actor, action, "example", row["example_id"],
+                  {"finding_id": row["id"], "entity_type": row["entity_type"], "message_index": row["message_index"],
+                   "span": [row["start"], row["end"]], "reason": reason or "no longer in the confirmed vocabulary"})
+    return changed
 
 
 def anonymise(db: sqlite_utils.Database, finding_ids: list[int], *, method: str = "replace",
@@ -182,6 +224,7 @@ def anonymise(db: sqlite_utils.Database, finding_ids: list[int], *, method: str 
             by_example[row["example_id"]].append(row)
     engine = AnonymizerEngine()
     changed = 0
+    rescan: set[int] = set()
     erased: dict[str, str] = {}  # raw value -> what replaced it, to erase it from history too
     for example_id, rows in by_example.items():
         example = examples.get_example(db, example_id)
@@ -225,29 +268,41 @@ def anonymise(db: sqlite_utils.Database, finding_ids: list[int], *, method: str 
                        "span": [r["start"], r["end"]], "method": method})
             # Findings left on this example (not chosen now) carry over to the new text where the
             # span is unchanged, so the reviewer does not lose them.
-            _carry_over(db, example, updated.content_hash, {r["id"] for r in rows})
+            if not _carry_over(db, example, updated.content_hash, {r["id"] for r in rows}):
+                rescan.add(example.dataset_id)
         changed += 1
     # Erased means erased: old revisions, versions, quarantine, prompts, logs, files, free pages.
     erasure.erase_values(db, erased, actor=actor)
+    # Texts whose leftover findings could not all be placed on the new text are scanned afresh,
+    # outside the write transaction (Presidio is slow); until then the gate counts them unscanned.
+    for dataset_id in sorted(rescan):
+        scan.scan_dataset(db, dataset_id, actor=actor)
     return changed
 
 
-def _carry_over(db: sqlite_utils.Database, old: Any, new_hash: str, handled: set[int]) -> None:
+def _carry_over(db: sqlite_utils.Database, old: Any, new_hash: str, handled: set[int]) -> bool:
+    """Copy the findings not handled now onto the new text; False when one cannot be re-located.
+
+    Then nothing is copied and the new text is left unscanned: a finding dropped here would let
+    part of a name pass the gate (issue 23), so the caller scans the text again instead.
+    """
     config = current_config(db)
-    leftovers = db.query("SELECT * FROM pii_findings WHERE example_id = ? AND content_hash = ? AND "
-                         "config_hash = ?", [old.id, old.content_hash, config.hash])
+    leftovers = [row for row in db.query("SELECT * FROM pii_findings WHERE example_id = ? AND content_hash = ? AND "
+                                         "config_hash = ?", [old.id, old.content_hash, config.hash])
+                 if row["id"] not in handled]
     new = db.table("examples").get(old.id)
     new_messages = json.loads(new["messages_json"])["messages"]
-    for row in list(leftovers):
-        if row["id"] in handled:
-            continue
+    placed = []
+    for row in leftovers:
         text = old.messages[row["message_index"]]["content"][row["start"]:row["end"]]
-        target = new_messages[row["message_index"]]["content"]
-        position = target.find(text)
+        position = new_messages[row["message_index"]]["content"].find(text)
         if position < 0:
-            continue
-        scan.copy_finding(db, row, new_hash, position, position + len(text))
+            return False
+        placed.append((row, position, position + len(text)))
+    for row, start, end in placed:
+        scan.copy_finding(db, row, new_hash, start, end)
     scan.mark_scanned(db, new_hash, config.hash)
+    return True
 
 
 def require_clear_version(db: sqlite_utils.Database, dataset_id: int, version_id: int, override_reason: str,

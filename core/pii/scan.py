@@ -13,6 +13,8 @@ from typing import Any
 
 import sqlite_utils
 
+from core.curation import datasets
+from core.pii import vocabulary as pii_vocabulary
 from core.platform import permissions
 from core.platform.store import audit, get_setting, now, set_setting, transaction
 from core.platform.text_safety import check_entity_name
@@ -218,16 +220,32 @@ def _plausible(entity_type: str, value: str, allow_words: set[str]) -> bool:
     return not (words & allow_words)
 
 
+def one_line(text: str, start: int, end: int) -> tuple[int, int]:
+    """The span cut to its first line: spaCy may run a name across a line break ("Jane Doe\nNext"),
+    and anonymising that span would replace the next line's label too (issue 23). Leading blank
+    lines move the start forward; an empty result has start == end."""
+    while start < end and text[start] in "\r\n\t ":
+        start += 1
+    for position in range(start, end):
+        if text[position] in "\r\n":
+            end = position
+            break
+    while end > start and text[end - 1] in "\t ":
+        end -= 1
+    return start, end
+
+
 def _clean(results: Iterable[Any], text: str, config: PiiConfig) -> list[Finding]:
     allow_words = {w.casefold() for entry in config.allow_list for w in re.findall(r"[\w&]+", entry)}
     # Overlapping hits (a URL inside an email) keep the higher-scoring, longer span.
     ordered = sorted(results, key=lambda r: (-r.score, -(r.end - r.start)))
     kept: list[Finding] = []
     for r in ordered:
-        if not _plausible(r.entity_type, text[r.start:r.end], allow_words):
+        start, end = one_line(text, r.start, r.end)
+        if start == end or not _plausible(r.entity_type, text[start:end], allow_words):
             continue
-        if all(r.end <= k.start or r.start >= k.end for k in kept):
-            kept.append(Finding(r.entity_type, r.start, r.end, float(r.score)))
+        if all(end <= k.start or start >= k.end for k in kept):
+            kept.append(Finding(r.entity_type, start, end, float(r.score)))
     return sorted(kept, key=lambda f: f.start)
 
 
@@ -248,11 +266,13 @@ def scan_dataset(db: sqlite_utils.Database, dataset_id: int,
     config = current_config(db)
     rows = list(db.query(
         "SELECT e.id, e.messages_json, e.content_hash FROM examples e WHERE e.dataset_id = ? AND "
-        "NOT EXISTS (SELECT 1 FROM pii_scans s WHERE s.content_hash = e.content_hash AND s.config_hash = ?)",
-        [dataset_id, config.hash]))
+        + needs_scan_sql("e.content_hash", "e.id"), [dataset_id, *needs_scan_params(config.hash)]))
     total = len(rows)
     scanned = found = 0
     dismissed_values = _dismissed_values(db, dataset_id)
+    dataset = datasets.get_dataset(db, dataset_id)
+    vocabulary = pii_vocabulary.Vocabulary.confirmed(dataset.confirmed_vocabulary)
+    confirmed_by = str(dataset.confirmed_vocabulary.get("confirmed_by", ""))
     for start in range(0, total, BATCH_SIZE * 4):
         chunk = rows[start:start + BATCH_SIZE * 4]
         texts: list[str] = []
@@ -267,14 +287,25 @@ def scan_dataset(db: sqlite_utils.Database, dataset_id: int,
             for (row, index), findings, text in zip(owners, results, texts):
                 for f in findings:
                     value = _value_hash(db, text[f.start:f.end])
-                    auto = (row["id"], f.entity_type, value) in dismissed_values
-                    db.table("pii_findings").insert({
+                    term = vocabulary.match(f.entity_type, text[f.start:f.end])
+                    status, reason, decided_by = "open", "", ""
+                    if (row["id"], f.entity_type, value) in dismissed_values:
+                        status, reason = "dismissed", "dismissed earlier for this example"
+                    elif term:
+                        # The confirmed vocabulary decides, as the admin who confirmed it (issue 23).
+                        status, reason = "dismissed", pii_vocabulary.decision_reason(term, confirmed_by)
+                        decided_by = confirmed_by
+                    finding_id = db.table("pii_findings").insert({
                         "example_id": row["id"], "content_hash": row["content_hash"],
                         "config_hash": config.hash, "message_index": index,
                         "entity_type": f.entity_type, "start": f.start, "end": f.end,
-                        "score": f.score, "status": "dismissed" if auto else "open",
-                        "reason": "dismissed earlier for this example" if auto else "",
-                        "value_hash": value, "created_at": stamp})
+                        "score": f.score, "status": status, "reason": reason, "decided_by": decided_by,
+                        "decided_at": stamp if decided_by else None,
+                        "value_hash": value, "created_at": stamp}).last_pk
+                    if decided_by:
+                        audit(db, confirmed_by, "pii_vocabulary", "example", row["id"],
+                              {"finding_id": finding_id, "entity_type": f.entity_type, "message_index": index,
+                               "span": [f.start, f.end], "reason": reason, "by": "scan"})
                     found += 1
             for row in chunk:
                 db.table("pii_scans").upsert({"content_hash": row["content_hash"], "config_hash": config.hash,
@@ -285,6 +316,26 @@ def scan_dataset(db: sqlite_utils.Database, dataset_id: int,
     return {"scanned": scanned, "findings": found, "skipped_unchanged": _count(db, dataset_id) - scanned}
 
 
+def needs_scan_sql(content_hash: str, example_id: str) -> str:
+    """The one rule for "this example still needs a scan", as SQL over the given columns.
+
+    A text never scanned with this configuration needs one. So does a text scanned for another
+    example (the same text imported into a second dataset) whose findings this example does not
+    have: findings and decisions belong to the example's own dataset (issue 23), so it is scanned
+    for itself rather than borrowing, or being blocked by, findings its author cannot see.
+    """
+    own = (f"SELECT 1 FROM pii_findings f WHERE f.example_id = {example_id} "
+           f"AND f.content_hash = {content_hash} AND f.config_hash = ?")
+    other = (f"SELECT 1 FROM pii_findings f WHERE f.example_id IS NOT NULL AND f.example_id IS NOT {example_id} "
+             f"AND f.content_hash = {content_hash} AND f.config_hash = ?")
+    return (f"(NOT EXISTS (SELECT 1 FROM pii_scans s WHERE s.content_hash = {content_hash} AND s.config_hash = ?) "
+            f"OR (NOT EXISTS ({own}) AND EXISTS ({other})))")
+
+
+def needs_scan_params(config_hash: str) -> list[str]:
+    return [config_hash, config_hash, config_hash]
+
+
 def _count(db: sqlite_utils.Database, dataset_id: int) -> int:
     return int(db.execute("SELECT count(*) FROM examples WHERE dataset_id = ?", [dataset_id]).fetchone()[0])
 
@@ -292,7 +343,8 @@ def _count(db: sqlite_utils.Database, dataset_id: int) -> int:
 def _dismissed_values(db: sqlite_utils.Database, dataset_id: int) -> set[tuple[int, str, str]]:
     rows = db.execute(
         "SELECT f.example_id, f.entity_type, f.value_hash FROM pii_findings f JOIN examples e "
-        "ON e.id = f.example_id WHERE e.dataset_id = ? AND f.status = 'dismissed'", [dataset_id])
+        "ON e.id = f.example_id WHERE e.dataset_id = ? AND f.status = 'dismissed' AND f.reason NOT LIKE ?",
+        [dataset_id, pii_vocabulary.VOCABULARY_REASON + "%"])
     return {(r[0], r[1], r[2]) for r in rows}
 
 

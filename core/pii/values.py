@@ -25,6 +25,7 @@ import sqlite_utils
 from core.curation import datasets, examples
 from core.pii import review
 from core.pii import scan as pii
+from core.pii import vocabulary as pii_vocabulary
 from core.platform import permissions
 from core.platform.store import audit, now, transaction
 
@@ -117,10 +118,11 @@ def _record(db: sqlite_utils.Database, dataset_id: int, group: ValueGroup, decis
             "entity_types_json": json.dumps(list(group.entity_types)),
             "value_text": group.value if decision == "not_pii" else "", "reason": reason,
             "decided_by": actor, "decided_at": now()}, pk=("dataset_id", "value_hash"))
-        # The audit names the value's hash and counts, never an anonymised raw value.
+        # The audit names the value's hash, the findings it decides and counts, never an anonymised raw value.
         audit(db, actor, f"pii_value_{decision}", "dataset", dataset_id,
               {"value_hash": group.value_hash, "entity_types": list(group.entity_types), "method": method,
-               "reason": reason, "occurrences": group.occurrences, "examples": group.example_count})
+               "reason": reason, "occurrences": group.occurrences, "examples": group.example_count,
+               "finding_ids": list(group.finding_ids)})
 
 
 def mark_not_pii(db: sqlite_utils.Database, dataset_id: int, value_hash: str, reason: str, *,
@@ -132,6 +134,22 @@ def mark_not_pii(db: sqlite_utils.Database, dataset_id: int, value_hash: str, re
     group = _group(db, dataset_id, value_hash)
     _record(db, dataset_id, group, "not_pii", reason=reason.strip(), actor=actor)
     return group
+
+
+def vocabulary_suggestions(db: sqlite_utils.Database, dataset_id: int) -> list[ValueGroup]:
+    """Open values that match the dataset's glossary or guidelines, waiting for an admin."""
+    return [g for g in value_groups(db, dataset_id) if g.reason.startswith(pii_vocabulary.SUGGESTION)]
+
+
+def confirm_vocabulary(db: sqlite_utils.Database, dataset_id: int, *, actor: str = "") -> dict[str, int]:
+    """An admin confirms the dataset's current glossary and guidelines: from now on they clear the
+    findings whose whole value they name, each finding a decision audited with who and the term.
+
+    The glossary is text any author can edit, so it never clears the gate by itself (issue 23)."""
+    permissions.require(actor, "pii_dismiss")
+    with transaction(db):
+        datasets.confirm_vocabulary(db, dataset_id, actor=actor)
+        return review.apply_vocabulary(db, dataset_id, actor)
 
 
 def anonymise_everywhere(db: sqlite_utils.Database, dataset_id: int, value_hash: str, *, method: str = "replace",

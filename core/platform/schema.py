@@ -194,3 +194,10 @@ CREATE TABLE evalue_entries (
     entered_at TEXT NOT NULL,
     PRIMARY KEY (run_id, position))
 """
+
+# The dataset vocabulary an admin confirmed (issue 23): {"glossary": [...], "guidelines": "...",
+# "confirmed_by": ..., "confirmed_at": ...}, or '' when none was. Only the confirmed vocabulary clears
+# findings; what an author writes in the glossary afterwards waits for the next confirmation.
+SCHEMA_V7 = """
+ALTER TABLE datasets ADD COLUMN vocabulary_json TEXT NOT NULL DEFAULT ''
+"""

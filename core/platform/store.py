@@ -15,7 +15,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from core.platform.paths import db_path
-from core.platform.schema import SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5
+from core.platform.schema import SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V7
 
 BUSY_TIMEOUT_MS = 10_000
 migrations = Migrations("tuning-studio")
@@ -162,6 +162,12 @@ def m005_evalue_entries(db: sqlite_utils.Database) -> None:
         if len(preferred) >= k:
             db.execute("INSERT INTO evalue_entries (run_id, position, value, votes, entered_at) VALUES (?, ?, ?, ?, ?)",
                        [run_id, position, sum(value[p] for p in preferred[:k]) / k, k, stamp])
+
+
+@migrations()
+def m007_confirmed_vocabulary(db: sqlite_utils.Database) -> None:
+    """The vocabulary an admin confirmed per dataset: an author's glossary clears nothing by itself (issue 23)."""
+    _run_statements(db, SCHEMA_V7)
 
 
 def _run_statements(db: sqlite_utils.Database, script: str) -> None:

@@ -62,3 +62,18 @@ def check_criterion_name(name: str) -> str:
     if not CRITERION_PATTERN.fullmatch(cleaned):
         raise ValueError(f"Criterion {cleaned[:60]!r}: use up to 40 letters, digits, spaces, '-' or '_'.")
     return cleaned
+
+
+def csv_text(rows: list[dict[str, Any]]) -> str:
+    """Rows as CSV with every cell neutralised (csv_cell): what the studio offers instead of
+    Streamlit's own table download, which writes formulas as they are (issue 23)."""
+    import csv
+    import io
+
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([csv_cell(c) for c in columns])
+    for row in rows:
+        writer.writerow([csv_cell(row.get(c, "")) for c in columns])
+    return out.getvalue()

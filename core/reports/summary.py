@@ -311,11 +311,12 @@ def automatic_checks(db: sqlite_utils.Database, run: training.TrainingRun, pairs
 def lineage(db: sqlite_utils.Database, run: training.TrainingRun) -> dict[str, Any]:
     version = versions.version_by_id(db, run.dataset_version_id)
     dataset = datasets.get_dataset(db, version.dataset_id)
-    dates = db.execute("SELECT min(created_at), max(created_at), group_concat(DISTINCT rater) FROM ratings "
-                       "WHERE run_id = ?", [run.id]).fetchone()
+    dates = db.execute("SELECT min(created_at), max(created_at) FROM ratings WHERE run_id = ?", [run.id]).fetchone()
+    # One row per rater, never a joined string: a name may hold a comma (issue 23).
+    raters = sorted(r[0] for r in db.execute("SELECT DISTINCT rater FROM ratings WHERE run_id = ?", [run.id]))
     return {"dataset": dataset.name, "dataset_version": version.number, "dataset_version_sha256": version.content_hash,
             "adapter_sha256": run.adapter_sha256, "base_model": run.base_model, "preset": run.preset,
-            "run_config": json.loads(run.config.to_json()), "raters": sorted((dates[2] or "").split(",")) if dates[2] else [],
+            "run_config": json.loads(run.config.to_json()), "raters": raters,
             "first_rating": dates[0], "last_rating": dates[1], "pii_override": version.pii_override_reason}
 
 
