@@ -200,3 +200,44 @@ def test_cli_imports_a_csv_with_a_mapping_and_remembers_it(tmp_path, model_dir):
     source.write_text("question,answer\nWhere is the lift?,Left of the door.\n", encoding="utf-8")
     remembered = cli("import", str(source), "--dataset", "faq", "--json")  # no --map: the remembered one
     assert remembered.returncode == 0 and json.loads(remembered.stdout)["imported"] == 1
+
+
+def test_merged_model_answers_token_for_token_like_adapter_on_base(db, demo_dataset, random_adapter, tmp_path):
+    """The merged weights (W + BA folded in) give the same greedy tokens as the adapter applied on
+    the full-precision base — with an adapter whose LoRA weights are not zero, so a merge that
+    dropped or doubled the update would change the answers (checked against the bare base too)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from core.models import generation
+    from core.reports import merged_model
+    from core.training import runs
+
+    version = versions.freeze(db, demo_dataset, override_reason="test data, no real people")
+    run = runs.import_adapter(db, random_adapter, version.id)
+    with pytest.raises(ValueError, match="not signed off.*--confirm-unapproved"):
+        merged_model.export_merged_model(db, run.id, tmp_path / "merged", actor="")
+    out = merged_model.export_merged_model(db, run.id, tmp_path / "merged", actor="", confirm_unapproved=True)
+    names = {p.name for p in out.iterdir()}
+    assert {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json", "README.md"} <= names
+    assert not any(n.startswith("adapter") for n in names)
+    card = (out / "README.md").read_text()
+    assert version.content_hash in card and "exported without approval, confirmed by" in card
+    assert '"learning_rate"' in card and "Not rated yet." in card
+
+    tokenizer = AutoTokenizer.from_pretrained(str(out))
+    assert tokenizer.chat_template  # the template travels with the merged model
+    prompts = [[{"role": "user", "content": "My order arrived damaged. What now?"}],
+               [{"role": "user", "content": "Can I change the delivery address?"}]]
+    merged = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32).eval()
+    with_adapter, base_tokenizer = generation.load_with_adapter(run.base_model, random_adapter)
+    for messages in prompts:
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                            return_dict=True)["input_ids"]
+        with torch.no_grad():
+            a = merged.generate(ids, max_new_tokens=16, do_sample=False)[0, ids.shape[1]:].tolist()
+            b = with_adapter.generate(input_ids=ids, max_new_tokens=16, do_sample=False)[0, ids.shape[1]:].tolist()
+            with with_adapter.disable_adapter():
+                base = with_adapter.generate(input_ids=ids, max_new_tokens=16, do_sample=False)[0, ids.shape[1]:].tolist()
+        assert a == b
+        assert a != base

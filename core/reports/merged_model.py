@@ -41,7 +41,7 @@ def export_merged_model(db: sqlite_utils.Database, run_id: int, out: Path | None
                          "Results page first, or confirm an export of an unapproved run "
                          "(--confirm-unapproved; on the page, tick the confirmation).")
     out = out or default_dir(db, run_id)
-    card = model_card(db, run, actor, confirmed_by=actor if run.approval != "approved" else "")
+    card = model_card(db, run, actor, confirmed_unapproved=run.approval != "approved")
     merge.merge_adapter(run.base_model, Path(run.adapter_path), out, card)
     with transaction(db):
         audit(db, actor, "export_merged_model", "run", run_id,
@@ -49,7 +49,8 @@ def export_merged_model(db: sqlite_utils.Database, run_id: int, out: Path | None
     return out
 
 
-def model_card(db: sqlite_utils.Database, run: runs.TrainingRun, viewer: str, confirmed_by: str = "") -> str:
+def model_card(db: sqlite_utils.Database, run: runs.TrainingRun, viewer: str,
+               confirmed_unapproved: bool = False) -> str:
     """The merged model's README: front matter for the Hub, then lineage, config, evaluation, sign-off."""
     version = versions.version_by_id(db, run.dataset_version_id)
     front = yaml.safe_dump({"base_model": run.base_model, "library_name": "transformers",
@@ -64,8 +65,8 @@ def model_card(db: sqlite_utils.Database, run: runs.TrainingRun, viewer: str, co
         sign_off = f"{run.approval}: {run.approval_note}"
     else:
         sign_off = "not signed off"
-    if confirmed_by:
-        sign_off += f" — exported without approval, confirmed by {confirmed_by}"
+    if confirmed_unapproved:
+        sign_off += f" — exported without approval, confirmed by {viewer or 'anonymous'}"
     return f"""---
 {front}---
 # Merged model from Tuning Studio run {run.id}
