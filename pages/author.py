@@ -9,7 +9,7 @@ from core.models import registry, templating
 from core.platform import permissions
 from core.platform.paths import safe_name
 from core.training import versions
-from pages import common
+from pages import common, import_view
 
 common.through_app()
 
@@ -213,6 +213,7 @@ with tab_import:
                        f"{', '.join(f'{k} ({v})' for k, v in last['formats'].items()) or 'none'}.")
         if last["problems"]:
             st.dataframe(pd.DataFrame(sorted(last["problems"], key=lambda p: p["line"])), hide_index=True)
+    import_view.spreadsheet_import(db, dataset)
 
 # ----------------------------------------------------------------------------- quarantine
 with tab_quarantine:

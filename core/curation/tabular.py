@@ -277,7 +277,7 @@ def import_spreadsheet(db: sqlite_utils.Database, dataset: Dataset, table: Table
 
 # ----------------------------------------------------------------------------- Hugging Face files
 
-def read_hf(path: Path, split: str = "") -> tuple[ParseResult, str]:
+def read_hf(path: Path, split: str = "", name: str = "") -> tuple[ParseResult, str]:
     """Rows of a local Hugging Face dataset (a folder from `save_to_disk` or with data files and a
     card, or one .parquet/.arrow/.json/.jsonl file), offline, as verdicts; and a note naming the
     split read. Rows in `messages`, ShareGPT `conversations` or Alpaca `instruction/input/output`."""
@@ -319,7 +319,7 @@ def read_hf(path: Path, split: str = "") -> tuple[ParseResult, str]:
                                                 default=str).encode("utf-8"), number, unit="row")
         result.lines.append(line)
         result.formats[line.source_format] = result.formats.get(line.source_format, 0) + 1
-    return result, f"split '{split or 'train'}' of {path.name}: {len(rows)} rows"
+    return result, f"split '{split or 'train'}' of {name or path.name}: {len(rows)} rows"
 
 
 def _without_null_keys(row: dict[str, Any]) -> dict[str, Any]:
@@ -335,11 +335,28 @@ def _without_null_keys(row: dict[str, Any]) -> dict[str, Any]:
 
 def import_hf(db: sqlite_utils.Database, dataset: Dataset, path: Path, *, from_split: str = "",
               author: str = "", split: str = "train", count_tokens: TokenCounter | None = None,
-              max_length: int = templating.DEFAULT_MAX_LENGTH) -> importing.ImportReport:
-    """Import one split of a local Hugging Face dataset into this dataset's `split`."""
+              max_length: int = templating.DEFAULT_MAX_LENGTH, name: str = "") -> importing.ImportReport:
+    """Import one split of a local Hugging Face dataset into this dataset's `split`; `name` is
+    what the report and the examples' source call the file (default: its file name)."""
     permissions.require(author, "import_examples")
-    parsed, note = read_hf(path, from_split)
-    report = importing.import_parsed(db, dataset, parsed, source=path.name, author=author, split=split,
+    parsed, note = read_hf(path, from_split, name)
+    report = importing.import_parsed(db, dataset, parsed, source=name or path.name, author=author, split=split,
                                      count_tokens=count_tokens, max_length=max_length, unit="row")
     report.notes.append(note)
     return report
+
+
+def import_hf_upload(db: sqlite_utils.Database, dataset: Dataset, data: bytes, name: str, *, author: str = "",
+                     split: str = "train", count_tokens: TokenCounter | None = None,
+                     max_length: int = templating.DEFAULT_MAX_LENGTH) -> importing.ImportReport:
+    """An uploaded .parquet or .arrow file (the page): written to a private temporary folder and read
+    by `import_hf` like a local file."""
+    suffix = Path(name).suffix.lower()
+    if suffix not in HF_SUFFIXES:
+        raise DatasetError(f"'{name}' is not a Hugging Face dataset file ({', '.join(HF_SUFFIXES)}).")
+    _check_size(len(data))
+    with tempfile.TemporaryDirectory(prefix="studio-upload-") as tmp:
+        path = Path(tmp) / f"upload{suffix}"
+        path.write_bytes(data)
+        return import_hf(db, dataset, path, author=author, split=split, count_tokens=count_tokens,
+                         max_length=max_length, name=name)

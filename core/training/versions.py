@@ -237,3 +237,23 @@ from datasets import load_dataset
 data = load_dataset("path/to/this/folder")
 ```
 """
+
+
+def export_hf_zip(db: sqlite_utils.Database, version_id: int, *, actor: str = "") -> bytes:
+    """The Hugging Face folder of a version as a zip (the page's download): unzip, then `load_dataset`."""
+    import io
+    import tempfile
+    import zipfile
+
+    from core.curation.datasets import get_dataset
+
+    frozen = version_by_id(db, version_id)
+    dataset = get_dataset(db, frozen.dataset_id)
+    with tempfile.TemporaryDirectory(prefix="studio-hf-export-") as tmp:
+        folder = export_hf(db, dataset, Path(tmp) / f"dataset-v{frozen.number}", version=frozen.number, actor=actor)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(folder.rglob("*")):
+                if path.is_file():
+                    archive.write(path, str(path.relative_to(folder.parent)))
+    return buffer.getvalue()
