@@ -241,3 +241,23 @@ def test_merged_model_answers_token_for_token_like_adapter_on_base(db, demo_data
                 base = with_adapter.generate(input_ids=ids, max_new_tokens=16, do_sample=False)[0, ids.shape[1]:].tolist()
         assert a == b
         assert a != base
+
+
+def test_saved_to_disk_folder_and_arrow_file_choose_the_split(db, tmp_path):
+    import datasets as hf
+
+    def rows(*answers: str) -> list[dict]:
+        return [{"conversations": [{"from": "human", "value": f"Q{a}"}, {"from": "gpt", "value": a}]} for a in answers]
+
+    folder = tmp_path / "saved"
+    hf.DatasetDict({"train": hf.Dataset.from_list(rows("a", "b")),
+                    "test": hf.Dataset.from_list(rows("c"))}).save_to_disk(str(folder))
+    dataset = datasets.create_dataset(db, "saved")
+    with pytest.raises(DatasetError, match="No split 'validation'; the dataset has train, test"):
+        tabular.import_hf(db, dataset, folder, from_split="validation")
+    report = tabular.import_hf(db, dataset, folder, from_split="test", split="heldout")
+    assert report.imported == 1 and report.notes == ["split 'test' of saved: 1 rows"]
+    arrow = next((folder / "train").glob("*.arrow"))
+    assert tabular.import_hf(db, dataset, arrow).imported == 2
+    got = sorted((e.split, e.messages[1]["content"]) for e in examples.list_examples(db, dataset.id)[0])
+    assert got == [("heldout", "c"), ("train", "a"), ("train", "b")]
