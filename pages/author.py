@@ -9,7 +9,7 @@ from core.models import registry, templating
 from core.platform import permissions
 from core.platform.paths import safe_name
 from core.training import versions
-from pages import common
+from pages import common, import_view
 
 common.through_app()
 
@@ -214,6 +214,7 @@ with tab_import:
         if last["problems"]:
             common.user_table(sorted(last["problems"], key=lambda p: p["line"]), file_name="import-problems.csv",
                               key="author.problems_csv")
+    import_view.spreadsheet_import(db, dataset)
 
 # ----------------------------------------------------------------------------- quarantine
 with tab_quarantine:

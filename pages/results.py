@@ -7,7 +7,7 @@ from core.platform import permissions
 from core.rating import sessions
 from core.reports import charts, export, report_format
 from core.reports import summary as stats
-from pages import common
+from pages import common, export_view
 
 common.through_app()
 
@@ -98,6 +98,7 @@ if common.allowed("export_dataset"):
     st.download_button("Download the adapter (zip with its model card)",
                        lambda: export.adapter_zip(common.db(), run_id, common.user()),
                        file_name=f"run-{run_id}-adapter.zip", mime="application/zip", key="results.dl.adapter")
+export_view.take_out(db, run_id)
 
 st.subheader("Sign-off")
 if common.allowed("approve"):

@@ -12,10 +12,11 @@ from typing import Any
 
 import sqlite_utils
 
-import core.cli.pii  # noqa: F401  (its commands register themselves on import)
+import core.cli.data  # noqa: F401  (its commands register themselves on import)
+import core.cli.pii  # noqa: F401
 import core.cli.runs  # noqa: F401
 from core.cli.base import COMMANDS, CliError, command, dataset_named, say
-from core.curation import datasets, importing
+from core.curation import datasets, importing, tabular
 from core.models import registry, templating
 from core.platform import store, studio_settings
 from core.platform.paths import db_path
@@ -66,27 +67,64 @@ def _model_dict(m: registry.BaseModel) -> dict[str, Any]:
 
 
 def _import_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", type=Path)
+    p.add_argument("file", type=Path, help="JSONL; CSV or .xlsx (with --map); .parquet, .arrow or a Hugging Face "
+                                           "dataset folder")
     p.add_argument("--dataset", required=True, help="dataset name (created if missing)")
-    p.add_argument("--split", choices=["train", "heldout"], default="train")
+    p.add_argument("--split", choices=["train", "heldout"], default="train",
+                   help="the split examples go into (a spreadsheet's split column overrides it per row)")
     p.add_argument("--max-length", type=int, default=templating.DEFAULT_MAX_LENGTH,
                    help="warn about examples longer than this many tokens (default: the default preset's)")
+    p.add_argument("--map", dest="mapping", default="",
+                   help="spreadsheets: PART=COLUMN pairs, e.g. user=question,assistant=answer (parts: system, "
+                        "user, assistant, tags, split, category); default: the mapping last used for the dataset")
+    p.add_argument("--encoding", choices=sorted(tabular.ENCODINGS), default="",
+                   help="CSV text encoding; UTF-8 (with or without BOM) is detected, others must be named")
+    p.add_argument("--sheet", default="", help=".xlsx: the sheet to read (default: the first)")
+    p.add_argument("--from-split", default="", help="Hugging Face data: the split to read (e.g. train, test)")
 
 
-@command("import", "import a JSONL file with a per-line report", _import_args)
+@command("import", "import JSONL, CSV, Excel or Hugging Face data with a per-row report", _import_args)
 def cmd_import(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, Any]:
     from core.models import templating
 
+    suffix = args.file.suffix.lower()
+    spreadsheet = suffix in tabular.SPREADSHEET_SUFFIXES
+    hugging_face = args.file.is_dir() or suffix in (".parquet", ".arrow")
     try:
-        data = args.file.read_bytes()
+        data = b"" if hugging_face else args.file.read_bytes()
     except OSError as exc:
         raise CliError(f"Cannot read {args.file}: {exc.strerror}") from exc
-    # A missing dataset is created inside the import's transaction: an import that fails, or a
-    # process killed half-way, leaves no empty dataset behind (issue 23).
-    report = importing.import_jsonl(db, args.dataset, data, source=args.file.name, author=args.user,
-                                   split=args.split, max_length=args.max_length,
-                                   count_tokens=templating.token_counter(registry.DEFAULT_MODEL))
+    counter = templating.token_counter(registry.DEFAULT_MODEL)
+    if not spreadsheet and not hugging_face:
+        # A missing dataset is created inside the import's transaction: an import that fails, or a
+        # process killed half-way, leaves no empty dataset behind (issue 23).
+        report = importing.import_jsonl(db, args.dataset, data, source=args.file.name, author=args.user,
+                                       split=args.split, max_length=args.max_length, count_tokens=counter)
+    else:
+        table = tabular.read_spreadsheet(data, args.file.name, encoding=args.encoding, sheet=args.sheet) \
+            if spreadsheet else None
+        existed = args.dataset in {d.name for d in datasets.list_datasets(db)}
+        dataset = dataset_named(db, args.dataset, create=True, actor=args.user)
+        try:
+            if table is not None:
+                mapping = tabular.ColumnMapping.parse(args.mapping) if args.mapping else \
+                    tabular.remembered_mapping(db, dataset.id)
+                if mapping is None:
+                    raise CliError(f"Say which columns to use: --map user=COLUMN,assistant=COLUMN (columns: "
+                                   f"{', '.join(table.columns)}).")
+                report = tabular.import_spreadsheet(db, dataset, table, mapping, source=args.file.name,
+                                                    author=args.user, split=args.split, count_tokens=counter,
+                                                    max_length=args.max_length)
+            else:
+                report = tabular.import_hf(db, dataset, args.file, from_split=args.from_split, author=args.user,
+                                           split=args.split, count_tokens=counter, max_length=args.max_length)
+        except BaseException:
+            if not existed:  # a whole import that failed leaves no empty dataset behind
+                datasets.delete_empty_dataset(db, dataset.id, actor=args.user)
+            raise
     if not args.json:
+        for note in report.notes:
+            print(f"{args.file}: {note}", file=sys.stderr)
         for problem in report.errors + report.warnings:
             print(f"{args.file}:{problem.line}: {problem.code}: {problem.message}", file=sys.stderr)
     result = report.to_dict()

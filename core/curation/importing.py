@@ -28,9 +28,11 @@ class ImportReport:
     quarantined: int = 0
     errors: list[validation.LineProblem] = field(default_factory=list)
     warnings: list[validation.LineProblem] = field(default_factory=list)
+    # How the file was read (spreadsheets: the text encoding used and why; issue 27).
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"formats": self.formats, "imported": self.imported, "duplicates": self.duplicates,
+        return {"formats": self.formats, "notes": self.notes, "imported": self.imported, "duplicates": self.duplicates,
                 "blank": self.blank, "quarantined": self.quarantined,
                 "errors": [e.to_dict() for e in self.errors],
                 "warnings": [w.to_dict() for w in self.warnings]}
@@ -53,7 +55,19 @@ def import_jsonl(db: sqlite_utils.Database, dataset: Dataset | str, data: bytes,
     if len(data) > MAX_IMPORT_BYTES:
         raise DatasetError(f"The file is {len(data) / 2**20:.0f} MB; the limit is {MAX_IMPORT_BYTES // 2**20} MB. "
                            "Split it into smaller files.")
-    parsed = validation.parse_jsonl(data)
+    return import_parsed(db, dataset, validation.parse_jsonl(data), source=source, author=author,
+                         split=split, count_tokens=count_tokens, max_length=max_length)
+
+
+def import_parsed(db: sqlite_utils.Database, dataset: Dataset | str, parsed: validation.ParseResult, *,
+                  source: str = "", author: str = "", split: str = "train",
+                  count_tokens: TokenCounter | None = None, unit: str = "line",
+                  max_length: int = templating.DEFAULT_MAX_LENGTH) -> ImportReport:
+    """Import parsed lines or rows (JSONL, spreadsheet, Hugging Face): the valid ones become
+    examples, the invalid ones go to quarantine, every one gets a verdict in the report."""
+    permissions.require(author, "import_examples")
+    if split not in ("train", "heldout"):
+        raise DatasetError("split must be train or heldout.")
     report = ImportReport(formats=parsed.formats, blank=parsed.blank)
     new_name = dataset if isinstance(dataset, str) else None
     dataset_id = 0 if isinstance(dataset, str) else dataset.id  # set once the new dataset exists
@@ -78,13 +92,13 @@ def import_jsonl(db: sqlite_utils.Database, dataset: Dataset | str, data: bytes,
             report.duplicates += 1
             report.warnings.append(validation.LineProblem(
                 line.line, "duplicate_in_file",
-                f"line {line.line}: exact duplicate of line {seen_in_file[digest]}; skipped", "warning"))
+                f"{unit} {line.line}: exact duplicate of {unit} {seen_in_file[digest]}; skipped", "warning"))
             continue
         if digest in existing:
             report.duplicates += 1
             report.warnings.append(validation.LineProblem(
                 line.line, "duplicate_in_dataset",
-                f"line {line.line}: already in dataset '{dataset_name}'; skipped", "warning"))
+                f"{unit} {line.line}: already in dataset '{dataset_name}'; skipped", "warning"))
             continue
         seen_in_file[digest] = line.line
         tokens = count_tokens(line.messages) if count_tokens else None
@@ -92,11 +106,11 @@ def import_jsonl(db: sqlite_utils.Database, dataset: Dataset | str, data: bytes,
         if tokens is not None and tokens > max_length:
             codes.append("too_long")
             report.warnings.append(validation.LineProblem(
-                line.line, "too_long", f"line {line.line}: {tokens:,} tokens with the model's chat "
+                line.line, "too_long", f"{unit} {line.line}: {tokens:,} tokens with the model's chat "
                 f"template, over max length {max_length:,}; the end would be cut in training", "warning"))
-        to_insert.append(_example_row(dataset_id, line.messages, digest, split=split, status="ready",
-                                      author=author, source=source, stamp=stamp, tokens=tokens,
-                                      codes=codes))
+        to_insert.append(_example_row(dataset_id, line.messages, digest, split=line.split or split,
+                                      status="ready", author=author, source=source, stamp=stamp,
+                                      tokens=tokens, codes=codes, tags=list(line.tags)))
     with transaction(db):
         if new_name is not None:
             dataset_id = datasets.create_dataset(db, new_name, actor=author).id

@@ -42,6 +42,9 @@ CODES = {
     "lone_surrogate": "a \\ud800-style escape that is not a character (invalid Unicode)",
     "duplicate_key": "a key written twice in one object (JSON would silently keep the last)",
     "control_character": "an invisible control character (NUL, a bidi override such as U+202E) in content",
+    # Spreadsheet and Hugging Face imports (issue 27): the row number is the spreadsheet's row.
+    "formula_without_value": "a formula cell with no saved value (the studio never evaluates formulas)",
+    "unknown_split": "a split cell other than train or heldout",
 }
 
 # Characters refused in content (issue 23): C0 controls other than tab, line feed and carriage return
@@ -108,6 +111,8 @@ class ParsedLine:
     messages: Messages | None
     source_format: str
     problems: tuple[LineProblem, ...] = ()
+    split: str = ""  # a spreadsheet row's own split; "" takes the import's split
+    tags: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -161,10 +166,11 @@ def convert(obj: Any) -> tuple[str, Any]:
     return "unknown", None
 
 
-def check_messages(messages: Any, line: int) -> list[LineProblem]:
-    """Structural checks of one example's messages; empty list when it is valid."""
+def check_messages(messages: Any, line: int, unit: str = "line") -> list[LineProblem]:
+    """Structural checks of one example's messages; empty list when it is valid. `unit` names
+    where it sits ("line" of a JSONL file, "row" of a spreadsheet)."""
     def problem(code: str, detail: str) -> LineProblem:
-        return LineProblem(line, code, f"line {line}: {detail}")
+        return LineProblem(line, code, f"{unit} {line}: {detail}")
 
     if not isinstance(messages, list):
         return [problem("missing_messages_list", "'messages' must be a list of {role, content}")]
@@ -233,46 +239,47 @@ def parse_jsonl(data: bytes, *, first_line: int = 1) -> ParseResult:
     return result
 
 
-def parse_line(raw_bytes: bytes, line: int) -> ParsedLine:
+def parse_line(raw_bytes: bytes, line: int, unit: str = "line") -> ParsedLine:
+    """One JSON line (or a Hugging Face row as JSON: unit "row") as a verdict."""
     if len(raw_bytes) > MAX_LINE_BYTES:
         preview = raw_bytes[:200].decode("utf-8", "replace")
         return ParsedLine(line, preview, None, "unknown", (LineProblem(
             line, "line_too_large",
-            f"line {line}: {len(raw_bytes):,} bytes (limit {MAX_LINE_BYTES:,}); split it up"),))
+            f"{unit} {line}: {len(raw_bytes):,} bytes (limit {MAX_LINE_BYTES:,}); split it up"),))
     try:
         text = raw_bytes.decode("utf-8")
     except UnicodeDecodeError as exc:
         bad = raw_bytes[exc.start]
         return ParsedLine(line, raw_bytes.decode("utf-8", "replace"), None, "unknown", (LineProblem(
             line, "not_utf8",
-            f"line {line}: byte 0x{bad:02x} at byte {exc.start + 1} is not UTF-8; save the file as UTF-8"),))
+            f"{unit} {line}: byte 0x{bad:02x} at byte {exc.start + 1} is not UTF-8; save the file as UTF-8"),))
     try:
         obj = _strict_loads(text)
     except json.JSONDecodeError as exc:
         return ParsedLine(line, text, None, "unknown", (LineProblem(
-            line, "invalid_json", f"line {line}: invalid JSON at column {exc.colno}: {exc.msg}"),))
+            line, "invalid_json", f"{unit} {line}: invalid JSON at column {exc.colno}: {exc.msg}"),))
     except RecursionError:
         return ParsedLine(line, text[:200], None, "unknown", (LineProblem(
-            line, "too_deep", f"line {line}: JSON nested too deeply to be an example"),))
+            line, "too_deep", f"{unit} {line}: JSON nested too deeply to be an example"),))
     except DuplicateKey as exc:
         return ParsedLine(line, text, None, "unknown", (LineProblem(
-            line, "duplicate_key", f"line {line}: the key {json.dumps(str(exc))} appears twice in one object; "
+            line, "duplicate_key", f"{unit} {line}: the key {json.dumps(str(exc))} appears twice in one object; "
             "keep one (JSON readers would silently use the last)"),))
     except ValueError as exc:  # raised by _refuse_constant
         return ParsedLine(line, text, None, "unknown", (LineProblem(
             line, "non_standard_number",
-            f"line {line}: {exc} is not standard JSON; write a number or a string"),))
+            f"{unit} {line}: {exc} is not standard JSON; write a number or a string"),))
     if _has_lone_surrogate(obj):
         return ParsedLine(line, text, None, "unknown", (LineProblem(
             line, "lone_surrogate",
-            f"line {line}: a \\u escape (such as \\ud800) that is not a valid character; remove it"),))
+            f"{unit} {line}: a \\u escape (such as \\ud800) that is not a valid character; remove it"),))
     if not isinstance(obj, dict):
         return ParsedLine(line, text, None, "unknown", (LineProblem(
-            line, "data_type", f"line {line}: expected a JSON object, got {type(obj).__name__}"),))
+            line, "data_type", f"{unit} {line}: expected a JSON object, got {type(obj).__name__}"),))
     fmt, messages = convert(obj)
     if fmt == "unknown":
         return ParsedLine(line, text, None, fmt, (LineProblem(
             line, "missing_messages_list",
-            f"line {line}: no 'messages' list (nor Alpaca, ShareGPT or prompt/completion keys)"),))
-    problems = check_messages(messages, line)
+            f"{unit} {line}: no 'messages' list (nor Alpaca, ShareGPT or prompt/completion keys)"),))
+    problems = check_messages(messages, line, unit)
     return ParsedLine(line, text, messages if not problems else None, fmt, tuple(problems))

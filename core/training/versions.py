@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
@@ -157,3 +158,102 @@ def export_jsonl(db: sqlite_utils.Database, dataset: Dataset, *, version: int | 
                                          f"export version {frozen.number}")
         lines = [validation.canonical_json(m) for m in version_messages(db, frozen.id, split)]
     return "".join(line + "\n" for line in lines)
+
+
+HF_SPLITS = ("train", "heldout")
+
+
+def export_hf(db: sqlite_utils.Database, dataset: Dataset, out: Path, *, version: int | None = None,
+              actor: str = "") -> Path:
+    """A frozen version as a Hugging Face dataset folder (issue 27): one parquet file per split with a
+    `messages` column, and a dataset card (README.md) with the version hash, the PII gate decision
+    and the counts, whose `configs` block lets `datasets.load_dataset(folder)` find the splits.
+    Written to a temporary folder beside `out` and renamed, so a half-written folder never appears."""
+    import shutil
+    import tempfile
+
+    import datasets as hf
+    import yaml
+
+    permissions.require(actor, "export_dataset")
+    frozen = get_version(db, dataset.id, version)
+    review.require_clear_version(db, dataset.id, frozen.id, frozen.pii_override_reason,
+                                 f"export version {frozen.number}")
+    if out.exists() and any(out.iterdir()):
+        raise DatasetError(f"{out} already exists and is not empty; choose a new folder.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        (staging / "data").mkdir()
+        files = []
+        for split in HF_SPLITS:
+            rows = [{"messages": m} for m in version_messages(db, frozen.id, split)]
+            if rows:
+                hf.Dataset.from_list(rows).to_parquet(str(staging / "data" / f"{split}-00000-of-00001.parquet"))
+                files.append({"split": split, "path": f"data/{split}-*.parquet"})
+        front = yaml.safe_dump({"configs": [{"config_name": "default", "data_files": files}],
+                                "tags": ["tuning-studio", "chat"]}, sort_keys=False)
+        (staging / "README.md").write_text(f"---\n{front}---\n{_dataset_card(dataset, frozen)}", encoding="utf-8")
+        if out.exists():
+            out.rmdir()
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    with transaction(db):
+        audit(db, actor, "export_hf_dataset", "dataset_version", frozen.id, {"number": frozen.number})
+    return out
+
+
+def pii_decision(version: DatasetVersion) -> str:
+    """The PII gate's decision for a version, in words (dataset cards, model cards)."""
+    if version.pii_override_reason:
+        return f"overridden by {version.created_by or 'anonymous'}: {version.pii_override_reason}"
+    return "passed (every finding reviewed before freezing)"
+
+
+def _dataset_card(dataset: Dataset, version: DatasetVersion) -> str:
+    # The dataset's name is user text: kept inside a code span so no Markdown viewer renders it.
+    name = dataset.name.replace("`", "'")
+    return f"""
+# `{name}`, version {version.number}
+
+Chat examples exported by Tuning Studio from a frozen dataset version.
+
+| | |
+|---|---|
+| Version | {version.number} |
+| Version sha256 | `{version.content_hash}` |
+| Train examples | {version.train_count} |
+| Held-out examples | {version.heldout_count} |
+| PII gate | {pii_decision(version).replace("|", "/").replace(chr(10), " ")} |
+| Frozen | {version.created_at} by {version.created_by or "anonymous"} |
+
+Each row has one column, `messages`: a list of `{{role, content}}` turns (system, user, assistant),
+the format trl's SFTTrainer reads. The held-out split (`heldout`) is the one the studio rates on.
+
+```python
+from datasets import load_dataset
+data = load_dataset("path/to/this/folder")
+```
+"""
+
+
+def export_hf_zip(db: sqlite_utils.Database, version_id: int, *, actor: str = "") -> bytes:
+    """The Hugging Face folder of a version as a zip (the page's download): unzip, then `load_dataset`."""
+    import io
+    import tempfile
+    import zipfile
+
+    from core.curation.datasets import get_dataset
+
+    frozen = version_by_id(db, version_id)
+    dataset = get_dataset(db, frozen.dataset_id)
+    with tempfile.TemporaryDirectory(prefix="studio-hf-export-") as tmp:
+        folder = export_hf(db, dataset, Path(tmp) / f"dataset-v{frozen.number}", version=frozen.number, actor=actor)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(folder.rglob("*")):
+                if path.is_file():
+                    archive.write(path, str(path.relative_to(folder.parent)))
+    return buffer.getvalue()
