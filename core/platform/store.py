@@ -15,7 +15,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from core.platform.paths import db_path
-from core.platform.schema import SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4
+from core.platform.schema import SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V8
 
 BUSY_TIMEOUT_MS = 10_000
 migrations = Migrations("tuning-studio")
@@ -141,6 +141,14 @@ def m004_queue_and_targets(db: sqlite_utils.Database) -> None:
     _run_statements(db, SCHEMA_V4)
 
 
+@migrations()
+def m008_outcome_views(db: sqlite_utils.Database) -> None:
+    """Looks at a run's open outcome, so that whoever looked cannot then rate it blind (issue 23)."""
+    _run_statements(db, SCHEMA_V8)
+    for statement in change_triggers(["outcome_views"]):
+        db.execute(statement)
+
+
 def _run_statements(db: sqlite_utils.Database, script: str) -> None:
     # executescript() would COMMIT first and escape the migration's transaction.
     for statement in script.split(";"):
@@ -164,6 +172,7 @@ _COUNTED: list[tuple[str, str, str]] = [
     ("ratings", "'run:' || {row}.run_id", ""),
     ("generations", "'run:' || {row}.run_id", ""),
     ("rating_closures", "'run:' || {row}.run_id", ""),
+    ("outcome_views", "'run:' || {row}.run_id", ""),
     ("runs", "'runs'", ""),
 ]
 # Columns whose change matters to a cached view. A running run rewrites its heartbeat, log tail

@@ -13,6 +13,7 @@ import sqlite_utils
 
 from core.curation import datasets
 from core.curation.convention import convention_ok
+from core.platform import permissions
 from core.platform.store import change_count
 from core.rating import pairs as answer_pairs
 from core.rating import sessions
@@ -243,13 +244,23 @@ def lineage(db: sqlite_utils.Database, run: training.TrainingRun) -> dict[str, A
             "first_rating": dates[0], "last_rating": dates[1], "pii_override": version.pii_override_reason}
 
 
-def bradley_terry(db: sqlite_utils.Database, dataset_id: int, *, seed: int = 0,
+def ranked_runs(db: sqlite_utils.Database, dataset_id: int, viewer: str) -> list[int]:
+    """The runs the multi-run table may rank for this viewer: succeeded, rating closed (final votes;
+    an open run's standing would be a look at its outcome), and allowed(viewer, "see_outcome")."""
+    return [r.id for r in training.list_runs(db, dataset_id) if r.status == "succeeded"
+            and sessions.rating_closed(db, r.id)
+            and permissions.allowed(viewer, "see_outcome", run=permissions.Run(db, r.id))]
+
+
+def bradley_terry(db: sqlite_utils.Database, dataset_id: int, viewer: str, *, seed: int = 0,
                   samples: int = 200) -> list[dict[str, Any]]:
-    """Strengths (log-odds vs the base model) of every rated adapter of a dataset, with bootstrap
-    intervals, fitted as a logistic regression on pairwise outcomes (as Chatbot Arena does)."""
+    """Strengths (log-odds vs the base model) of the rated adapters of a dataset that the viewer may
+    see (ranked_runs), with bootstrap intervals, fitted as a logistic regression on pairwise outcomes
+    (as Chatbot Arena does)."""
     import statsmodels.api as sm
 
-    runs = [r for r in training.list_runs(db, dataset_id) if r.status == "succeeded"]
+    visible = set(ranked_runs(db, dataset_id, viewer))
+    runs = [r for r in training.list_runs(db, dataset_id) if r.id in visible]
     battles: list[tuple[int, float]] = []  # (run index, outcome for tuned: 1, 0 or 0.5)
     names = []
     for run in runs:
