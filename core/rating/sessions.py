@@ -266,11 +266,15 @@ def _blinding_sessions(db: sqlite_utils.Database, viewer: str) -> list[tuple[int
         [viewer]).fetchall()]
 
 
+def _prompts(db: sqlite_utils.Database, run_id: int) -> set[str]:
+    # The whole prompt (system turn included) decides the base model's greedy answer; compared
+    # parsed, so two spellings of the same JSON are the same prompt.
+    return {json.dumps(json.loads(r[0]), sort_keys=True, ensure_ascii=False) for r in db.execute(
+        "SELECT prompt_json FROM generations WHERE run_id = ? AND side = 'base'", [run_id])}
+
+
 def _share_prompts(db: sqlite_utils.Database, run_id: int, other_id: int) -> bool:
-    # The whole prompt (system turn included) decides the base model's greedy answer.
-    return db.execute("SELECT 1 FROM generations a JOIN generations b ON a.prompt_json = b.prompt_json "
-                      "WHERE a.run_id = ? AND b.run_id = ? AND a.side = 'base' AND b.side = 'base' LIMIT 1",
-                      [run_id, other_id]).fetchone() is not None
+    return not _prompts(db, run_id).isdisjoint(_prompts(db, other_id))
 
 
 @permissions.resource_rule("see_outcome")
