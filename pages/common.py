@@ -134,11 +134,14 @@ def login_gate() -> bool:
 
 
 def client_address() -> str:
-    """The browser's address as Streamlit sees it (behind a proxy: the proxy's)."""
+    """The browser's address for sign-in back-off: the peer's, or, when the peer is a trusted proxy
+    configured in the studio settings, the address it forwarded (core.platform.auth.client_of)."""
     try:
-        return str(st.context.ip_address or "unknown")
+        peer = str(st.context.ip_address or "unknown")
+        forwarded = str(st.context.headers.get("X-Forwarded-For") or "")
     except (AttributeError, RuntimeError):  # not served over a websocket (AppTest)
         return "unknown"
+    return auth.client_of(peer, forwarded, auth.trusted_proxies(db()))
 
 
 def allowed(action: str) -> bool:

@@ -39,7 +39,11 @@ if request_id:
     def answers(request_id: int) -> None:
         live = common.db()
         playground.reconcile(live)
-        request = playground.get(live, request_id)
+        try:  # the viewer may have started rating a run on this base model since asking
+            request = playground.shown_to(live, request_id, common.user())
+        except permissions.PermissionDenied as exc:
+            common.info(str(exc))
+            return
         common.polled("playground", request.status, request.status in ("queued", "running"))
         if request.status in ("queued", "running"):
             st.info("Loading the model and answering (a few seconds on a CPU)…")

@@ -14,17 +14,20 @@ from pages import common
 
 common.through_app()
 
-SESSION_KEY = "rate.session_id"
-POSITION_KEY = "rate.position"
-SKIPPED_KEY = "rate.skipped"
-STARTED_KEY = "rate.started_at"
+
+def key(name: str, session_id: int) -> str:
+    """Navigation state (position, skipped, started_at, advance) per rating session, so switching
+    runs (or names) never carries one run's pair into another's session (issue 23)."""
+    return f"rate.{session_id}.{name}"
+
 
 st.title("Rate")
 db = common.db()
 dataset = common.require_dataset()
 runs = common.finished_runs(db, dataset)
 # Open on a run that has answers to rate (newest first), not on a fresh smoke test without any.
-run_id = common.choose_run("rate", runs, prefer=[r.id for r in runs if answer_pairs.pairs(db, r.id)])
+with_pairs = answer_pairs.runs_with_pairs(db, [r.id for r in runs])
+run_id = common.choose_run("rate", runs, prefer=[r.id for r in runs if r.id in with_pairs])
 answer_pairs.reconcile_jobs(db)  # a job whose worker died must not keep raters waiting forever
 pairs = answer_pairs.pairs(db, run_id)
 job = answer_pairs.latest_job(db, run_id)
@@ -80,7 +83,8 @@ try:
 except sessions.RatingError as exc:
     common.info(exc)
     st.stop()
-st.session_state[SESSION_KEY] = session.id
+POSITION_KEY, SKIPPED_KEY = key("position", session.id), key("skipped", session.id)
+STARTED_KEY, ADVANCE_KEY = key("started_at", session.id), key("advance", session.id)
 done, total = sessions.progress(db, session)
 st.progress(done / max(total, 1), text=f"{done} of {total} rated by you")
 covered, rateable = sessions.run_progress(db, run_id)
@@ -101,7 +105,7 @@ if done >= total:
 
 skipped = st.session_state.setdefault(SKIPPED_KEY, set())
 position = st.session_state.get(POSITION_KEY)
-if position is None or sessions.my_rating(db, session, position) is not None and st.session_state.get("rate.advance", True):
+if position is None or sessions.my_rating(db, session, position) is not None and st.session_state.get(ADVANCE_KEY, True):
     position = sessions.next_position(db, session, skipped=skipped)
     st.session_state[POSITION_KEY] = position
     st.session_state[STARTED_KEY] = time.time()
@@ -160,7 +164,7 @@ with st.form(f"rate.form.{session.id}.{position}"):
             common.error(exc)
             st.stop()
         st.session_state[POSITION_KEY] = None
-        st.session_state["rate.advance"] = True
+        st.session_state[ADVANCE_KEY] = True
         st.rerun()
 
 nav = st.columns(3)
@@ -171,11 +175,11 @@ if nav[0].button("Skip for now", shortcut="S"):
 last = sessions.last_rated_position(db, session)
 if last is not None and nav[1].button("Go back to my last rating", shortcut="Z"):
     st.session_state[POSITION_KEY] = last
-    st.session_state["rate.advance"] = False
+    st.session_state[ADVANCE_KEY] = False
     st.session_state[STARTED_KEY] = time.time()
     st.rerun()
 with st.expander("Make this a training example"):
-    corrected = st.text_area("Corrected answer", key=f"rate.fix.{position}")
+    corrected = st.text_area("Corrected answer", key=f"rate.fix.{session.id}.{position}")
     if st.button("Add as draft example") and corrected.strip():
         try:
             example = sessions.make_training_example(db, run_id, position, corrected, author=rater)

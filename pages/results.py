@@ -18,9 +18,10 @@ def summary_for(run_id: int, ratings_signature: tuple) -> stats.Summary:
 
 
 @st.cache_data(ttl=600, show_spinner="Scoring every adapter against the base…", max_entries=8)
-def strengths_for(dataset_id: int, ratings_signature: tuple) -> list:
-    del ratings_signature
-    return stats.scores_against_base(common.db(), dataset_id)
+def strengths_for(dataset_id: int, viewer: str, ranked: tuple, ratings_signature: tuple) -> list:
+    # `ranked` (the runs this viewer may see ranked) is a key: blinding changes without a rating.
+    del ranked, ratings_signature
+    return stats.scores_against_base(common.db(), dataset_id, viewer)
 
 
 st.title("Results")
@@ -30,9 +31,8 @@ runs = common.finished_runs(db, dataset)
 approved = [r.id for r in runs if r.approval == "approved"]
 if approved:
     common.success(f"Approved adapter for this dataset: run {approved[0]}")
-run_id = common.choose_run("results", runs, prefer=[r.id for r in runs if sessions.ratings_for_run(db, r.id)])
-# Blinding is decided in core (rating.results_access); the page only says what it decided.
-access = sessions.results_access(db, run_id, common.user())
+rated = sessions.rated_runs(db, [r.id for r in runs])
+run_id = common.choose_run("results", runs, prefer=[r.id for r in runs if r.id in rated])
 closed = sessions.rating_closed(db, run_id)
 if closed:
     st.caption("Rating of this run is closed: votes are final.")
@@ -40,8 +40,11 @@ elif common.allowed("close_rating"):
     if st.button("Close rating", help="Votes freeze and everyone may see this run's results."):
         sessions.close_rating(db, run_id, actor=common.user())
         st.rerun()
-if not access.allowed:
-    common.info(access.reason)
+# Blinding is decided in core (allowed(viewer, "see_outcome", run=...)); the page only says what it decided.
+try:
+    sessions.open_outcome(db, run_id, common.user())
+except permissions.PermissionDenied as exc:
+    common.info(str(exc))
     st.stop()
 summary = summary_for(run_id, stats.ratings_signature(db, run_id))
 common.info(summary.verdict_text)
@@ -78,7 +81,9 @@ if checks:
     st.dataframe(pd.DataFrame(checks), hide_index=True)
 else:
     st.caption("No automatic checks: the dataset has no output convention or glossary, and no losses were measured.")
-strengths = strengths_for(dataset.id, stats.ratings_signature(db))
+viewer = common.user()
+strengths = strengths_for(dataset.id, viewer, tuple(stats.ranked_runs(db, dataset.id, viewer)),
+                          stats.ratings_signature(db))
 if len(strengths) > 1:
     st.subheader("Each adapter against the shared base (score over prompts, one scale)")
     st.caption("Adapters were each compared with the base model, never with each other: scores side by side, "
@@ -89,7 +94,6 @@ st.subheader("Export")
 cols = st.columns(4)
 for col, fmt in zip(cols, export.FORMATS):
     # Rendered only when clicked (the HTML report inlines plotly.js, several MB).
-    viewer = common.user()
     col.download_button(f"Download {fmt.upper()}",
                         lambda fmt=fmt, viewer=viewer: export.render(common.db(), run_id, fmt, viewer, summary),
                         file_name=f"run-{run_id}-evaluation.{fmt}", key=f"results.dl.{fmt}")

@@ -268,3 +268,68 @@ def test_raters_see_the_reference_answer_only_when_an_admin_turns_it_on(rated_db
     assert [e for e in at.expander if "Reference answer" in e.label]
     references = {p.reference for p in answer_pairs.pairs(db, runs.list_runs(db)[0].id)}
     assert any(c.value in references for c in at.code)
+
+
+def second_run_with_pairs(db, first: int) -> int:
+    """Another finished run whose answer pairs sit at other positions than the first run's."""
+    from core.platform import permissions
+    from core.rating import pairs as answer_pairs
+
+    source = runs.get_run(db, first)
+    second = runs.import_adapter(db, source.adapter_path, source.dataset_version_id, actor=permissions.SYSTEM_ACTOR).id
+    with store.transaction(db):
+        for pair in answer_pairs.pairs(db, first):
+            for side, text in (("base", pair.base_text), ("tuned", pair.tuned_text + " (second)")):
+                db.table("generations").insert({
+                    "run_id": second, "position": pair.position + 100, "prompt_json": json.dumps(pair.prompt),
+                    "reference": pair.reference, "side": side, "text": text, "settings_json": "{}",
+                    "created_at": store.now()})
+    return second
+
+
+def test_switching_runs_on_the_rate_page_keeps_each_sessions_place(rated_db):
+    db = store.connect(rated_db)
+    first = runs.list_runs(db)[0].id
+    second = second_run_with_pairs(db, first)
+    at = AppTest.from_file("../app.py", default_timeout=120)
+    at.run()
+    at.switch_page("pages/rate.py").run()
+
+    def pick(run_id: int) -> None:
+        next(s for s in at.selectbox if s.label == "Run").set_value(run_id).run()
+        assert not at.exception, [e.message for e in at.exception]
+
+    def place(run_id: int) -> tuple[int, int]:
+        session = sessions.start_session(db, run_id, "Dana")
+        return session.id, at.session_state[f"rate.{session.id}.position"]
+
+    pick(first)
+    next(b for b in at.button if b.label == "Skip for now").click().run()
+    first_session, skipped_to = place(first)
+    assert skipped_to == sessions.next_position(db, sessions.start_session(db, first, "Dana"),
+                                                skipped={sessions.start_session(db, first, "Dana").order[0][0]})
+    pick(second)  # before: the first run's position was looked up in this session (KeyError)
+    second_session, position = place(second)
+    assert position in dict(sessions.start_session(db, second, "Dana").order) and position >= 100
+    pick(first)  # back again: still where this session was, the skip remembered
+    assert place(first) == (first_session, skipped_to)
+    assert at.session_state[f"rate.{first_session}.skipped"] and not at.session_state[f"rate.{second_session}.skipped"]
+    assert "rate.session_id" not in at.session_state and not hasattr(sessions, "get_session")  # dead state gone
+
+
+def test_run_pickers_ask_which_runs_have_pairs_and_votes_in_one_query(rated_db):
+    from core.rating import pairs as answer_pairs
+
+    db = store.connect(rated_db)
+    first = runs.list_runs(db)[0].id
+    second = second_run_with_pairs(db, first)
+    bare = runs.import_adapter(db, runs.get_run(db, first).adapter_path, runs.get_run(db, first).dataset_version_id).id
+    statements: list[str] = []
+    db.conn.set_trace_callback(statements.append)
+    assert answer_pairs.runs_with_pairs(db, [first, second, bare]) == {first, second}
+    assert sessions.rated_runs(db, [first, second, bare]) == set()
+    assert len(statements) == 2  # one query each, however many runs
+    db.conn.set_trace_callback(None)
+    session = sessions.start_session(db, second, "Dana")
+    sessions.record_rating(db, session, session.order[0][0], "A")
+    assert sessions.rated_runs(db, [first, second, bare]) == {second}

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,6 +48,8 @@ class World:
         self.example = examples.save_example(db, self.demo, convo("Spare example"), author=system).id
         self.queued = runs.start_run(db, self.version, preset="smoke-test", actor=system, launch=False).id
         riley = sessions.start_session(db, self.run_id, "Riley")  # a vote, so sign-off has a summary
+        self.closed = runs.import_adapter(db, random_adapter, self.version.id, actor=system).id
+        sessions.close_rating(db, self.closed, actor=system)  # its outcome is open to every role
         sessions.record_rating(db, riley, riley.order[0][0], "A")
         self.random_adapter, self.model_dir = random_adapter, model_dir
 
@@ -69,6 +74,7 @@ CALLS: dict[str, Callable[[World, str], Any]] = {
     "manage_models": lambda w, u: registry.add_model(w.db, str(w.model_dir), actor=u),
     "rate": lambda w, u: sessions.start_session(w.db, w.run_id, u),
     "suggest_example": lambda w, u: sessions.make_training_example(w.db, w.run_id, w.position, "Fixed.", author=u),
+    "see_outcome": lambda w, u: export.render(w.db, w.closed, "json", u),
     "view_open_results": lambda w, u: export.render(w.db, w.run_id, "json", u),
     "close_rating": lambda w, u: sessions.close_rating(w.db, w.run_id, actor=u),
     "approve": lambda w, u: export.approve(w.db, w.run_id, "approved", "looks right", u),
@@ -113,6 +119,21 @@ def test_a_name_not_in_the_users_file_may_do_nothing(world, team_users):
     for action in ("create_dataset", "rate", "pii_dismiss"):
         with pytest.raises(permissions.PermissionDenied, match="not a user of this studio"):
             CALLS[action](world, "mallory")
+
+
+def test_an_outcome_is_always_asked_about_a_run_and_an_unregistered_rule_fails_loudly(world):
+    with pytest.raises(ValueError, match="asked about a run"):
+        permissions.allowed("Dana", "see_outcome")
+    run = permissions.Run(world.db, world.closed)
+    assert permissions.allowed("Dana", "see_outcome", run=run)
+    assert permissions.decide("Dana", "see_outcome", run=permissions.Run(world.db, 9999)).reason == "There is no run 9999."
+    # The platform alone (rating never imported) has no rule for runs: it refuses to guess.
+    probe = ("from core.platform import permissions\n"
+             "try:\n    permissions.allowed('Dana', 'see_outcome', run=permissions.Run(None, 1))\n"
+             "except LookupError as exc:\n    print('refused:', exc)\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "STUDIO_USERS_FILE": str(REPO / "no-such-users.toml")})
+    assert done.stdout.startswith("refused: No rule decides 'see_outcome' for a run"), done.stderr
 
 
 def test_the_studio_name_is_reserved(tmp_path, monkeypatch):

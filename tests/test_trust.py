@@ -36,27 +36,125 @@ def convo(text: str, answer: str = "Noted.") -> list[dict[str, str]]:
 
 # ----------------------------------------------------------------------------- blinding
 
+def sees(db, run: int, viewer: str) -> bool:
+    """The one access question every read of an outcome asks."""
+    return permissions.allowed(viewer, "see_outcome", run=permissions.Run(db, run))
+
+
 def test_a_rater_mid_session_sees_no_outcome_and_no_export(rated_db, team_users):
     db = store.connect(rated_db)
     rid = run_id(db)
     session = sessions.start_session(db, rid, "Sam")
     sessions.record_rating(db, session, session.order[0][0], "A")
-    assert not sessions.results_access(db, rid, "Sam").allowed
+    assert not sees(db, rid, "Sam")
     for fmt in export.FORMATS:
         with pytest.raises(permissions.PermissionDenied, match="your own session is complete"):
             export.render(db, rid, fmt, "Sam")
     # The blinding rule holds for an admin who is rating too.
     boss = sessions.start_session(db, rid, "boss")
     sessions.record_rating(db, boss, boss.order[0][0], "B")
-    assert not sessions.results_access(db, rid, "boss").allowed
+    assert not sees(db, rid, "boss")
     # A rater who is not rating still waits for rating to close; an admin who is not rating does not.
-    assert not sessions.results_access(db, rid, "Riley").allowed
-    assert sessions.results_access(db, rid, "ana").allowed is False
-    assert sessions.results_access(db, rid, "boss").allowed is False
+    assert not sees(db, rid, "Riley")
+    assert sees(db, rid, "ana") is False
+    assert sees(db, rid, "boss") is False
     sessions.close_rating(db, rid, actor="boss")
-    assert sessions.results_access(db, rid, "Riley").allowed and sessions.results_access(db, rid, "Sam").allowed
+    assert sees(db, rid, "Riley") and sees(db, rid, "Sam")
     with pytest.raises(sessions.RatingError, match="closed"):
         sessions.record_rating(db, session, session.order[1][0], "A")
+
+
+def sibling_run(db, first: int, random_adapter, *, same_prompts: bool) -> int:
+    """Another run on the same base model whose answer pairs share the first run's prompts (or not)."""
+    from core.rating import pairs as answer_pairs
+
+    version_id = runs.get_run(db, first).dataset_version_id
+    second = runs.import_adapter(db, random_adapter, version_id, actor=permissions.SYSTEM_ACTOR).id
+    with store.transaction(db):
+        for pair in answer_pairs.pairs(db, first):
+            prompt = pair.prompt if same_prompts else [{**m, "content": m["content"] + " (reworded)"} for m in pair.prompt]
+            for side, text in (("base", pair.base_text), ("tuned", pair.tuned_text + " x")):
+                db.table("generations").insert({
+                    "run_id": second, "position": pair.position, "prompt_json": json.dumps(prompt),
+                    "reference": pair.reference, "side": side, "text": text, "settings_json": "{}",
+                    "created_at": store.now()})
+    return second
+
+
+def finish_session(db, run: int, rater: str, verdict: str = "A") -> None:
+    session = sessions.start_session(db, run, rater)
+    while (position := sessions.next_position(db, session)) is not None:
+        sessions.record_rating(db, session, position, verdict)
+
+
+def test_while_rating_a_run_no_labelled_answer_of_a_run_sharing_its_prompts_is_shown(rated_db, team_users,
+                                                                                     random_adapter):
+    from core.rating import playground
+
+    db = store.connect(rated_db)
+    first = run_id(db)
+    finish_session(db, first, "Riley")
+    sessions.close_rating(db, first, actor="boss")  # a closed run: its report is open to everyone
+    shared = sibling_run(db, first, random_adapter, same_prompts=True)
+    apart = sibling_run(db, first, random_adapter, same_prompts=False)
+    finish_session(db, apart, "Riley")
+    sessions.close_rating(db, apart, actor="boss")
+    asked = playground.ask(db, first, "Where is my parcel?", "Sam", launch=False)  # before rating anything
+    assert playground.shown_to(db, asked.id, "Sam").prompt == "Where is my parcel?"
+    assert "**Base model**" in export.render(db, first, "md", "Sam")
+
+    session = sessions.start_session(db, shared, "Sam")
+    sessions.record_rating(db, session, session.order[0][0], "A")
+    # The closed run shares the base model and prompts: its exports would label the base answers.
+    for fmt in export.FORMATS:
+        with pytest.raises(permissions.PermissionDenied, match=f"You are rating run {shared}, which shares its base "
+                                                               "model and prompts"):
+            export.render(db, first, fmt, "Sam")
+    # A closed run on other prompts stays open to Sam's reports ...
+    assert "**Base model**" in export.render(db, apart, "md", "Sam")
+    # ... but not to the playground, where Sam may type the prompts of the run being rated.
+    for target in (first, apart):
+        with pytest.raises(permissions.PermissionDenied, match="shares its base model with"):
+            playground.ask(db, target, "Where is my parcel?", "Sam", launch=False)
+    with pytest.raises(permissions.PermissionDenied, match="shares its base model"):
+        playground.shown_to(db, asked.id, "Sam")  # asked before rating, hidden while rating
+    assert sees(db, first, "Riley")  # someone not rating the run sees it as before
+
+    finish_session(db, shared, "Sam")
+    assert sees(db, first, "Sam") and playground.shown_to(db, asked.id, "Sam").id == asked.id
+
+
+def test_the_multi_run_table_ranks_only_closed_runs_the_viewer_may_see(rated_db, team_users, random_adapter):
+    db = store.connect(rated_db)
+    first = run_id(db)
+    shared = sibling_run(db, first, random_adapter, same_prompts=True)
+    apart = sibling_run(db, first, random_adapter, same_prompts=False)
+    for run in (first, apart):
+        finish_session(db, run, "Riley")
+        sessions.close_rating(db, run, actor="boss")
+    finish_session(db, shared, "Dana", "B")  # still being rated: open
+    dataset_id = versions.version_by_id(db, runs.get_run(db, first).dataset_version_id).dataset_id
+    assert set(stats.ranked_runs(db, dataset_id, "boss")) == {first, apart}  # open runs wait for closing
+    session = sessions.start_session(db, shared, "Sam")
+    sessions.record_rating(db, session, session.order[0][0], "A")
+    # Sam rates `shared`: its standing (open) and the closed run on the same prompts are hidden.
+    assert set(stats.ranked_runs(db, dataset_id, "Sam")) == {apart}
+    assert {row["run"] for row in stats.bradley_terry(db, dataset_id, "Sam", samples=5)} == {apart}
+    assert {row["run"] for row in stats.bradley_terry(db, dataset_id, "Riley", samples=5)} == {first, apart}
+
+
+def test_an_admin_who_saw_open_results_may_not_then_rate_that_run(rated_db, team_users):
+    db = store.connect(rated_db)
+    rid = run_id(db)
+    export.render(db, rid, "json", "boss")  # an admin reads the open run's results
+    with pytest.raises(sessions.RatingError, match="saw run .* results while its rating was open"):
+        sessions.start_session(db, rid, "boss")
+    refused = [r for r in store.audit_entries(db) if r["action"] == "rating_refused"]
+    assert len(refused) == 1 and refused[0]["actor"] == "boss" and "would not be blind" in refused[0]["detail_json"]
+    assert sessions.start_session(db, rid, "Riley").rater == "Riley"  # someone who never looked may rate
+    sessions.close_rating(db, rid, actor="boss")
+    export.render(db, rid, "json", "ana")  # a look after closing is no look at an open outcome
+    assert not sessions.saw_open_outcome(db, rid, "ana")
 
 
 def test_votes_are_frozen_after_the_reveal(rated_db):
@@ -90,28 +188,93 @@ def test_results_page_tells_a_curious_rater_why_it_shows_nothing(rated_db, team_
 
 # ----------------------------------------------------------------------------- sign-in
 
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
 def test_sign_in_backs_off_per_name_and_client_and_the_right_password_works_after(db, team_users):
     users = auth.load_users()
-    clock = [1_000_000.0]
-
-    def now() -> float:
-        return clock[0]
-
+    now = Clock()
     for _ in range(auth.FREE_FAILURES):
         assert auth.sign_in(db, users, "boss", "wrong", "10.0.0.9", clock=now) is None
-        clock[0] += 0.1
+        now.t += 0.1
     with pytest.raises(auth.SignInRefused, match="Try again in 2 s"):
-        auth.sign_in(db, users, "boss", PASSWORD, "10.0.0.7", clock=now)  # per name, from any client
-    clock[0] += 2.1
+        auth.sign_in(db, users, "boss", PASSWORD, "10.0.0.9", clock=now)  # this name from this client
+    # The same name from a client with no failures, and another name from the failing client, go in.
+    assert auth.sign_in(db, users, "boss", PASSWORD, "10.0.0.7", clock=now).role == "admin"
+    assert auth.sign_in(db, users, "ana", PASSWORD, "10.0.0.9", clock=now).role == "author"
+    now.t += 2.1
     assert auth.sign_in(db, users, "boss", "wrong", "10.0.0.9", clock=now) is None  # one more try, wrong
     with pytest.raises(auth.SignInRefused, match="Try again in 4 s"):  # the wait doubles
-        auth.sign_in(db, users, "ana", PASSWORD, "10.0.0.9", clock=now)  # per client, for any name
-    clock[0] += 4.1
-    assert auth.sign_in(db, users, "boss", PASSWORD, "10.0.0.7", clock=now).role == "admin"
+        auth.sign_in(db, users, "boss", PASSWORD, "10.0.0.9", clock=now)
+    now.t += 4.1
+    assert auth.sign_in(db, users, "boss", PASSWORD, "10.0.0.9", clock=now).role == "admin"
     actions = [r["action"] for r in store.audit_entries(db)]
     assert actions.count("sign_in_failed") == auth.FREE_FAILURES + 1
     assert actions.count("sign_in_refused") == 2 and actions[0] == "sign_in"
     assert all(PASSWORD not in r["detail_json"] for r in store.audit_entries(db))
+
+
+def test_nobody_can_lock_another_person_out(db, team_users):
+    users = auth.load_users()
+    now = Clock()
+    # An attacker fails boss's password once a second from rotating addresses; boss, from her own
+    # address with the right password, is let in every time.
+    for i in range(24):
+        assert auth.sign_in(db, users, "boss", "guess", f"198.51.100.{i}", clock=now) is None
+        now.t += 1
+        if i % 6 == 5:
+            assert auth.sign_in(db, users, "boss", PASSWORD, "10.0.0.7", clock=now).role == "admin"
+    # Behind a proxy every client is 127.0.0.1: six failures on a made-up name lock out nobody else.
+    for _ in range(auth.FREE_FAILURES):
+        assert auth.sign_in(db, users, "nobody", "x", "127.0.0.1", clock=now) is None
+    with pytest.raises(auth.SignInRefused):  # the sixth is refused, for that name only
+        auth.sign_in(db, users, "nobody", "x", "127.0.0.1", clock=now)
+    assert auth.sign_in(db, users, "ana", PASSWORD, "127.0.0.1", clock=now).role == "author"
+    assert not db.execute("SELECT count(*) FROM sign_in_failures WHERE user_name = 'ana'").fetchone()[0]
+
+
+def test_a_name_under_attack_slows_failing_clients_briefly_and_never_for_long(db, team_users):
+    users = auth.load_users()
+    now = Clock()
+    for i in range(auth.NAME_FREE_FAILURES + 1):  # 11 failures on boss, each from a new address
+        auth.sign_in(db, users, "boss", "guess", f"198.51.100.{i}", clock=now)
+        now.t += 0.5
+    assert auth.sign_in(db, users, "boss", "typo", "10.0.0.7", clock=now) is None  # boss's own typo: 12th
+    typo_at = now.t
+    now.t += 0.1
+    # 12 failures on the name: 2 past the free 10, so 2 s * 2^2 = 8 s after this client's own failure.
+    with pytest.raises(auth.SignInRefused, match="Try again in 8 s"):
+        auth.sign_in(db, users, "boss", PASSWORD, "10.0.0.7", clock=now)
+    for i in range(14):  # the attack goes on: 26 failures would mean 2 s * 2^16, capped at 30 s
+        auth.sign_in(db, users, "boss", "guess", f"203.0.113.{i}", clock=now)
+    with pytest.raises(auth.SignInRefused, match="Try again in 30 s"):
+        auth.sign_in(db, users, "boss", PASSWORD, "10.0.0.7", clock=now)
+    now.t = typo_at + auth.NAME_BACKOFF_MAX_S + 0.1  # the cap counts from the client's own last failure
+    assert auth.sign_in(db, users, "boss", PASSWORD, "10.0.0.7", clock=now).role == "admin"
+
+
+def test_a_forwarded_address_is_believed_only_from_a_configured_proxy(db, team_users):
+    from core.platform import studio_settings
+
+    chain = "203.0.113.5, 198.51.100.7"  # the client wrote the first hop; the proxy appended the second
+    assert auth.client_of("127.0.0.1", chain, []) == "127.0.0.1"  # nothing configured: the peer
+    assert auth.client_of("127.0.0.1", chain, ["127.0.0.1/32"]) == "198.51.100.7"
+    assert auth.client_of("127.0.0.1", chain, ["127.0.0.0/8", "198.51.100.0/24"]) == "203.0.113.5"
+    assert auth.client_of("10.0.0.1", chain, ["127.0.0.1/32"]) == "10.0.0.1"  # not a trusted peer
+    assert auth.client_of("127.0.0.1", "", ["127.0.0.1/32"]) == "127.0.0.1"
+    with pytest.raises(permissions.PermissionDenied):
+        studio_settings.set_trusted_proxies(db, ["127.0.0.1"], actor="ana")
+    with pytest.raises(ValueError, match="'proxy.local' is not an IP address"):
+        studio_settings.set_trusted_proxies(db, ["127.0.0.1", "proxy.local"], actor="boss")
+    assert auth.trusted_proxies(db) == []
+    assert studio_settings.set_trusted_proxies(db, ["127.0.0.1", " 10.0.0.0/8"], actor="boss") == [
+        "127.0.0.1/32", "10.0.0.0/8"]
+    assert auth.trusted_proxies(db) == ["127.0.0.1/32", "10.0.0.0/8"]
 
 
 # ----------------------------------------------------------------------------- erasure

@@ -172,6 +172,8 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray-address", help="ray://head:10001, http://head:8265 or auto")
     p.add_argument("--ray-gpus", type=float, help="GPUs each Ray run asks for")
     p.add_argument("--ray-models-dir", help="STUDIO_MODELS_DIR on the cluster nodes")
+    p.add_argument("--trusted-proxies", help="comma-separated proxy addresses or networks whose X-Forwarded-For "
+                                             "names the client at sign-in ('' for none, the default)")
 
 
 @command("settings", "show or change studio settings (admins)", _settings_args)
@@ -185,6 +187,8 @@ def cmd_settings(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[st
         studio_settings.set_max_concurrent_runs(db, args.runs_at_once, actor=args.user)
     if args.team is not None:
         studio_settings.set_team(db, args.team.split(","), actor=args.user)
+    if args.trusted_proxies is not None:
+        studio_settings.set_trusted_proxies(db, args.trusted_proxies.split(","), actor=args.user)
     target = studio_settings.run_target(db)
     if any(v is not None for v in (args.run_target, args.ray_address, args.ray_gpus, args.ray_models_dir)):
         target = studio_settings.set_run_target(db, studio_settings.RunTarget(
@@ -192,7 +196,7 @@ def cmd_settings(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[st
             args.ray_gpus if args.ray_gpus is not None else target.num_gpus,
             args.ray_models_dir if args.ray_models_dir is not None else target.models_dir), actor=args.user)
     return {"raters_per_pair": sessions.raters_per_pair(db), "runs_at_once": slots.capacity(db),
-            "team": auth.team(db), "run_target": asdict(target)}
+            "team": auth.team(db), "run_target": asdict(target), "trusted_proxies": auth.trusted_proxies(db)}
 
 
 def _pii_settings_args(p: argparse.ArgumentParser) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import secrets
@@ -23,12 +24,21 @@ from core.platform.store import audit, get_setting, transaction
 ROLES = ("author", "rater", "admin")
 DEFAULT_TEAM = ["Dana", "Sam", "Riley"]
 SYSTEM_ACTOR = "studio"  # the studio's own writes (demo seed, reconcile); never a user name
-# Sign-in back-off: this many failures in the window are free, then each further attempt waits
-# twice as long as the one before (2 s, 4 s, ... up to 5 minutes), per name and per client.
+# Sign-in back-off (issue 23: sign-in must not lock people out; docs/reliability.md). Keyed by
+# (name, client): FREE_FAILURES in the window are free, then each further attempt from that client
+# on that name waits twice as long as the one before (2 s, 4 s, ... up to 5 minutes). A name under
+# attack from many clients adds a short, capped wait (at most NAME_BACKOFF_MAX_S after the client's
+# own last failure), and only for clients that have failed on it: the right password from a client
+# with no failures on that name is never refused, so nobody can lock another person out.
 FREE_FAILURES = 5
 BACKOFF_BASE_S = 2.0
 BACKOFF_MAX_S = 300.0
+NAME_FREE_FAILURES = 10
+NAME_BACKOFF_MAX_S = 30.0
 FAILURE_WINDOW_S = 3600.0
+# Addresses (or networks) of reverse proxies whose X-Forwarded-For the studio believes; empty
+# (the default) means the peer's own address is the client, whatever headers it sends.
+TRUSTED_PROXIES_SETTING = "trusted_proxies"
 
 
 # People admitted by the identity provider (core.platform.oidc) in this server process, with their role.
@@ -105,27 +115,34 @@ def check_password(users: dict[str, User], name: str, password: str) -> User | N
     return user if hmac.compare_digest(hash_password(password, salt), user.password_hash) else None
 
 
-def _failures(db: sqlite_utils.Database, column: str, value: str, since: float) -> list[float]:
-    rows = db.execute(f"SELECT created_at FROM sign_in_failures WHERE {column} = ?", [value]).fetchall()
-    stamps = [datetime.fromisoformat(r[0]).timestamp() for r in rows]
+def _failures(db: sqlite_utils.Database, since: float, name: str, client: str | None = None) -> list[float]:
+    sql, params = "SELECT created_at FROM sign_in_failures WHERE user_name = ?", [name]
+    if client is not None:
+        sql, params = sql + " AND client = ?", [name, client]
+    stamps = [datetime.fromisoformat(r[0]).timestamp() for r in db.execute(sql, params).fetchall()]
     return sorted(t for t in stamps if t >= since)
 
 
+def _wait(failures: list[float], free: int, cap: float, since_last: float) -> float:
+    """The time until which the next attempt waits: doubling past the free failures, capped."""
+    extra = len(failures) - free
+    return since_last + min(BACKOFF_BASE_S * 2 ** extra, cap) if extra >= 0 else 0.0
+
+
 def backoff_seconds(db: sqlite_utils.Database, name: str, client: str, *, at: float) -> float:
-    """Seconds left before this name or client may try again (0 when it may now)."""
-    wait_until = 0.0
-    for column, value in (("user_name", name), ("client", client)):
-        recent = _failures(db, column, value, at - FAILURE_WINDOW_S)
-        extra = len(recent) - FREE_FAILURES
-        if extra >= 0:
-            wait = min(BACKOFF_BASE_S * 2 ** extra, BACKOFF_MAX_S)
-            wait_until = max(wait_until, recent[-1] + wait)
+    """Seconds left before this client may try this name again (0 when it may now)."""
+    since = at - FAILURE_WINDOW_S
+    mine = _failures(db, since, name, client)
+    if not mine:
+        return 0.0  # a client with no failures on this name is never refused
+    wait_until = max(_wait(mine, FREE_FAILURES, BACKOFF_MAX_S, mine[-1]),
+                     _wait(_failures(db, since, name), NAME_FREE_FAILURES, NAME_BACKOFF_MAX_S, mine[-1]))
     return max(0.0, wait_until - at)
 
 
 def sign_in(db: sqlite_utils.Database, users: dict[str, User], name: str, password: str, client: str,
             *, clock: Callable[[], float] = time.time) -> User | None:
-    """Check a password with back-off; failures and refusals go to the audit log.
+    """Check a password with back-off per (name, client); failures and refusals go to the audit log.
 
     Returns the user, or None for a wrong name or password; raises SignInRefused while backing off.
     """
@@ -143,9 +160,46 @@ def sign_in(db: sqlite_utils.Database, users: dict[str, User], name: str, passwo
             db.table("sign_in_failures").insert({"user_name": name, "client": client, "created_at": stamp})
             audit(db, name or "anonymous", "sign_in_failed", "user", name, {"client": client})
         else:
-            db.execute("DELETE FROM sign_in_failures WHERE user_name = ?", [name])
+            # Only this client's slate is wiped: a success must not reset an attacker's count elsewhere.
+            db.execute("DELETE FROM sign_in_failures WHERE user_name = ? AND client = ?", [name, client])
             audit(db, name, "sign_in", "user", name, {"client": client})
     return user
+
+
+def parse_trusted_proxies(entries: list[str]) -> list[str]:
+    """Proxy addresses or networks (`127.0.0.1`, `10.0.0.0/8`), checked; a bad one names itself."""
+    cleaned = []
+    for entry in (e.strip() for e in entries):
+        if not entry:
+            continue
+        try:
+            cleaned.append(str(ipaddress.ip_network(entry, strict=False)))
+        except ValueError as exc:
+            raise ValueError(f"Trusted proxy {entry!r} is not an IP address or network: {exc}") from exc
+    return cleaned
+
+
+def trusted_proxies(db: sqlite_utils.Database) -> list[str]:
+    raw = get_setting(db, TRUSTED_PROXIES_SETTING)
+    return list(json.loads(raw)) if raw else []
+
+
+def _is_trusted(address: str, proxies: list[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(p) for p in proxies)
+
+
+def client_of(peer: str, forwarded_for: str, proxies: list[str]) -> str:
+    """The client's address for back-off: the peer's own, unless the peer is a configured trusted
+    proxy; then the right-most X-Forwarded-For hop that is not a trusted proxy itself (hops to its
+    left are whatever the client wrote, so they are never believed)."""
+    if not proxies or not _is_trusted(peer, proxies):
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+    return next((h for h in reversed(hops) if not _is_trusted(h, proxies)), peer)
 
 
 def record_sign_in(db: sqlite_utils.Database, name: str, client: str, *, method: str) -> None:

@@ -201,3 +201,12 @@ CREATE TABLE evalue_entries (
 SCHEMA_V7 = """
 ALTER TABLE datasets ADD COLUMN vocabulary_json TEXT NOT NULL DEFAULT ''
 """
+
+# Who saw a run's outcome while its rating was open (issue 23): such a viewer may not then rate
+# that run blind. Written by core.rating.sessions; one row per (run, viewer), the first look.
+SCHEMA_V8 = """
+CREATE TABLE outcome_views (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    viewer TEXT NOT NULL, seen_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, viewer))
+"""

@@ -15,7 +15,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from core.platform.paths import db_path
-from core.platform.schema import SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V7
+from core.platform.schema import SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V7, SCHEMA_V8
 
 BUSY_TIMEOUT_MS = 10_000
 migrations = Migrations("tuning-studio")
@@ -169,6 +169,13 @@ def m007_confirmed_vocabulary(db: sqlite_utils.Database) -> None:
     """The vocabulary an admin confirmed per dataset: an author's glossary clears nothing by itself (issue 23)."""
     _run_statements(db, SCHEMA_V7)
 
+@migrations()
+def m008_outcome_views(db: sqlite_utils.Database) -> None:
+    """Looks at a run's open outcome, so that whoever looked cannot then rate it blind (issue 23)."""
+    _run_statements(db, SCHEMA_V8)
+    for statement in change_triggers(["outcome_views"]):
+        db.execute(statement)
+
 
 def _run_statements(db: sqlite_utils.Database, script: str) -> None:
     # executescript() would COMMIT first and escape the migration's transaction.
@@ -195,6 +202,7 @@ _COUNTED: list[tuple[str, str, str]] = [
     ("rating_closures", "'run:' || {row}.run_id", ""),
     ("rating_plans", "'run:' || {row}.run_id", ""),
     ("evalue_entries", "'run:' || {row}.run_id", ""),
+    ("outcome_views", "'run:' || {row}.run_id", ""),
     ("runs", "'runs'", ""),
 ]
 # Columns whose change matters to a cached view. A running run rewrites its heartbeat, log tail

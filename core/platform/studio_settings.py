@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 
 import sqlite_utils
 
-from core.platform import permissions, slots
+from core.platform import auth, permissions, slots
 from core.platform.store import audit, get_setting, set_setting, transaction
 
 
@@ -37,6 +37,13 @@ def set_max_concurrent_runs(db: sqlite_utils.Database, n: int, actor: str = "") 
     if not 1 <= int(n) <= 8:
         raise ValueError("Runs at once must be 1 to 8.")
     _save(db, actor, slots.SLOTS_SETTING, str(int(n)))
+
+
+def set_trusted_proxies(db: sqlite_utils.Database, entries: list[str], actor: str = "") -> list[str]:
+    """Reverse proxies whose X-Forwarded-For names the client for sign-in back-off (empty: none)."""
+    cleaned = auth.parse_trusted_proxies(entries)
+    _save(db, actor, auth.TRUSTED_PROXIES_SETTING, json.dumps(cleaned))
+    return cleaned
 
 
 def set_show_reference(db: sqlite_utils.Database, show: bool, actor: str = "") -> None:

@@ -181,3 +181,14 @@ def pairs(db: sqlite_utils.Database, run_id: int) -> list[Pair]:
         entry["flags"].update(json.loads(r["flags_json"]))
     return [Pair(p, e["prompt"], e["reference"], e.get("base", ""), e.get("tuned", ""), sorted(e["flags"]))
             for p, e in sorted(by_position.items()) if "base" in e and "tuned" in e]
+
+
+def runs_with_pairs(db: sqlite_utils.Database, run_ids: list[int]) -> set[int]:
+    """Which of these runs have answer pairs, in one query (the run picker asks on every rerun).
+    A pair needs both sides at one position, as in `pairs`."""
+    if not run_ids:
+        return set()
+    return {r[0] for r in db.execute(
+        "SELECT DISTINCT b.run_id FROM generations b JOIN generations t ON t.run_id = b.run_id "
+        f"AND t.position = b.position AND t.side = 'tuned' WHERE b.side = 'base' AND b.run_id IN "
+        f"({', '.join('?' * len(run_ids))})", list(run_ids))}

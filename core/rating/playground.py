@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from core.models import generation
-from core.platform import processes
+from core.platform import permissions, processes
 from core.platform.store import audit, insert_row, now, transaction
 from core.rating import sessions
 from core.training import runs
@@ -40,7 +40,8 @@ class PlaygroundRequest:
 def ask(db: sqlite_utils.Database, run_id: int, prompt: str, actor: str, *, system_prompt: str = "",
         max_new_tokens: int = 160, launch: bool = True) -> PlaygroundRequest:
     """Queue one prompt for the base and tuned models of a finished run; returns at once."""
-    sessions.require_results_access(db, run_id, actor)
+    # The viewer picks the prompt, so every run on the same base model shares it (any_prompt).
+    sessions.open_outcome(db, run_id, actor, any_prompt=True)
     prompt = prompt.strip()
     if not prompt or len(prompt) > MAX_PROMPT_CHARS:
         raise PlaygroundError(f"Type a prompt of 1 to {MAX_PROMPT_CHARS:,} characters.")
@@ -71,6 +72,14 @@ def get(db: sqlite_utils.Database, request_id: int) -> PlaygroundRequest:
     messages = json.loads(r["prompt_json"])
     return PlaygroundRequest(r["id"], r["run_id"], messages[-1]["content"], r["status"], r["base_text"],
                              r["tuned_text"], r["error"])
+
+
+def shown_to(db: sqlite_utils.Database, request_id: int, viewer: str) -> PlaygroundRequest:
+    """A request's labelled answers, for a viewer the blinding rule allows now (they may have
+    started rating a run on the same base model since they asked)."""
+    request = get(db, request_id)
+    permissions.require(viewer, "see_outcome", run=permissions.Run(db, request.run_id, any_prompt=True))
+    return request
 
 
 def reconcile(db: sqlite_utils.Database) -> int:

@@ -68,9 +68,6 @@ class RatingSession:
     completed_at: str | None
 
 
-# ----------------------------------------------------------------------------- generating pairs
-
-
 # ----------------------------------------------------------------------------- sessions
 
 def raters_per_pair(db: sqlite_utils.Database) -> int:
@@ -111,6 +108,13 @@ def start_session(db: sqlite_utils.Database, run_id: int, rater: str) -> RatingS
     existing = list(db.query("SELECT * FROM rating_sessions WHERE run_id = ? AND rater = ?", [run_id, rater]))
     if existing:
         return _session(existing[0])
+    if saw_open_outcome(db, run_id, rater):
+        # Refused rather than counted apart: votes cast knowing the standing are not blind (issue 23).
+        reason = (f"You saw run {run_id}'s results while its rating was open, so your votes on it would not be "
+                  "blind: ask another team member to rate it.")
+        with transaction(db):
+            audit(db, rater, "rating_refused", "run", run_id, {"reason": reason})
+        raise RatingError(reason)
     candidates = [p.position for p in answer_pairs.pairs(db, run_id) if not p.identical]
     if not candidates:
         raise RatingError("No answer pairs to rate yet: generate them first.")
@@ -132,10 +136,6 @@ def _session(row: dict[str, Any]) -> RatingSession:
     return RatingSession(row["id"], row["run_id"], row["rater"],
                          [tuple(x) for x in json.loads(row["order_json"])],  # type: ignore[misc]
                          row["completed_at"])
-
-
-def get_session(db: sqlite_utils.Database, session_id: int) -> RatingSession:
-    return _session(db.table("rating_sessions").get(session_id))
 
 
 # Overlap, as annotation tools call it: a calibration subset that every rater rates, so agreement
@@ -288,35 +288,81 @@ def close_rating(db: sqlite_utils.Database, run_id: int, actor: str = "") -> Non
             audit(db, actor, "close_rating", "run", run_id, {})
 
 
-@dataclass(frozen=True)
-class ResultsAccess:
-    """Whether a viewer may see a run's outcome (results page, exports, CLI summary), and why not."""
-    allowed: bool
-    reason: str = ""
+# ----------------------------------------------------------------------------- who may see an outcome
+
+def _blinding_sessions(db: sqlite_utils.Database, viewer: str) -> list[tuple[int, str]]:
+    """(run id, base model) of the viewer's unfinished sessions on runs whose rating is open."""
+    return [(r[0], r[1]) for r in db.execute(
+        "SELECT s.run_id, r.base_model FROM rating_sessions s JOIN runs r ON r.id = s.run_id "
+        "WHERE s.rater = ? AND s.completed_at IS NULL AND s.run_id NOT IN (SELECT run_id FROM rating_closures)",
+        [viewer]).fetchall()]
 
 
-def results_access(db: sqlite_utils.Database, run_id: int, viewer: str) -> ResultsAccess:
-    """The blinding rule in one place.
+def _prompts(db: sqlite_utils.Database, run_id: int) -> set[str]:
+    # The whole prompt (system turn included) decides the base model's greedy answer; compared
+    # parsed, so two spellings of the same JSON are the same prompt.
+    return {json.dumps(json.loads(r[0]), sort_keys=True, ensure_ascii=False) for r in db.execute(
+        "SELECT prompt_json FROM generations WHERE run_id = ? AND side = 'base'", [run_id])}
 
-    A viewer with an unfinished rating session on this run sees nothing of its outcome (whatever
-    their role): one look at the per-rater table or the CSV tells them which side was which.
-    Otherwise admins see results while rating is open; everyone sees them once it is closed.
+
+def _share_prompts(db: sqlite_utils.Database, run_id: int, other_id: int) -> bool:
+    return not _prompts(db, run_id).isdisjoint(_prompts(db, other_id))
+
+
+@permissions.resource_rule("see_outcome")
+def outcome_rule(actor: str, role: str, run: permissions.Run) -> permissions.Decision:
+    """The blinding rule, asked as `permissions.allowed(actor, "see_outcome", run=...)`.
+
+    A viewer with an unfinished session on an open run R sees nothing of R's outcome, and no outcome
+    or labelled answer of any run on R's base model that shares a prompt with R (whatever their
+    role): base answers are the same text for the same base model and prompt, so one labelled base
+    answer tells which side is which in R. The playground (`any_prompt`) shares every prompt.
+    Otherwise admins see outcomes while rating is open; everyone sees them once it is closed.
     """
-    session = db.execute("SELECT completed_at FROM rating_sessions WHERE run_id = ? AND rater = ?",
-                         [run_id, (viewer or "").strip()]).fetchone()
-    if session is not None and not session[0] and not rating_closed(db, run_id):
-        return ResultsAccess(False, f"You are rating run {run_id}: its results and exports open to you when "
-                                    "your own session is complete, so your remaining votes stay blind.")
-    if rating_closed(db, run_id) or permissions.allowed(viewer, "view_open_results"):
-        return ResultsAccess(True)
-    return ResultsAccess(False, f"Rating of run {run_id} is still open: its results and exports are for admins "
-                                "until an admin closes rating (Results → Close rating).")
+    db, viewer = run.db, (actor or "").strip()
+    target = db.execute("SELECT base_model FROM runs WHERE id = ?", [run.id]).fetchone()
+    if target is None:
+        return permissions.Decision(False, f"There is no run {run.id}.")
+    for rated, base_model in _blinding_sessions(db, viewer):
+        if rated == run.id:
+            return permissions.Decision(False, f"You are rating run {run.id}: its results and exports open to you "
+                                               "when your own session is complete, so your remaining votes stay blind.")
+        if base_model == target[0] and (run.any_prompt or _share_prompts(db, rated, run.id)):
+            shared = "base model" if run.any_prompt else "base model and prompts"
+            return permissions.Decision(False, (
+                f"You are rating run {rated}, which shares its {shared} with run {run.id}: run {run.id}'s results, "
+                f"exports and labelled answers open to you when your own session on run {rated} is complete, "
+                "since the base model's answers would tell you which side is which."))
+    if rating_closed(db, run.id) or permissions.allowed(actor, "view_open_results"):
+        return permissions.Decision(True)
+    return permissions.Decision(False, f"Rating of run {run.id} is still open: its results and exports are for "
+                                       "admins until an admin closes rating (Results → Close rating).")
 
 
-def require_results_access(db: sqlite_utils.Database, run_id: int, viewer: str) -> None:
-    access = results_access(db, run_id, viewer)
-    if not access.allowed:
-        raise permissions.PermissionDenied(access.reason)
+def open_outcome(db: sqlite_utils.Database, run_id: int, viewer: str, *, any_prompt: bool = False) -> None:
+    """The door to a run's outcome (Results, exports, the CLI summary, sign-off, the playground).
+
+    Raises PermissionDenied with the reason unless `allowed(viewer, "see_outcome", run=...)`.
+    While rating is open, the first look is recorded: whoever saw an open outcome may not then rate
+    the run blind (start_session refuses them).
+    """
+    permissions.require(viewer, "see_outcome", run=permissions.Run(db, run_id, any_prompt))
+    viewer = (viewer or "").strip()
+    if rating_closed(db, run_id) or db.execute("SELECT 1 FROM outcome_views WHERE run_id = ? AND viewer = ?",
+                                               [run_id, viewer]).fetchone():
+        return
+    with transaction(db):
+        if not rating_closed(db, run_id):  # read again inside the write: a close that just happened wins
+            added = db.execute("INSERT OR IGNORE INTO outcome_views (run_id, viewer, seen_at) VALUES (?, ?, ?)",
+                               [run_id, viewer, now()]).rowcount
+            if added:
+                audit(db, viewer or "anonymous", "see_open_outcome", "run", run_id, {})
+
+
+def saw_open_outcome(db: sqlite_utils.Database, run_id: int, viewer: str) -> bool:
+    """Whether the viewer looked at this run's outcome while its rating was open."""
+    return db.execute("SELECT 1 FROM outcome_views WHERE run_id = ? AND viewer = ?",
+                      [run_id, (viewer or "").strip()]).fetchone() is not None
 
 
 def last_rated_position(db: sqlite_utils.Database, session: RatingSession) -> int | None:
@@ -349,6 +395,14 @@ def reveal(db: sqlite_utils.Database, session: RatingSession) -> list[Rating]:
 def ratings_for_run(db: sqlite_utils.Database, run_id: int) -> list[Rating]:
     return [Rating.from_row(r) for r in db.query("SELECT * FROM ratings WHERE run_id = ? ORDER BY position, rater",
                                                  [run_id])]
+
+
+def rated_runs(db: sqlite_utils.Database, run_ids: list[int]) -> set[int]:
+    """Which of these runs have votes, in one query (the Results run picker asks on every rerun)."""
+    if not run_ids:
+        return set()
+    return {r[0] for r in db.execute(f"SELECT DISTINCT run_id FROM ratings WHERE run_id IN "
+                                     f"({', '.join('?' * len(run_ids))})", list(run_ids))}
 
 
 def make_training_example(db: sqlite_utils.Database, run_id: int, position: int, corrected_answer: str,

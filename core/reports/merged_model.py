@@ -16,7 +16,6 @@ import yaml
 
 from core.platform import permissions, processes
 from core.platform.store import audit, now, transaction
-from core.rating import sessions
 from core.reports import summary as stats
 from core.training import merge, runs, versions
 
@@ -55,7 +54,7 @@ def model_card(db: sqlite_utils.Database, run: runs.TrainingRun, viewer: str,
     version = versions.version_by_id(db, run.dataset_version_id)
     front = yaml.safe_dump({"base_model": run.base_model, "library_name": "transformers",
                             "tags": ["tuning-studio", "lora-merged"]}, sort_keys=False)
-    access = sessions.results_access(db, run.id, viewer)
+    access = permissions.decide(viewer, "see_outcome", permissions.Run(db, run.id))
     if not access.allowed:
         evaluation = f"Not included: {access.reason}"
     else:

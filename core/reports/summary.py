@@ -14,6 +14,7 @@ import sqlite_utils
 
 from core.curation import datasets
 from core.curation.convention import convention_ok
+from core.platform import permissions
 from core.platform.store import change_count
 from core.rating import pairs as answer_pairs
 from core.rating import sessions
@@ -332,12 +333,23 @@ def run_score(prompt_values: list[float], seed: int = 0) -> dict[str, Any]:
             "log_odds_ci": None if interval is None else tuple(stat_tests.logit(x, n) for x in interval)}
 
 
-def scores_against_base(db: sqlite_utils.Database, dataset_id: int) -> list[dict[str, Any]]:
-    """Every rated adapter of a dataset scored against the shared base model, on one scale. Not a
-    Bradley-Terry fit: adapters were never compared with each other, each only with the base."""
+def ranked_runs(db: sqlite_utils.Database, dataset_id: int, viewer: str) -> list[int]:
+    """The runs the multi-run table may rank for this viewer: succeeded, rating closed (final votes;
+    an open run's standing would be a look at its outcome), and allowed(viewer, "see_outcome")."""
+    return [r.id for r in training.list_runs(db, dataset_id) if r.status == "succeeded"
+            and sessions.rating_closed(db, r.id)
+            and permissions.allowed(viewer, "see_outcome", run=permissions.Run(db, r.id))]
+
+
+
+def scores_against_base(db: sqlite_utils.Database, dataset_id: int, viewer: str) -> list[dict[str, Any]]:
+    """Every rated adapter of a dataset that the viewer may see ranked (ranked_runs) scored against the
+    shared base model, on one scale. Not a Bradley-Terry fit: adapters were never compared with each
+    other, each only with the base."""
     rows = []
+    visible = set(ranked_runs(db, dataset_id, viewer))
     for run in training.list_runs(db, dataset_id):
-        if run.status != "succeeded":
+        if run.id not in visible:
             continue
         ratings = sessions.ratings_for_run(db, run.id)
         votes = prompt_votes(ratings, answer_pairs.pairs(db, run.id))
