@@ -139,8 +139,8 @@ def test_the_multi_run_table_ranks_only_closed_runs_the_viewer_may_see(rated_db,
     sessions.record_rating(db, session, session.order[0][0], "A")
     # Sam rates `shared`: its standing (open) and the closed run on the same prompts are hidden.
     assert set(stats.ranked_runs(db, dataset_id, "Sam")) == {apart}
-    assert {row["run"] for row in stats.bradley_terry(db, dataset_id, "Sam", samples=5)} == {apart}
-    assert {row["run"] for row in stats.bradley_terry(db, dataset_id, "Riley", samples=5)} == {first, apart}
+    assert {row["run"] for row in stats.scores_against_base(db, dataset_id, "Sam")} == {apart}
+    assert {row["run"] for row in stats.scores_against_base(db, dataset_id, "Riley")} == {first, apart}
 
 
 def test_an_admin_who_saw_open_results_may_not_then_rate_that_run(rated_db, team_users):

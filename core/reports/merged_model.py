@@ -2,7 +2,7 @@
 
 Issue 27. The card records where the weights came from: base model, dataset version hash and PII
 gate decision, the run's configuration, the evaluation summary (only when the exporter may see
-results: the blinding rule of `sessions.results_access`) and the sign-off. The weights themselves
+results: the blinding rule, `allowed(viewer, "see_outcome", run=...)`) and the sign-off. The weights themselves
 are merged by `training.merge` (the model stack lives below the light packages).
 """
 
