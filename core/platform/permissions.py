@@ -39,6 +39,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "import_adapter": _ADMINS,
     "manage_models": _ADMINS,            # add or remove base models
     "rate": _PEOPLE,
+    "ask_playground": _PEOPLE,           # a prompt to both models: a model load in a heavy-work slot
     "suggest_example": _EDITORS,         # "make this a training example" from the Rate page
     "view_open_results": _ADMINS,        # outcomes and exports of a run whose rating is still open
     "close_rating": _ADMINS,

@@ -177,3 +177,12 @@ ALTER TABLE generation_jobs ADD COLUMN started_at TEXT;
 ALTER TABLE generation_jobs ADD COLUMN target TEXT NOT NULL DEFAULT 'local';
 ALTER TABLE generation_jobs ADD COLUMN target_ref TEXT NOT NULL DEFAULT ''
 """
+
+# The identity of a job's process: its pid and psutil's create_time() (seconds since the epoch).
+# A pid alone is reused (after a reboot, the first few hundred pids come back within seconds) and
+# kept a dead run "running"; pid and start time together name one process (issue 22).
+SCHEMA_V9 = """
+ALTER TABLE runs ADD COLUMN pid_started REAL;
+ALTER TABLE generation_jobs ADD COLUMN pid_started REAL;
+ALTER TABLE playground_requests ADD COLUMN pid_started REAL
+"""
