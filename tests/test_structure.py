@@ -57,7 +57,7 @@ def test_a_dead_generation_worker_is_reconciled(rated_db):
     job = pairs.start_generation(db, run_id, launch=False)
     gone = subprocess.Popen(["true"])
     gone.wait()
-    assert pairs.claim_job(db, job.id, gone.pid)
+    assert pairs.claim_job(db, job.id, processes.ProcessId.of(gone.pid))
     assert pairs.get_job(db, job.id).status == "running"
     assert pairs.reconcile_jobs(db) == 1
     failed = pairs.get_job(db, job.id)
