@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from core.jobs import queue as work_queue
 from core.platform import permissions
 from core.rating import playground
 from pages import common
@@ -46,7 +47,14 @@ if request_id:
             return
         common.polled("playground", request.status, request.status in ("queued", "running"))
         if request.status in ("queued", "running"):
-            st.info("Loading the model and answering (a few seconds on a CPU)…")
+            # A prompt loads a model, so it waits for a heavy-work slot like training does.
+            waiting = work_queue.waiting_for(work_queue.items(live), "playground", request_id)
+            if waiting:
+                mine, ahead = waiting
+                st.info(f"Waiting for a heavy-work slot (position {mine.position}) behind "
+                        + ", ".join(i.label for i in ahead) + ".")
+            else:
+                st.info("Loading the model and answering (a few seconds on a CPU)…")
             return
         if request.status == "failed":
             common.error(request.error.splitlines()[0] if request.error else "The request failed.")

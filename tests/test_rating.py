@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 
 from core.curation import datasets, examples
-from core.platform import store
+from core.platform import processes, store
 from core.rating import pairs as answer_pairs
 from core.rating import sessions
 from core.training import runs, versions
@@ -178,7 +178,7 @@ def test_time_left_comes_from_measured_step_times(db, model_dir):
     scan.scan_dataset(db, dataset.id)
     version = versions.freeze(db, dataset)
     queued = runs.start_run(db, version, preset="smoke-test", launch=False)
-    runs.claim_run(db, queued.id, 1)
+    runs.claim_run(db, queued.id, processes.ProcessId.current())
     run = runs.get_run(db, queued.id)
     run = dataclasses.replace(run, total_steps=10, started_at="2026-12-01T10:00:00+00:00")
     events = [runs.RunEvent(1, 0.1, 2.0, None, 1e-4, 50.0, 900.0, "2026-12-01T10:01:00+00:00"),

@@ -57,7 +57,7 @@ def test_a_dead_generation_worker_is_reconciled(rated_db):
     job = pairs.start_generation(db, run_id, launch=False)
     gone = subprocess.Popen(["true"])
     gone.wait()
-    assert pairs.claim_job(db, job.id, gone.pid)
+    assert pairs.claim_job(db, job.id, processes.ProcessId.of(gone.pid))
     assert pairs.get_job(db, job.id).status == "running"
     assert pairs.reconcile_jobs(db) == 1
     failed = pairs.get_job(db, job.id)
@@ -179,3 +179,23 @@ def test_a_training_step_does_not_throw_away_cached_summaries(rated_db):
     assert summary.ratings_signature(db, run_id) == before  # heartbeat, log and phase are not results
     runs.record_metrics(db, run_id, {"heldout_loss_tuned": 1.0})
     assert summary.ratings_signature(db, run_id) != before
+
+
+def test_answers_of_a_failed_generation_job_never_reach_a_rater(db, random_adapter, monkeypatch, tmp_path):
+    """Issue 23: a job that fails after storing answers left them rateable (and unscanned), and the
+    Generate form never came back because pairs existed."""
+    from core.models import generation
+    from tests.test_queue import quick_version
+
+    version = quick_version(db)
+    run_id = runs.import_adapter(db, random_adapter, version.id).id
+    job = pairs.start_generation(db, run_id, generation.GenerationConfig(max_new_tokens=4), launch=False)
+    monkeypatch.setattr(generation, "GENERAL_TEXT", tmp_path / "missing.txt")  # fails after the answers
+    with pytest.raises(FileNotFoundError):
+        pairs.run_generation_job(db, job.id)
+    pairs.fail_job(db, job.id, "FileNotFoundError: general.txt")  # what the worker records
+    assert db.execute("SELECT count(*) FROM generations WHERE run_id = ?", [run_id]).fetchone()[0] == 2
+    assert pairs.pairs(db, run_id) == []
+    with pytest.raises(sessions.RatingError, match="generate them first"):
+        sessions.start_session(db, run_id, "Quinn")
+    assert pairs.start_generation(db, run_id, launch=False).status == "queued"  # it can be generated again

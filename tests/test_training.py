@@ -203,3 +203,78 @@ def test_the_estimate_states_its_speed_basis(db, demo_dataset):
     assert halved.duration_s == pytest.approx(after.duration_s / 2, abs=1) and "50% of the schedule" in halved.basis
     no_stop = training_config.estimate(db, version, fp32.with_overrides({"early_stopping": "false"}))
     assert no_stop.duration_s == after.duration_s
+
+
+# ----------------------------------------------------------------------------- lifecycle races (issue 23)
+
+def _with_worker_claiming_meanwhile(db_path, run_id, action, claim_sql):
+    """Run `action` while another connection holds the write lock and then changes the run (a worker
+    claiming it): an action that read the status before taking the lock acts on a stale status."""
+    import sqlite3
+    import threading
+
+    other = sqlite3.connect(db_path, isolation_level=None, timeout=10)
+    other.execute("BEGIN IMMEDIATE")
+    outcome: dict[str, object] = {}
+
+    def act() -> None:
+        try:
+            outcome["result"] = action(store.connect(db_path))
+        except Exception as exc:  # the test inspects what the action said
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=act)
+    thread.start()
+    time.sleep(1.0)  # the action has read the run and now waits for the write lock
+    other.execute(claim_sql, [os.getpid(), processes.ProcessId.current().started, run_id])
+    other.execute("COMMIT")
+    thread.join(timeout=30)
+    other.close()
+    return outcome
+
+
+def test_cancel_resume_and_delete_act_on_the_status_inside_their_transaction(db, db_path):
+    from tests.test_queue import quick_version
+
+    version = quick_version(db)
+    claim = "UPDATE runs SET status = 'running', pid = ?, pid_started = ? WHERE id = ?"
+    queued = runs.start_run(db, version, launch=False)
+    _with_worker_claiming_meanwhile(db_path, queued.id, lambda d: runs.cancel_run(d, queued.id), claim)
+    after = runs.get_run(db, queued.id)
+    assert (after.status, after.cancel_requested) == ("running", True)  # asked to stop, not marked cancelled
+
+    failed = runs.start_run(db, version, launch=False, allow_duplicate=True)
+    runs.fail_run(db, failed, "for the test", "Test", "")
+    resumed_elsewhere = "UPDATE runs SET status = 'running', pid = ?, pid_started = ? WHERE id = ?"
+    outcome = _with_worker_claiming_meanwhile(db_path, failed.id, lambda d: runs.delete_run(d, failed.id),
+                                              resumed_elsewhere)
+    assert isinstance(outcome.get("error"), runs.RunError) and runs.get_run(db, failed.id).status == "running"
+    outcome = _with_worker_claiming_meanwhile(db_path, failed.id, lambda d: runs.resume_run(d, failed.id, launch=False),
+                                              resumed_elsewhere)
+    assert isinstance(outcome.get("error"), runs.RunError)
+    assert runs.get_run(db, failed.id).pid == os.getpid()  # the running worker keeps its run
+
+
+def test_a_requeued_ray_run_that_is_cancelled_goes_to_a_follower_that_stops_its_job(db):
+    from tests.test_queue import quick_version
+
+    run = runs.start_run(db, quick_version(db), launch=False)
+    # Its follower died (app restart): reconcile put it back in the queue with its cluster job id.
+    db.execute("UPDATE runs SET target = 'ray', target_ref = 'studio-test-run-1' WHERE id = ?", [run.id])
+    runs.cancel_run(db, run.id)
+    row = db.execute("SELECT status, cancel_requested FROM runs WHERE id = ?", [run.id]).fetchone()
+    # Not marked cancelled here (the cluster job would run on): a follower was started to stop it.
+    assert row[0] != "cancelled" and row[1] == 1
+    assert db.execute("SELECT count(*) FROM audit_log WHERE action = 'cancel_run'").fetchone()[0] == 1
+
+
+def test_a_refused_bundle_leaves_no_folder(db, tmp_path, team_users):
+    from core.platform import permissions
+    from core.training import bundles
+    from tests.test_queue import quick_version
+
+    run = runs.start_run(db, quick_version(db, actor="boss"), launch=False, actor="boss")
+    out = tmp_path / "bundle-out"
+    with pytest.raises(permissions.PermissionDenied):
+        bundles.write_bundle(db, runs.get_run(db, run.id), out, actor="Sam")  # a rater may not export data
+    assert not out.exists()

@@ -1,8 +1,8 @@
 """The heavy-work queue as users see it: what runs, what waits for what, and when it should start.
 
-Training runs and answer-generation jobs share the heavy-work slots (core.platform.slots). This module reads
-both tables and starts waiting work when a slot frees; it writes nothing itself (each kind's module
-claims its own rows).
+Training runs, answer-generation jobs and playground requests share the heavy-work slots
+(core.platform.slots). This module reads their tables and starts waiting work when a slot frees; it
+writes nothing itself (each kind's module claims its own rows through core.platform.processes.launch).
 """
 
 from __future__ import annotations
@@ -14,15 +14,16 @@ from datetime import datetime
 import sqlite_utils
 
 from core.platform import slots
-from core.rating import pairs
-from core.training import runs
+from core.rating import pairs, playground
+from core.training import run_records, runs
 
 GENERATION_PRIOR_S_PER_PAIR = 4.0  # 135M model, 160 new tokens, both sides, on 2 CPU cores (bench/)
+PLAYGROUND_PRIOR_S = 15.0  # a model load and one pair of answers
 
 
 @dataclass(frozen=True)
 class QueueItem:
-    kind: str  # training | answers
+    kind: str  # training | answers | playground
     object_id: int  # run id or generation job id
     run_id: int
     status: str  # running | waiting
@@ -33,8 +34,11 @@ class QueueItem:
 
     @property
     def label(self) -> str:
-        return (f"training run {self.run_id}" if self.kind == "training"
-                else f"answer generation for run {self.run_id} (job {self.object_id})")
+        if self.kind == "training":
+            return f"training run {self.run_id}"
+        if self.kind == "playground":
+            return f"a playground prompt on run {self.run_id}"
+        return f"answer generation for run {self.run_id} (job {self.object_id})"
 
 
 def _seconds_since(stamp: str | None, now_s: float) -> float:
@@ -53,8 +57,10 @@ def items(db: sqlite_utils.Database, now_s: float | None = None) -> list[QueueIt
     running: list[QueueItem] = []
     waiting: list[tuple[str, str, int, int, float | None]] = []
     for row in db.query("SELECT id FROM runs WHERE status IN ('queued', 'running') ORDER BY queued_at, id"):
-        run = runs.get_run(db, row["id"])
-        if run.status == "running" or run.pid is not None:
+        run = run_records.get_run(db, row["id"])  # a read: its process checked, nothing written
+        if run.finished:
+            continue
+        if run.holds_process:
             _elapsed, left = runs.time_left_s(run, runs.run_events(db, run.id), now_s)
             if left is None and run.estimated_s:
                 left = max(0.0, run.estimated_s - _seconds_since(run.started_at, now_s))
@@ -70,6 +76,12 @@ def items(db: sqlite_utils.Database, now_s: float | None = None) -> list[QueueIt
         else:
             waiting.append((job["created_at"], "answers", job["id"], job["run_id"],
                             job["total"] * GENERATION_PRIOR_S_PER_PAIR))
+    for ask in db.query("SELECT * FROM playground_requests WHERE status IN ('queued', 'running') ORDER BY created_at, id"):
+        if ask["status"] == "running" or ask["pid"] is not None:
+            running.append(QueueItem("playground", ask["id"], ask["run_id"], "running", 0, ask["created_at"],
+                                     max(0.0, PLAYGROUND_PRIOR_S - _seconds_since(ask["created_at"], now_s)), None))
+        else:
+            waiting.append((ask["created_at"], "playground", ask["id"], ask["run_id"], PLAYGROUND_PRIOR_S))
     # Each slot frees when its work ends; waiting work takes the earliest free slot in order.
     free_at = sorted(item.seconds_left or 0.0 for item in running)
     free_at += [0.0] * max(0, slots.capacity(db) - len(free_at))
@@ -93,6 +105,13 @@ def waiting_for(queue: list[QueueItem], kind: str, object_id: int) -> tuple[Queu
 
 
 def start_waiting(db: sqlite_utils.Database) -> None:
-    """A slot may be free (a worker ended, or one was found dead): start what waited longest."""
-    runs.launch_next(db)
-    pairs.launch_next(db)
+    """A slot may be free (a worker ended, or one was found dead): start what waited longest,
+    whatever its kind (each kind's launcher starts only its own, when it is first in line)."""
+    reconcile(db)
+    while runs.launch_next(db) or pairs.launch_next(db) or playground.launch_next(db):
+        pass  # with several slots free, several jobs start
+
+
+def reconcile(db: sqlite_utils.Database) -> int:
+    """Every kind's jobs whose process is gone get their end state; returns how many."""
+    return runs.reconcile(db) + pairs.reconcile_jobs(db) + playground.reconcile(db)

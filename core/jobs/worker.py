@@ -1,6 +1,8 @@
-"""Background worker process: `python -m core.jobs.worker --db DB train|generate ID [--detach]`.
+"""Background worker process: `python -m core.jobs.worker --db DB train|generate|playground|start-waiting ID [--detach]`.
 
-Owns its run's state in SQLite from start to finish; the app only reads it and sets flags.
+Owns its job's state in SQLite from start to finish; the app only reads it and sets flags. Started
+by the one launcher (core.platform.processes.launch); `start-waiting` (ID 0) only starts the work that
+waits for a free slot, for a reconciler that found a dead job (core.platform.processes.reap).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def explain_failure(exc: BaseException) -> str:
 
 def train(db_file: str, run_id: int) -> int:
     db = store.connect(db_file)
-    first_start = runs.claim_run(db, run_id, os.getpid())
+    first_start = runs.claim_run(db, run_id, processes.ProcessId.current())
     if first_start is None:
         return 0  # another worker took it, or it was cancelled meanwhile
     run = runs.get_run(db, run_id)
@@ -79,9 +81,8 @@ def _start_waiting(db_file: str) -> None:
 
 
 def generate_job(db_file: str, job_id: int) -> int:
-
     db = store.connect(db_file)
-    if not pairs.claim_job(db, job_id, os.getpid()):
+    if not pairs.claim_job(db, job_id, processes.ProcessId.current()):
         return 0
     try:
         pairs.run_generation_job(db, job_id)
@@ -95,7 +96,7 @@ def generate_job(db_file: str, job_id: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.jobs.worker")
     parser.add_argument("--db", required=True)
-    parser.add_argument("job", choices=["train", "generate", "playground"])
+    parser.add_argument("job", choices=["train", "generate", "playground", processes.WAKE_JOB])
     parser.add_argument("object_id", type=int)
     parser.add_argument("--detach", action="store_true")
     args = parser.parse_args(argv)
@@ -103,10 +104,16 @@ def main(argv: list[str] | None = None) -> int:
         _detach(args.db, args.job, args.object_id)
     if args.job == "train":
         return train(args.db, args.object_id)
+    if args.job == processes.WAKE_JOB:
+        _start_waiting(args.db)
+        return 0
     if args.job == "playground":
         from core.rating import playground
 
-        playground.answer(store.connect(args.db), args.object_id, os.getpid())
+        try:
+            playground.answer(store.connect(args.db), args.object_id, processes.ProcessId.current())
+        finally:
+            _start_waiting(args.db)
         return 0
     return generate_job(args.db, args.object_id)
 

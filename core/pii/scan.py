@@ -348,20 +348,17 @@ def _dismissed_values(db: sqlite_utils.Database, dataset_id: int) -> set[tuple[i
     return {(r[0], r[1], r[2]) for r in rows}
 
 
-def scan_generation_texts(db: sqlite_utils.Database, generations: list[tuple[int, str]]) -> dict[int, list[Finding]]:
-    """Scan model outputs before raters see them; findings stored against the generation."""
-    config = current_config(db)
-    results = analyze_texts([text for _id, text in generations], config)
+def record_answer_findings(db: sqlite_utils.Database, generation_id: int, text: str, findings: list[Finding],
+                           config: PiiConfig) -> None:
+    """Store the findings of a model answer (from `analyze_texts`) against it, inside the caller's
+    transaction: the answer and its scan are published together, so no rater sees it unscanned."""
     stamp = now()
-    with transaction(db):
-        for (generation_id, text), findings in zip(generations, results):
-            for f in findings:
-                db.table("pii_findings").insert({
-                    "generation_id": generation_id, "content_hash": hashlib.sha256(text.encode()).hexdigest(),
-                    "config_hash": config.hash, "message_index": 0, "entity_type": f.entity_type,
-                    "start": f.start, "end": f.end, "score": f.score, "status": "open",
-                    "value_hash": _value_hash(db, text[f.start:f.end]), "created_at": stamp})
-    return {gid: found for (gid, _t), found in zip(generations, results)}
+    for f in findings:
+        db.table("pii_findings").insert({
+            "generation_id": generation_id, "content_hash": hashlib.sha256(text.encode()).hexdigest(),
+            "config_hash": config.hash, "message_index": 0, "entity_type": f.entity_type,
+            "start": f.start, "end": f.end, "score": f.score, "status": "open",
+            "value_hash": _value_hash(db, text[f.start:f.end]), "created_at": stamp})
 
 
 # ----------------------------------------------------------------------------- review

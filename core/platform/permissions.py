@@ -50,6 +50,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "import_adapter": _ADMINS,
     "manage_models": _ADMINS,            # add or remove base models
     "rate": _PEOPLE,
+    "ask_playground": _PEOPLE,           # a prompt to both models: a model load in a heavy-work slot
     "suggest_example": _EDITORS,         # "make this a training example" from the Rate page
     "see_outcome": _PEOPLE,              # a run's outcome or labelled answers; asked with run=, the
                                          # blinding rule decides per run (see resource_rule)

@@ -1,4 +1,4 @@
-"""Files and processes of runs: run and log folders, the worker launcher, liveness, log tails."""
+"""Files and processes of background work: run and log folders, the one job launcher and reconciler, liveness."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
 from core.platform.paths import REPO_ROOT, data_dir
-from core.platform.store import now
+from core.platform.store import now, transaction
 
 
 def run_dir(db: sqlite_utils.Database | Path, run_id: int) -> Path:
@@ -58,8 +60,59 @@ def log_tail(path: Path, chars: int = 4000) -> str:
         return ""
 
 
-def spawn_worker(database: str, job: str, object_id: int) -> int:
-    """A detached worker process (new session) that outlives the app; returns the worker's pid.
+# ----------------------------------------------------------------------------- the job system
+# Training runs, answer-generation jobs and playground requests are all "a row that a detached
+# worker process owns while it runs". The steps below exist once; each kind's module passes
+# callbacks that write its own table (one writer per table), and counts slots (core.platform.slots).
+
+GONE = 0.0  # the start time recorded for a process that ended before it could be looked at
+WAKE_JOB = "start-waiting"  # the worker command that starts waiting work and exits
+START_TOLERANCE_S = 0.5  # create_time() is stable to clock ticks; a reused pid starts seconds later at least
+
+
+@dataclass(frozen=True)
+class ProcessId:
+    """One process: its pid and psutil's create_time(). A pid alone is reused (after a reboot the
+    first few hundred come back within seconds), so a dead run could look alive (issue 22)."""
+
+    pid: int
+    started: float
+
+    @classmethod
+    def of(cls, pid: int) -> ProcessId:
+        import psutil
+
+        try:
+            return cls(pid, psutil.Process(pid).create_time())
+        except psutil.NoSuchProcess:
+            return cls(pid, GONE)
+
+    @classmethod
+    def current(cls) -> ProcessId:
+        return cls.of(os.getpid())
+
+
+def alive(pid: int | None, started: float | None) -> bool:
+    """The one answer to "does this job's process still run?". A zombie (finished, not reaped) does
+    not; a process with this pid that started at another time is someone else. `started` is None
+    only on rows written before pids had start times: then the pid alone decides, as it did."""
+    import psutil
+
+    if not pid:
+        return False
+    try:
+        process = psutil.Process(pid)
+        if started is not None and abs(process.create_time() - started) > START_TOLERANCE_S:
+            return False
+        return process.status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:  # another user's process with this pid and start time: it exists
+        return True
+
+
+def spawn_worker(database: str, job: str, object_id: int) -> ProcessId:
+    """A detached worker process (new session) that outlives the app; returns the worker's identity.
 
     The launcher forks once more and exits; the worker records its own pid, so no zombie is left
     in the app process. The launcher imports nothing heavy, so this returns in well under a second.
@@ -74,21 +127,57 @@ def spawn_worker(database: str, job: str, object_id: int) -> int:
         exit_code = launcher.wait(timeout=60)
     if exit_code != 0:
         raise RuntimeError(f"The worker launcher failed (exit code {exit_code}); see {logs / f'{job}-{object_id}.log'}")
-    return int((logs / f"{job}-{object_id}.pid").read_text())
+    return ProcessId.of(int((logs / f"{job}-{object_id}.pid").read_text()))
 
 
-def process_alive(pid: int | None) -> bool:
-    """Whether a worker process still runs (a zombie, finished but not reaped, does not)."""
-    import psutil
+def launch(db: sqlite_utils.Database, job: str, claim: Callable[[ProcessId], int | None],
+           record: Callable[[int, ProcessId, ProcessId], None],
+           release: Callable[[int, ProcessId, BaseException], None]) -> int | None:
+    """The one claim-spawn-record launcher; returns the id of the object it started, or None.
 
-    if not pid:
-        return False
+    `claim(me)` runs in a write transaction: it takes a slot by marking its row with this launching
+    process (alive while it launches, so no reconciler takes the job for dead) and returns the row's
+    id, or None when it is not this kind's turn. The worker is spawned after the commit (spawning
+    never holds the write lock). `record(id, me, worker)` then puts the worker's identity in place of
+    ours where the worker has not claimed the row yet; `release(id, me, error)` gives the slot back
+    if the spawn failed. Both run in a transaction; each owner writes only its own table.
+    """
+    me = ProcessId.current()
+    with transaction(db):
+        object_id = claim(me)
+    if object_id is None:
+        return None
     try:
-        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.AccessDenied:  # another user's process: it exists
-        return True
+        worker = spawn_worker(db_file(db), job, object_id)
+    except BaseException as exc:
+        with transaction(db):
+            release(object_id, me, exc)
+        raise
+    with transaction(db):
+        record(object_id, me, worker)
+    return object_id
+
+
+def reap(db: sqlite_utils.Database, held: Iterable[tuple[int, int | None, float | None]],
+         mark_dead: Callable[[int], bool]) -> list[int]:
+    """The one reconciler: the jobs in `held` (id, pid, pid start) whose process is gone get the
+    owner's end state (`mark_dead(id)`, a conditional UPDATE that says whether it changed the row,
+    all in one transaction). Whoever finds a dead job also starts what waits: its slot is free now,
+    and nothing else would notice (issue 23). Returns the ids it marked."""
+    dead = [object_id for object_id, pid, started in held if not alive(pid, started)]
+    if not dead:
+        return []
+    with transaction(db):
+        marked = [object_id for object_id in dead if mark_dead(object_id)]
+    if marked:
+        start_waiting(db)
+    return marked
+
+
+def start_waiting(db: sqlite_utils.Database) -> None:
+    """Start the work that waits for a free slot, in a worker of its own: the queue (core.jobs)
+    knows every kind, and a reconciler low in the layers must not import it."""
+    spawn_worker(db_file(db), WAKE_JOB, 0)
 
 
 def latest_checkpoint(directory: Path) -> Path | None:

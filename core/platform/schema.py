@@ -210,3 +210,12 @@ CREATE TABLE outcome_views (
     viewer TEXT NOT NULL, seen_at TEXT NOT NULL,
     PRIMARY KEY (run_id, viewer))
 """
+
+# The identity of a job's process: its pid and psutil's create_time() (seconds since the epoch).
+# A pid alone is reused (after a reboot, the first few hundred pids come back within seconds) and
+# kept a dead run "running"; pid and start time together name one process (issue 22).
+SCHEMA_V9 = """
+ALTER TABLE runs ADD COLUMN pid_started REAL;
+ALTER TABLE generation_jobs ADD COLUMN pid_started REAL;
+ALTER TABLE playground_requests ADD COLUMN pid_started REAL
+"""

@@ -1,10 +1,11 @@
-"""Heavy-work slots shared by training runs and answer generation (issue 16).
+"""Heavy-work slots shared by training runs, answer generation and playground requests (issues 16, 23).
 
 On a 2-core machine a training run and an answer-generation job started together each run at less
 than half speed, and neither user was told. Both kinds now queue for the same slots (the "heavy jobs
 at once" setting, default 1), first come first served across kinds. Each kind's module claims its
 own rows (one writer per table); this module only counts, inside the caller's transaction, so two
-launches cannot both take the last slot.
+launches cannot both take the last slot. A playground request loads a model too, so it queues in the
+same line: a few clicks must not load several models beside a training run on 2 cores.
 """
 
 from __future__ import annotations
@@ -27,15 +28,19 @@ def busy(db: sqlite_utils.Database) -> int:
                       "(status = 'queued' AND pid IS NOT NULL))").fetchone()[0]
     jobs = db.execute("SELECT count(*) FROM generation_jobs WHERE status = 'running' OR "
                       "(status = 'queued' AND pid IS NOT NULL)").fetchone()[0]
-    return int(runs) + int(jobs)
+    asks = db.execute("SELECT count(*) FROM playground_requests WHERE status = 'running' OR "
+                      "(status = 'queued' AND pid IS NOT NULL)").fetchone()[0]
+    return int(runs) + int(jobs) + int(asks)
 
 
 def next_in_line(db: sqlite_utils.Database) -> tuple[str, int] | None:
-    """The oldest waiting heavy job across both kinds: ('training', run id) or ('answers', job id)."""
+    """The oldest waiting heavy job across the kinds: ('training', run id), ('answers', job id) or
+    ('playground', request id)."""
     row = db.execute(
         "SELECT kind, id FROM (SELECT 'training' AS kind, id, queued_at AS at FROM runs "
         "WHERE status = 'queued' AND pid IS NULL AND target = 'local' UNION ALL SELECT 'answers', id, created_at "
-        "FROM generation_jobs WHERE status = 'queued' AND pid IS NULL) ORDER BY at, kind, id LIMIT 1").fetchone()
+        "FROM generation_jobs WHERE status = 'queued' AND pid IS NULL UNION ALL SELECT 'playground', id, created_at "
+        "FROM playground_requests WHERE status = 'queued' AND pid IS NULL) ORDER BY at, kind, id LIMIT 1").fetchone()
     return (str(row[0]), int(row[1])) if row else None
 
 

@@ -15,7 +15,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from core.platform.paths import db_path
-from core.platform.schema import SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V7, SCHEMA_V8
+from core.platform.schema import SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V7, SCHEMA_V8, SCHEMA_V9
 
 BUSY_TIMEOUT_MS = 10_000
 migrations = Migrations("tuning-studio")
@@ -43,7 +43,7 @@ def connect(path: str | Path | None = None, *, migrate: bool = True) -> sqlite_u
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
     # Deleted and overwritten content is zeroed on disk, so erased personal data does not linger
-    # in free pages (see pii.erase_values, which also checkpoints the WAL).
+    # in free pages (see core.pii.erasure.erase_values, which also checkpoints the WAL).
     db.execute("PRAGMA secure_delete = ON")
     if migrate:
         migrations.apply(db)
@@ -175,6 +175,10 @@ def m008_outcome_views(db: sqlite_utils.Database) -> None:
     _run_statements(db, SCHEMA_V8)
     for statement in change_triggers(["outcome_views"]):
         db.execute(statement)
+@migrations()
+def m009_process_identity(db: sqlite_utils.Database) -> None:
+    """A job's process is its pid and its start time, so a reused pid is not taken for it (issue 22)."""
+    _run_statements(db, SCHEMA_V9)
 
 
 def _run_statements(db: sqlite_utils.Database, script: str) -> None:

@@ -1,9 +1,11 @@
-"""Answer pairs for blind rating: generation jobs (queued in the worker, reconciled when it dies) and the base/tuned answers."""
+"""Answer pairs for blind rating: generation jobs (queued in the worker, reconciled when it dies) and the base/tuned answers.
+
+Each chunk of answers is PII-scanned before it is stored, and pairs are shown only from a job that
+succeeded: no unscanned or partial answer set reaches a rater (issue 23)."""
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,51 +72,55 @@ def start_generation(db: sqlite_utils.Database, run_id: int, config: generation.
 
 
 def launch_next(db: sqlite_utils.Database) -> int | None:
-    """Start the oldest waiting job if a heavy-work slot is free and no training run has waited
-    longer (core.platform.slots); returns its id. Claimed in a short transaction, spawned after the commit."""
+    """Start the oldest waiting job if a heavy-work slot is free and no other heavy job has waited
+    longer (core.platform.slots); returns its id. Through the one launcher (processes.launch)."""
     if slots.next_in_line(db) is None:
         return None  # nothing waits: no write lock taken
-    me = os.getpid()
-    with transaction(db):
+
+    def claim(me: processes.ProcessId) -> int | None:
         job_id = slots.turn_of(db, "answers")
-        if job_id is None:
-            return None
-        db.execute("UPDATE generation_jobs SET pid = ? WHERE id = ?", [me, job_id])
-    try:
-        pid = processes.spawn_worker(processes.db_file(db), "generate", job_id)
-    except BaseException as exc:  # never leave a queued job that nothing will pick up
-        fail_job(db, job_id, f"The worker could not be started: {exc}")
-        raise
-    with transaction(db):
-        db.execute("UPDATE generation_jobs SET pid = ? WHERE id = ? AND status = 'queued' AND pid = ?",
-                   [pid, job_id, me])
-    return job_id
+        if job_id is not None:
+            db.execute("UPDATE generation_jobs SET pid = ?, pid_started = ? WHERE id = ?", [me.pid, me.started, job_id])
+        return job_id
+
+    def record(job_id: int, me: processes.ProcessId, worker: processes.ProcessId) -> None:
+        db.execute("UPDATE generation_jobs SET pid = ?, pid_started = ? WHERE id = ? AND status = 'queued' AND pid = ?",
+                   [worker.pid, worker.started, job_id, me.pid])
+
+    def release(job_id: int, me: processes.ProcessId, error: BaseException) -> None:
+        # Never leave a queued job that nothing will pick up.
+        _fail(db, job_id, f"The worker could not be started: {error}")
+
+    return processes.launch(db, "generate", claim, record, release)
 
 
-def claim_job(db: sqlite_utils.Database, job_id: int, pid: int) -> bool:
+def claim_job(db: sqlite_utils.Database, job_id: int, worker: processes.ProcessId) -> bool:
     """The worker takes a queued generation job (False: someone else did, or it was reconciled)."""
     with transaction(db):
-        return bool(db.execute("UPDATE generation_jobs SET status = 'running', pid = ?, started_at = ? WHERE id = ? "
-                               "AND status = 'queued'", [pid, now(), job_id]).rowcount)
+        return bool(db.execute("UPDATE generation_jobs SET status = 'running', pid = ?, pid_started = ?, "
+                               "started_at = ? WHERE id = ? AND status = 'queued'",
+                               [worker.pid, worker.started, now(), job_id]).rowcount)
 
 
 def fail_job(db: sqlite_utils.Database, job_id: int, error: str) -> None:
     with transaction(db):
-        db.table("generation_jobs").update(job_id, {"status": "failed", "finished_at": now(), "error": error})
+        _fail(db, job_id, error)
+
+
+def _fail(db: sqlite_utils.Database, job_id: int, error: str) -> bool:
+    return bool(db.execute("UPDATE generation_jobs SET status = 'failed', finished_at = ?, error = ? WHERE id = ? "
+                           "AND status IN ('queued', 'running')", [now(), error, job_id]).rowcount)
 
 
 def reconcile_jobs(db: sqlite_utils.Database) -> int:
     """Jobs whose worker is gone (killed, machine restarted) become `failed` with a reason, so the
-    Rate page offers to generate again instead of waiting forever (issue 15)."""
-    stale = [r["id"] for r in db.query("SELECT id, pid FROM generation_jobs WHERE status IN ('queued', 'running') "
-                                       "AND pid IS NOT NULL") if not processes.process_alive(r["pid"])]
-    for job_id in stale:
-        with transaction(db):
-            db.execute("UPDATE generation_jobs SET status = 'failed', finished_at = ?, error = ? WHERE id = ? AND "
-                       "status IN ('queued', 'running')",
-                       [now(), "The answer-generation process stopped unexpectedly (killed, or the machine "
-                        "restarted). Generate the answer pairs again.", job_id])
-    return len(stale)
+    Rate page offers to generate again instead of waiting forever (issue 15); the one reconciler
+    (processes.reap) then starts what waited behind them (issue 23)."""
+    held = [(r["id"], r["pid"], r["pid_started"]) for r in db.query(
+        "SELECT id, pid, pid_started FROM generation_jobs WHERE status IN ('queued', 'running') AND pid IS NOT NULL")]
+    return len(processes.reap(db, held, lambda job_id: _fail(
+        db, job_id, "The answer-generation process stopped unexpectedly (killed, or the machine restarted). "
+        "Generate the answer pairs again.")))
 
 
 def get_job(db: sqlite_utils.Database, job_id: int) -> GenerationJob:
@@ -138,21 +144,28 @@ def run_generation_job(db: sqlite_utils.Database, job_id: int) -> None:
     sha = run.adapter_sha256 or ""
     with transaction(db):
         db.execute("DELETE FROM generations WHERE run_id = ?", [run.id])
+    pii_config = scan.current_config(db)
     for start in range(0, len(heldout), config.batch_size):
         chunk = heldout[start:start + config.batch_size]
         prompts = [generation.prompt_of(m)[0] for m in chunk]
         base = generation.generate(model, tokenizer, prompts, config, side="base")
         tuned = generation.generate(model, tokenizer, prompts, config, side="tuned")
+        # Scanned before the chunk is published: answers and their findings go in together (issue 23).
+        findings = scan.analyze_texts(base + tuned, pii_config)
+        base_found, tuned_found = findings[:len(base)], findings[len(base):]
         stamp = now()
         with transaction(db):
             for offset, (messages, b, t) in enumerate(zip(chunk, base, tuned)):
                 prompt, reference = generation.prompt_of(messages)
-                for side, text, other in (("base", b, t), ("tuned", t, b)):
-                    db.table("generations").insert({
+                for side, text, other, found in (("base", b, t, base_found[offset]),
+                                                 ("tuned", t, b, tuned_found[offset])):
+                    flags = generation.flags_for(text, other) + (["pii"] if found else [])
+                    generation_id = insert_row(db, "generations", {
                         "run_id": run.id, "position": start + offset, "prompt_json": json.dumps(prompt),
                         "reference": reference, "side": side, "text": text,
                         "settings_json": config.to_json(), "adapter_sha256": sha,
-                        "flags_json": json.dumps(generation.flags_for(text, other)), "created_at": stamp})
+                        "flags_json": json.dumps(flags), "created_at": stamp})
+                    scan.record_answer_findings(db, generation_id, text, found, pii_config)
             db.table("generation_jobs").update(job_id, {"done": start + len(chunk)})
     # Held-out loss and the forgetting probe, base vs tuned, recorded on the run for the summary.
     general = [line for line in generation.GENERAL_TEXT.read_text().splitlines() if line.strip()]
@@ -161,18 +174,16 @@ def run_generation_job(db: sqlite_utils.Database, job_id: int) -> None:
         metrics[f"heldout_loss_{side}"] = round(generation.mean_loss(model, tokenizer, heldout, side=side), 4)
         metrics[f"general_loss_{side}"] = round(generation.mean_loss(model, tokenizer, texts=general, side=side), 4)
     runs.record_metrics(db, run.id, metrics)
-    # Outputs are PII-scanned before anyone rates them.
-    rows = list(db.query("SELECT id, text, flags_json FROM generations WHERE run_id = ?", [run.id]))
-    found = scan.scan_generation_texts(db, [(r["id"], r["text"]) for r in rows])
     with transaction(db):
-        for r in rows:
-            if found.get(r["id"]):
-                flags = json.loads(r["flags_json"]) + ["pii"]
-                db.table("generations").update(r["id"], {"flags_json": json.dumps(flags)})
         db.table("generation_jobs").update(job_id, {"status": "succeeded", "finished_at": now()})
 
 
 def pairs(db: sqlite_utils.Database, run_id: int) -> list[Pair]:
+    """The run's answer pairs, once its latest generation job succeeded: a failed or killed job's
+    partial set is never rated (and the Rate page offers to generate again)."""
+    job = latest_job(db, run_id)
+    if job is None or job.status != "succeeded":
+        return []
     by_position: dict[int, dict[str, Any]] = {}
     for r in db.query("SELECT * FROM generations WHERE run_id = ? ORDER BY position", [run_id]):
         entry = by_position.setdefault(r["position"], {"prompt": json.loads(r["prompt_json"]),

@@ -34,10 +34,13 @@ def write_bundle(db: sqlite_utils.Database, run: runs.TrainingRun, out: Path, *,
     package, so a Ray job runs exactly this studio's trainer."""
     version = versions.version_by_id(db, run.dataset_version_id)
     dataset = datasets.get_dataset(db, version.dataset_id)
+    # Exported (permission and PII gate checked) before anything is written: a refused bundle
+    # leaves no empty folder behind (issue 23).
+    splits = {split: versions.export_jsonl(db, dataset, version=version.number, split=split, actor=actor)
+              for split in ("train", "heldout")}
     out.mkdir(parents=True, exist_ok=True)
-    for split in ("train", "heldout"):
-        (out / f"{split}.jsonl").write_text(versions.export_jsonl(db, dataset, version=version.number, split=split,
-                                                                  actor=actor), encoding="utf-8")
+    for split, text in splits.items():
+        (out / f"{split}.jsonl").write_text(text, encoding="utf-8")
     (out / "config.json").write_text(json.dumps({
         "preset": run.preset, "base_model": run.base_model, "config": json.loads(run.config.to_json()),
         "dataset": dataset.name, "dataset_version": version.number,

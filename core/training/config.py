@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
 from core.models import registry
 from core.models.templating import DEFAULT_MAX_LENGTH
 from core.platform.store import get_setting
-from core.training import versions
+
+if TYPE_CHECKING:  # read lazily: reading a run's config must not import the PII stack (issue 22)
+    from core.training import versions
 
 # Training tokens per second measured for the shipped model (SmolLM2-135M, QLoRA, fp32 compute)
 # on a quiet 2-core machine: 79–89 in 0.1.0's benchmarks. Used until this machine has measured
@@ -243,12 +245,13 @@ def estimate(db: sqlite_utils.Database, version: versions.DatasetVersion, config
     """Tokens, steps, peak memory and duration before launch, for the chosen base model (its own
     tokenizer and architecture). Memory is a model, not a measurement."""
     from core.models import templating
+    from core.training import versions as dataset_versions
 
     arch = Architecture.of(base_model)
     parameters, hidden, layers, vocab = arch.parameters, arch.hidden, arch.layers, arch.vocab
     tokenizer = templating.load_tokenizer(base_model)
     lengths = [min(config.max_length, templating.template_example(tokenizer, m).token_count)
-               for m in versions.version_messages(db, version.id, "train")]
+               for m in dataset_versions.version_messages(db, version.id, "train")]
     epochs = config.epochs if config.max_steps <= 0 else 0
     batches_per_epoch = -(-len(lengths) // config.batch_size)
     steps = config.max_steps or max(1, int(-(-batches_per_epoch * epochs // config.grad_accumulation)))

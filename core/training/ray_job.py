@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import sys
 import threading
 import time
@@ -60,7 +59,7 @@ def main() -> int:
     version, config, preset, base = bundles.load_bundle(db, bundle, SYSTEM_ACTOR, scan=False)
     run = runs.start_run(db, version, base_model=base, preset=preset, config=config, actor=SYSTEM_ACTOR,
                              launch=False, allow_duplicate=True)
-    runs.claim_run(db, run.id, os.getpid())
+    runs.claim_run(db, run.id, processes.ProcessId.current())
     run = runs.get_run(db, run.id)
     directory = processes.run_dir(db, run.id)
     directory.mkdir(parents=True, exist_ok=True)

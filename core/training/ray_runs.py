@@ -6,7 +6,7 @@ directory with `python -m core.training.ray_job` as entry point, records the sub
 follows the job: phases and steps from the job log go into the same run rows and events a local
 run writes, Cancel becomes Ray's stop, and on success the adapter's files come back from the log
 into the run folder, checked against their sha256, with a model card that says where it ran.
-If the studio restarts mid-run, training.reconcile queues the run again with its job id and a new
+If the studio restarts mid-run, core.training.runs.reconcile queues the run again with its job id and a new
 follower picks the job up where it is (or where it ended).
 """
 
@@ -64,6 +64,13 @@ def events(log_text: str) -> list[dict[str, Any]]:
     return [json.loads(line[len(EVENT_PREFIX):]) for line in log_text.splitlines() if line.startswith(EVENT_PREFIX)]
 
 
+def replayable(found: list[dict[str, Any]], stored_step: int) -> list[dict[str, Any]]:
+    """The job's events a follower should apply: a re-attached follower reads the whole log again,
+    so step events the run already stored (up to `stored_step`) are left out; replaying them made the
+    curves and the time left wrong (issue 23). Phases, files and the result are applied again."""
+    return [e for e in found if not (e.get("kind") == "step" and int(e.get("step", 0)) <= stored_step)]
+
+
 def follow(db: sqlite_utils.Database, run: runs.TrainingRun, directory: Path, log_path: Path) -> dict[str, Any]:
     """Submit (or re-attach to) the run's Ray job and follow it to the end; returns the run's final fields."""
     target = studio_settings.run_target(db)
@@ -77,6 +84,7 @@ def follow(db: sqlite_utils.Database, run: runs.TrainingRun, directory: Path, lo
         ref = run.target_ref
         runs.set_phase(db, run.id, f"re-attaching to Ray job {ref}")
     seen = 0
+    stored_step = runs.last_step(db, run.id)  # a re-attached follower starts from what is stored
     files: dict[str, bytearray] = {}
     checked: dict[str, str] = {}
     result: dict[str, Any] = {}
@@ -85,7 +93,7 @@ def follow(db: sqlite_utils.Database, run: runs.TrainingRun, directory: Path, lo
         status = str(jobs.get_job_status(ref)).split(".")[-1]
         log = jobs.get_job_logs(ref)
         found = events(log)
-        for event in found[seen:]:
+        for event in replayable(found[seen:], stored_step):
             kind = event.pop("kind")
             if kind == "phase":
                 runs.set_phase(db, run.id, f"on Ray: {event['phase']}")

@@ -1,11 +1,12 @@
-"""Training runs (the one writer of `runs` and `run_events`): queue, worker life, cancel/resume, reconcile, import."""
+"""Training runs (the one writer of `runs` and `run_events`): queue, worker life, cancel/resume, reconcile, import.
+
+Reading runs lives in core.training.run_records; the reads here also record what they find (a dead
+worker's run is reconciled on every read of its status, issue 23)."""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,76 +14,28 @@ import sqlite_utils
 
 from core.models import registry
 from core.pii import review
-from core.platform import permissions, slots, studio_settings
-from core.platform.processes import db_file, process_alive, run_dir, spawn_worker
+from core.platform import permissions, processes, slots, studio_settings
+from core.platform.processes import ProcessId, run_dir
 from core.platform.store import audit, get_setting, insert_row, now, set_setting, transaction
-from core.training import versions
+from core.training import run_records, versions
 from core.training.config import DEFAULT_PRESET, EARLY_STOP_KEY, PRESETS, TrainingConfig, throughput_key
+from core.training.run_records import (
+    TERMINAL,
+    RunError,
+    RunEvent,
+    TrainingRun,
+    after_death,
+    last_step,
+    run_events,
+    time_left_s,
+)
 
-
-class RunError(Exception):
-    """A request about a training run that cannot be carried out; the message says why."""
+# The read model's names, re-exported: callers that launch or change runs read them from here too.
+__all__ = ["TERMINAL", "RunError", "RunEvent", "TrainingRun", "last_step", "run_events", "time_left_s"]
 
 
 class DuplicateRun(RunError):
     """An identical run is already queued or running (a double click, usually)."""
-
-
-TERMINAL = ("succeeded", "failed", "cancelled", "interrupted")
-
-
-@dataclass(frozen=True)
-class TrainingRun:
-    id: int
-    dataset_version_id: int
-    base_model: str
-    preset: str
-    config: TrainingConfig
-    status: str
-    pid: int | None
-    total_steps: int | None
-    cancel_requested: bool
-    adapter_path: str | None
-    adapter_sha256: str | None
-    metrics: dict[str, Any]
-    error: str
-    log_tail: str
-    created_by: str
-    approval: str
-    approval_note: str
-    queued_at: str
-    started_at: str | None
-    finished_at: str | None
-    phase: str = ""  # what the worker is doing now: loading the model, tokenising, training, saving
-    estimated_s: float | None = None  # the pre-launch duration estimate, for the queue's expected starts
-    target: str = "local"  # where it runs: a worker process here, or a Ray job
-    target_ref: str = ""  # the Ray job's submission id
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> TrainingRun:
-        return cls(row["id"], row["dataset_version_id"], row["base_model"], row["preset"],
-                   TrainingConfig.from_json(row["config_json"]), row["status"], row["pid"],
-                   row["total_steps"], bool(row["cancel_requested"]), row["adapter_path"],
-                   row["adapter_sha256"], json.loads(row["metrics_json"]), row["error"],
-                   row["log_tail"], row["created_by"], row["approval"], row["approval_note"],
-                   row["queued_at"], row["started_at"], row["finished_at"], row.get("phase") or "",
-                   row.get("estimated_s"), row.get("target") or "local", row.get("target_ref") or "")
-
-    @property
-    def finished(self) -> bool:
-        return self.status in TERMINAL
-
-
-@dataclass(frozen=True)
-class RunEvent:
-    step: int
-    epoch: float | None
-    loss: float | None
-    eval_loss: float | None
-    learning_rate: float | None
-    tokens_per_s: float | None
-    memory_mb: float | None
-    created_at: str = ""
 
 
 # ----------------------------------------------------------------------------- queue
@@ -120,66 +73,52 @@ def start_run(db: sqlite_utils.Database, version: versions.DatasetVersion, *,
 
 
 def get_run(db: sqlite_utils.Database, run_id: int) -> TrainingRun:
-    rows = list(db.query("SELECT * FROM runs WHERE id = ?", [run_id]))
-    if not rows:
-        raise RunError(f"No run {run_id}.")
-    return TrainingRun.from_row(rows[0])
+    """A run as it is now: a run whose worker died is recorded as such first (and what waited starts)."""
+    reconcile(db)
+    return run_records.get_run(db, run_id)
 
 
 def list_runs(db: sqlite_utils.Database, dataset_id: int | None = None) -> list[TrainingRun]:
-    if dataset_id is None:
-        rows = db.query("SELECT * FROM runs ORDER BY id DESC")
-    else:
-        rows = db.query("SELECT r.* FROM runs r JOIN dataset_versions v ON v.id = r.dataset_version_id "
-                        "WHERE v.dataset_id = ? ORDER BY r.id DESC", [dataset_id])
-    return [TrainingRun.from_row(r) for r in rows]
-
-
-def run_events(db: sqlite_utils.Database, run_id: int) -> list[RunEvent]:
-    return [RunEvent(r["step"], r["epoch"], r["loss"], r["eval_loss"], r["learning_rate"],
-                     r["tokens_per_s"], r["memory_mb"], r["created_at"])
-            for r in db.query("SELECT * FROM run_events WHERE run_id = ? ORDER BY id", [run_id])]
+    reconcile(db)
+    return run_records.list_runs(db, dataset_id)
 
 
 def launch_next(db: sqlite_utils.Database) -> int | None:
-    """Start the oldest queued run if a heavy-work slot is free and no answer-generation job has
-    waited longer (core.platform.slots); returns its id.
-
-    The slot is claimed in a short transaction (pid = this process, alive while it launches), and
-    the worker is spawned after the commit: spawning never holds the write lock (issue 15).
-    """
+    """Start the oldest queued run if a heavy-work slot is free and no other heavy job has waited
+    longer (core.platform.slots); returns its id. Through the one launcher (processes.launch)."""
     reconcile(db)
     if slots.next_in_line(db) is None and slots.waiting_remote_run(db) is None:
         return None  # nothing waits: no write lock taken
-    me = os.getpid()
-    with transaction(db):
-        turn = slots.turn_of(db, "training")
-        if turn is None:
-            return None
-        run_id = turn
-        db.execute("UPDATE runs SET pid = ? WHERE id = ?", [me, run_id])
-    try:
-        pid = spawn_worker(db_file(db), "train", run_id)
-    except BaseException:
-        with transaction(db):  # give the slot back; the run stays queued
-            db.execute("UPDATE runs SET pid = NULL WHERE id = ? AND status = 'queued' AND pid = ?", [run_id, me])
-        raise
-    # The worker may have claimed the run already (then it wrote its own pid): only replace ours.
-    with transaction(db):
-        db.execute("UPDATE runs SET pid = ? WHERE id = ? AND status = 'queued' AND pid = ?", [pid, run_id, me])
-    return run_id
+
+    def claim(me: ProcessId) -> int | None:
+        run_id = slots.turn_of(db, "training")
+        if run_id is not None:
+            db.execute("UPDATE runs SET pid = ?, pid_started = ? WHERE id = ?", [me.pid, me.started, run_id])
+        return run_id
+
+    def record(run_id: int, me: ProcessId, worker: ProcessId) -> None:
+        # The worker may have claimed the run already (then it wrote its own pid): only replace ours.
+        db.execute("UPDATE runs SET pid = ?, pid_started = ? WHERE id = ? AND status = 'queued' AND pid = ?",
+                   [worker.pid, worker.started, run_id, me.pid])
+
+    def release(run_id: int, me: ProcessId, error: BaseException) -> None:  # the run stays queued
+        db.execute("UPDATE runs SET pid = NULL, pid_started = NULL WHERE id = ? AND status = 'queued' AND pid = ?",
+                   [run_id, me.pid])
+
+    return processes.launch(db, "train", claim, record, release)
 
 
 # ----------------------------------------------------------------------------- the worker's writes
 # The worker process records its run's life here, so `runs` and `run_events` have one writer.
 
-def claim_run(db: sqlite_utils.Database, run_id: int, pid: int) -> bool | None:
-    """Mark a queued run running under this pid. None: not claimable; True: its first start."""
+def claim_run(db: sqlite_utils.Database, run_id: int, worker: ProcessId) -> bool | None:
+    """Mark a queued run running under this process. None: not claimable; True: its first start."""
     with transaction(db):
         before = db.execute("SELECT started_at FROM runs WHERE id = ?", [run_id]).fetchone()
         claimed = db.execute(
-            "UPDATE runs SET status = 'running', pid = ?, started_at = coalesce(started_at, ?), heartbeat_at = ? "
-            "WHERE id = ? AND status = 'queued'", [pid, now(), now(), run_id]).rowcount
+            "UPDATE runs SET status = 'running', pid = ?, pid_started = ?, started_at = coalesce(started_at, ?), "
+            "heartbeat_at = ? WHERE id = ? AND status = 'queued'",
+            [worker.pid, worker.started, now(), now(), run_id]).rowcount
     if not claimed:
         return None
     return before is not None and before[0] is None
@@ -203,20 +142,6 @@ def set_target_ref(db: sqlite_utils.Database, run_id: int, ref: str) -> None:
 def set_phase(db: sqlite_utils.Database, run_id: int, phase: str) -> None:
     """Say what the worker is doing, so the live panel never sits at "running 0/?" unexplained."""
     record_progress(db, run_id, None, {"phase": phase})
-
-
-def time_left_s(run: TrainingRun, events: list[RunEvent], now_s: float) -> tuple[float, float | None]:
-    """Seconds since the run started, and seconds left from the measured time per step so far
-    (None until two steps have been timed)."""
-    from datetime import datetime
-
-    started = datetime.fromisoformat(run.started_at).timestamp() if run.started_at else now_s
-    stamps = [datetime.fromisoformat(e.created_at).timestamp() for e in events if e.loss is not None]
-    steps = [e.step for e in events if e.loss is not None]
-    if len(stamps) < 2 or not run.total_steps or steps[-1] <= steps[0]:
-        return now_s - started, None
-    per_step = (stamps[-1] - stamps[0]) / (steps[-1] - steps[0])
-    return now_s - started, max(0.0, (run.total_steps - steps[-1]) * per_step)
 
 
 def cancel_requested(db: sqlite_utils.Database, run_id: int) -> bool:
@@ -258,45 +183,56 @@ def record_metrics(db: sqlite_utils.Database, run_id: int, metrics: dict[str, An
 
 
 def set_approval(db: sqlite_utils.Database, run_id: int, decision: str, note: str) -> None:
-    """The sign-off decision on a run (the caller, signoff, checks the role and audits)."""
+    """The sign-off decision on a run, inside the caller's transaction (core.reports.export.approve
+    checks the role and audits)."""
     db.table("runs").update(run_id, {"approval": decision, "approval_note": note})
 
 
 def reconcile(db: sqlite_utils.Database) -> int:
-    """Runs marked running (or launched) whose process is gone become `interrupted`.
+    """Runs marked running (or launched) whose process is gone get their end state
+    (run_records.after_death: interrupted, or back in the queue for a Ray run whose job goes on);
+    the one reconciler (processes.reap) then starts what waits."""
+    held = {r.id: r for r in map(TrainingRun.stored, db.query(
+        "SELECT * FROM runs WHERE status = 'running' OR (status = 'queued' AND pid IS NOT NULL)"))}
 
-    A Ray run whose follower here died (app restart) still runs on the cluster: it goes back to
-    the queue with its job id, so a new follower asks Ray for its state and picks it up."""
-    stale = [r for r in db.query("SELECT id, pid, target, target_ref FROM runs WHERE status = 'running' OR "
-                                 "(status = 'queued' AND pid IS NOT NULL)")
-             if not process_alive(r["pid"])]
-    if not stale:
-        return 0
-    with transaction(db):
-        for r in stale:
-            if r["target"] == "ray" and r["target_ref"]:
-                db.execute("UPDATE runs SET status = 'queued', pid = NULL WHERE id = ? AND status IN "
-                           "('running', 'queued')", [r["id"]])
-                audit(db, "studio", "run_follower_lost", "run", r["id"], {"ray_job": r["target_ref"]})
-                continue
-            db.execute("UPDATE runs SET status = 'interrupted', finished_at = ?, error = CASE WHEN "
-                       "error = '' THEN 'The training process stopped unexpectedly (killed, or the "
-                       "machine restarted). Resume continues from the last checkpoint.' ELSE error END "
-                       "WHERE id = ? AND status IN ('running', 'queued')", [now(), r["id"]])
-            audit(db, "studio", "run_interrupted", "run", r["id"], {})
-    return len(stale)
+    def mark_dead(run_id: int) -> bool:
+        run = held[run_id]
+        dead = after_death(run)
+        changed = db.execute(
+            "UPDATE runs SET status = ?, pid = NULL, pid_started = NULL, error = ?, "
+            "finished_at = CASE WHEN ? = 'interrupted' THEN ? ELSE finished_at END "
+            "WHERE id = ? AND status = ? AND pid IS ?",
+            [dead.status, dead.error, dead.status, now(), run_id, run.status, run.pid]).rowcount
+        if changed:
+            audit(db, "studio", "run_follower_lost" if dead.status == "queued" else "run_interrupted", "run",
+                  run_id, {"ray_job": run.target_ref} if dead.status == "queued" else {})
+        return bool(changed)
+
+    return len(processes.reap(db, [(r.id, r.pid, r.pid_started) for r in held.values()], mark_dead))
 
 
 def cancel_run(db: sqlite_utils.Database, run_id: int, actor: str = "") -> TrainingRun:
-    """Ask a run to stop; the trainer saves and stops at the next step. A queued run stops now."""
+    """Ask a run to stop; the trainer saves and stops at the next step. A queued run stops now.
+
+    Each case is one conditional UPDATE: a worker that claims the run meanwhile makes the first
+    miss, and the run is then asked to stop instead of being marked cancelled while it trains.
+    A queued Ray run that already has a cluster job (its follower died) keeps its place: its next
+    follower sees the request and stops the cluster job (Ray's stop_job), which only it can reach."""
     permissions.require(actor, "start_run")
-    run = get_run(db, run_id)
     with transaction(db):
-        if run.status == "queued" and run.pid is None:
-            db.table("runs").update(run_id, {"status": "cancelled", "finished_at": now(), "cancel_requested": 1})
-        elif run.status in ("running", "queued"):
-            db.table("runs").update(run_id, {"cancel_requested": 1})
-        audit(db, actor, "cancel_run", "run", run_id, {})
+        stopped = db.execute(
+            "UPDATE runs SET status = 'cancelled', finished_at = ?, cancel_requested = 1 WHERE id = ? AND "
+            "status = 'queued' AND pid IS NULL AND NOT (target = 'ray' AND target_ref != '')", [now(), run_id]).rowcount
+        asked = stopped or db.execute(
+            "UPDATE runs SET cancel_requested = 1 WHERE id = ? AND status IN ('running', 'queued')",
+            [run_id]).rowcount
+        if asked:
+            audit(db, actor, "cancel_run", "run", run_id, {"stopped_while_queued": bool(stopped)})
+    run = get_run(db, run_id)
+    if not asked and not run.finished:
+        raise RunError(f"Run {run_id} is {run.status}; it cannot be cancelled.")
+    if asked and not stopped and run.target == "ray" and run.status == "queued":
+        launch_next(db)  # the follower that stops the cluster job
     return get_run(db, run_id)
 
 
@@ -304,13 +240,16 @@ def resume_run(db: sqlite_utils.Database, run_id: int, actor: str = "", launch: 
     """Re-queue an interrupted, cancelled or failed run; it continues from its last checkpoint
     (on a Ray cluster: a new job from the start, since the checkpoints stayed on the cluster)."""
     permissions.require(actor, "start_run")
-    run = get_run(db, run_id)
-    if run.status not in ("interrupted", "cancelled", "failed"):
-        raise RunError(f"Run {run_id} is {run.status}; only stopped runs can resume.")
+    reconcile(db)
     with transaction(db):
-        db.table("runs").update(run_id, {"status": "queued", "pid": None, "cancel_requested": 0,
-                                   "finished_at": None, "error": "", "target_ref": ""})
-        audit(db, actor, "resume_run", "run", run_id, {})
+        resumed = db.execute(
+            "UPDATE runs SET status = 'queued', pid = NULL, pid_started = NULL, cancel_requested = 0, "
+            "finished_at = NULL, error = '', target_ref = '' WHERE id = ? AND status IN "
+            "('interrupted', 'cancelled', 'failed')", [run_id]).rowcount
+        if resumed:
+            audit(db, actor, "resume_run", "run", run_id, {})
+    if not resumed:
+        raise RunError(f"Run {run_id} is {run_records.get_run(db, run_id).status}; only stopped runs can resume.")
     if launch:
         launch_next(db)
     return get_run(db, run_id)
@@ -318,12 +257,18 @@ def resume_run(db: sqlite_utils.Database, run_id: int, actor: str = "", launch: 
 
 def delete_run(db: sqlite_utils.Database, run_id: int, actor: str = "") -> None:
     permissions.require(actor, "delete_run")
-    run = get_run(db, run_id)
-    if run.status == "running":
-        raise RunError("Cancel the run before deleting it.")
+    reconcile(db)
     with transaction(db):
-        db.execute("DELETE FROM runs WHERE id = ?", [run_id])
-        audit(db, actor, "delete_run", "run", run_id, {"adapter_sha256": run.adapter_sha256})
+        # A run that holds a process (or a Ray job) is never deleted under it.
+        sha = db.execute("SELECT adapter_sha256 FROM runs WHERE id = ?", [run_id]).fetchone()
+        deleted = db.execute("DELETE FROM runs WHERE id = ? AND status != 'running' AND pid IS NULL AND NOT "
+                             "(status = 'queued' AND target_ref != '')", [run_id]).rowcount
+        if deleted:
+            audit(db, actor, "delete_run", "run", run_id, {"adapter_sha256": sha[0] if sha else None})
+    if not deleted:
+        if sha is None:
+            raise RunError(f"No run {run_id}.")
+        raise RunError("Cancel the run before deleting it.")
     shutil.rmtree(run_dir(db, run_id), ignore_errors=True)
 
 

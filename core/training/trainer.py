@@ -111,6 +111,7 @@ def train_adapter(db: Any, run: runs.TrainingRun, directory: Path, log_path: Pat
         # Evaluation keeps no activations for a backward pass: bigger batches, fewer passes.
         per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=max(8, config.batch_size),
         gradient_accumulation_steps=config.grad_accumulation, learning_rate=config.learning_rate,
+        # A float in [0, 1) is a ratio of the total steps in transformers 5 (warmup_ratio is gone).
         lr_scheduler_type=config.lr_scheduler, warmup_steps=config.warmup_fraction,
         logging_steps=1, save_strategy="epoch" if not config.max_steps else "steps",
         save_steps=max(1, config.max_steps // 2) if config.max_steps else 500,
