@@ -12,7 +12,7 @@ from core.curation import datasets, examples
 from core.platform import store
 from core.rating import pairs as answer_pairs
 from core.rating import sessions
-from core.training import runs, versions
+from core.training import eta, runs, versions
 
 
 def run_id(db) -> int:
@@ -184,5 +184,7 @@ def test_time_left_comes_from_measured_step_times(db, model_dir):
     events = [runs.RunEvent(1, 0.1, 2.0, None, 1e-4, 50.0, 900.0, "2026-12-01T10:01:00+00:00"),
               runs.RunEvent(5, 0.5, 1.5, None, 1e-4, 50.0, 900.0, "2026-12-01T10:01:40+00:00")]
     now = datetime.fromisoformat("2026-12-01T10:02:00+00:00").timestamp()
-    assert runs.time_left_s(run, events, now) == (120.0, 50.0)  # 10 s a step, 5 steps to go
-    assert runs.time_left_s(run, events[:1], now) == (120.0, None)
+    # 10 s a step, 5 steps to go, 20 s into the next one: 30 s, floored at the 4 steps after it.
+    left = eta.time_left(run, events, now)
+    assert (left.elapsed_s, left.left_s, left.basis) == (120.0, 40.0, "measured")
+    assert (eta.time_left(run, events[:1], now).elapsed_s, eta.time_left(run, events[:1], now).left_s) == (120.0, None)

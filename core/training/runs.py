@@ -205,20 +205,6 @@ def set_phase(db: sqlite_utils.Database, run_id: int, phase: str) -> None:
     record_progress(db, run_id, None, {"phase": phase})
 
 
-def time_left_s(run: TrainingRun, events: list[RunEvent], now_s: float) -> tuple[float, float | None]:
-    """Seconds since the run started, and seconds left from the measured time per step so far
-    (None until two steps have been timed)."""
-    from datetime import datetime
-
-    started = datetime.fromisoformat(run.started_at).timestamp() if run.started_at else now_s
-    stamps = [datetime.fromisoformat(e.created_at).timestamp() for e in events if e.loss is not None]
-    steps = [e.step for e in events if e.loss is not None]
-    if len(stamps) < 2 or not run.total_steps or steps[-1] <= steps[0]:
-        return now_s - started, None
-    per_step = (stamps[-1] - stamps[0]) / (steps[-1] - steps[0])
-    return now_s - started, max(0.0, (run.total_steps - steps[-1]) * per_step)
-
-
 def cancel_requested(db: sqlite_utils.Database, run_id: int) -> bool:
     row = db.execute("SELECT cancel_requested FROM runs WHERE id = ?", [run_id]).fetchone()
     return bool(row and row[0])
