@@ -342,3 +342,26 @@ def test_a_finished_run_reads_as_a_card_with_the_raw_log_behind_technical_detail
     labels = [e.label for e in at.expander]
     assert "Technical details" in labels and "Log tail" not in labels
     assert [c.value for c in at.code] == ["saved adapter"]
+
+
+def test_author_new_dataset_form_closes_and_the_shared_system_prompt_is_offered(db_path, model_dir):
+    at = app("pages/author.py")
+    name = next(t for t in at.text_input if t.label == "Name")
+    name.set_value("Intake")
+    next(t for t in at.text_area if t.label == "What should the model learn?").set_value("Triage e-mails")
+    next(b for b in at.button if b.label == "Create dataset").click().run()
+    assert not at.exception
+    assert any("Created dataset Intake" in s.value for s in at.success)
+    assert at.session_state["author.new_dataset_open"] is False  # the form closed
+    db = store.connect(db_path)
+    dataset = datasets.get_dataset(db, "Intake")
+    lines = "\n".join(json.dumps({"messages": [{"role": "system", "content": "You triage intake e-mails."},
+                                               {"role": "user", "content": f"Mail {i}"},
+                                               {"role": "assistant", "content": "Matter: new"}]}) for i in range(5))
+    importing.import_jsonl(db, dataset, lines.encode(), source="intake.jsonl")
+    at.run()
+    assert any(i.value.startswith("5 of 5 examples share this system prompt") for i in at.info)
+    at.button(key="author.use_system_prompt.settings").click().run()
+    assert not at.exception
+    assert datasets.get_dataset(db, dataset.id).system_prompt == "You triage intake e-mails."
+    assert not any("share this system prompt" in i.value for i in at.info)
