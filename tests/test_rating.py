@@ -161,11 +161,19 @@ def test_the_whole_runs_progress_counts_pairs_with_enough_votes(rated_db):
     for position, _left in dana.order:
         sessions.record_rating(db, dana, position, "tie")
     assert sessions.run_progress(db, rid) == (rateable, rateable)
-    sam = sessions.start_session(db, rid, "Sam")  # a second rater: the calibration pairs need Sam's votes too
+    assert sessions.calibration_progress(db, rid).complete == 1
+    # Issue 25: a second rater joining does not undo the whole run's progress; calibration says its own.
+    sam = sessions.start_session(db, rid, "Sam")
     calibration = sessions.calibration_positions(db, rid)
-    assert sessions.run_progress(db, rid) == (rateable - len(calibration), rateable)
-    sessions.record_rating(db, sam, next(iter(calibration)), "tie")
-    assert sessions.run_progress(db, rid) == (rateable - len(calibration) + 1, rateable)
+    assert sessions.run_progress(db, rid) == (rateable, rateable)
+    assert sessions.calibration_progress(db, rid) == sessions.CalibrationProgress(len(calibration), 2, 1)
+    assert sessions.calibration_progress(db, rid).sentence().endswith("1 of 2 raters have rated all of them.")
+    if len(calibration) < rateable:  # Sam only gets the calibration pairs: the others have their vote
+        assert sessions.session_sentence(db, sam).startswith(
+            f"You rate {len(calibration)} of the {rateable} pairs: the {len(calibration)} calibration pairs")
+    for position in calibration:
+        sessions.record_rating(db, sam, position, "tie")
+    assert sessions.calibration_progress(db, rid).complete == 2
 
 
 def test_time_left_comes_from_measured_step_times(db, model_dir):
