@@ -65,17 +65,17 @@ if summary.per_criterion:
     st.dataframe(pd.DataFrame([{"criterion": r["criterion"], "votes scoring both": r["n_pairs"],
                                 "base": r["base_mean"], "tuned": r["tuned_mean"], "difference": r["difference"],
                                 "Wilcoxon p": r["wilcoxon_p"]} for r in summary.per_criterion]), hide_index=True)
-st.subheader("Per rater (votes)")
-if summary.per_rater:
+if summary.per_rater:  # no empty section headings (issue 25)
+    st.subheader("Per rater (votes)")
     st.dataframe(pd.DataFrame(summary.per_rater), hide_index=True)
 st.subheader("Agreement (calibration prompts every rater rates)")
 for line in export.agreement_lines(summary.agreement):
     st.markdown(line)  # names inside are escaped by export.agreement_lines
 if summary.agreement.get("pairwise"):
     st.plotly_chart(charts.agreement_heatmap(summary), width="stretch")
-st.subheader("Automatic checks")
 checks = stats.checks_table(summary.checks)
 if checks:
+    st.subheader("Automatic checks")
     st.dataframe(pd.DataFrame(checks), hide_index=True)
 else:
     st.caption("No automatic checks: the dataset has no output convention or glossary, and no losses were measured.")
