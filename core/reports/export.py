@@ -71,7 +71,7 @@ def agreement_lines(a: dict[str, Any]) -> list[str]:
 def summary_markdown(summary: stats.Summary) -> str:
     o, po = summary.outcomes, summary.prompt_outcomes
     dataset = summary.lineage.get("dataset")
-    title = f"{dataset}: does the tuned model answer better? (run {summary.run_id})" if dataset else \
+    title = f"{markdown_cell(dataset)}: does the tuned model answer better? (run {summary.run_id})" if dataset else \
         f"Evaluation of run {summary.run_id}"
     lines = [f"# {title}", "", summary.verdict_text, "",
              "## Outcomes", "",
