@@ -43,6 +43,7 @@ if (not auth.load_users() and not common.identity_provider_secrets()
 common.startup()
 if not common.login_gate():
     st.stop()
+menu = st.sidebar.container()  # filled below, once the pages are declared: the menu sits on top
 common.sidebar()
 st.session_state[common.ROUTED_KEY] = True
 
@@ -56,8 +57,13 @@ PAGES = [
     st.Page("pages/playground.py", title="Playground", icon=":material/chat:", url_path="playground"),
     st.Page("pages/settings.py", title="Settings", icon=":material/settings:", url_path="settings"),
 ]
+navigation = st.navigation(PAGES)
+with menu:
+    for page in PAGES:
+        st.page_link(page)
+common.continue_to_requested()
 try:
-    st.navigation(PAGES).run()
+    navigation.run()
 except permissions.PermissionDenied as exc:
     common.error(exc)
 except Exception:

@@ -15,20 +15,39 @@ from core.rating import pairs
 from core.training import runs as training
 
 ROUTED_KEY = "studio.routed"
+REQUESTED_KEY = "studio.requested_page"  # (page file, query params) of a first direct request
 USER_KEY = "studio.user"
 ROLE_KEY = "studio.role"
 DATASET_KEY = "studio.dataset_id"
 
 
 def through_app() -> None:
-    """Send a page that Streamlit ran directly to the router first.
+    """Send a page that Streamlit ran directly to the router first, keeping where the user was going.
 
     Streamlit treats a `pages/` folder as a legacy multipage app until the router's
     st.navigation has run once in the server process, so the very first request for a deep link
-    (e.g. /author after a restart) would run the page without the router's setup.
+    (e.g. /train?dataset=1 after a restart) runs the page without the router's setup. The router
+    then continues to the requested page with its query parameters (`continue_to_requested`);
+    issue 25: it used to land on Home.
     """
-    if not st.session_state.get(ROUTED_KEY):
-        st.switch_page("app.py")
+    if st.session_state.get(ROUTED_KEY):
+        return
+    import inspect
+    from pathlib import Path
+
+    caller = inspect.stack()[1].filename  # the page file Streamlit ran
+    params = st.query_params.to_dict()
+    st.session_state[REQUESTED_KEY] = (f"pages/{Path(caller).name}", params)
+    st.switch_page("app.py", query_params=params)
+
+
+def continue_to_requested() -> None:
+    """In the router, after st.navigation: go on to the page a direct first request asked for."""
+    requested = st.session_state.pop(REQUESTED_KEY, None)
+    if requested:
+        path, params = requested
+        # The sidebar may have added the dataset; the request's own parameters win.
+        st.switch_page(path, query_params={**st.query_params.to_dict(), **params})
 
 
 @st.cache_resource

@@ -73,7 +73,7 @@ with tab_values:
             if group.status != "open":
                 continue
             key = group.value_hash
-            row = st.columns([0.3, 0.2, 0.5])
+            row = st.columns([0.25, 0.3, 0.45])  # wide enough for "Anonymise in 12 example(s)" uncut
             method = row[0].selectbox("Anonymise as", values.ANONYMISE_METHODS, key=f"pii.vm.{key}")
             if row[1].button(f"Anonymise in {group.example_count} example(s)", key=f"pii.va.{key}"):
                 changed = values.anonymise_everywhere(db, dataset.id, key, method=method, actor=common.user())

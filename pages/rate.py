@@ -87,10 +87,10 @@ POSITION_KEY, SKIPPED_KEY = key("position", session.id), key("skipped", session.
 STARTED_KEY, ADVANCE_KEY = key("started_at", session.id), key("advance", session.id)
 done, total = sessions.progress(db, session)
 st.progress(done / max(total, 1), text=f"{done} of {total} rated by you")
+common.caption(sessions.session_sentence(db, session))
 covered, rateable = sessions.run_progress(db, run_id)
-st.caption(f"Whole run: {covered} of {rateable} pairs have all the votes they need "
-           f"({sessions.raters_per_pair(db)} per pair; the {len(sessions.calibration_positions(db, run_id))} "
-           "calibration pairs from every rater).")
+common.caption(f"Whole run: {covered} of {rateable} pairs have the {sessions.raters_per_pair(db)} vote(s) "
+               f"each needs. {sessions.calibration_progress(db, run_id).sentence()}")
 
 if done >= total:
     common.success("Your session is complete. Here is what you rated, with identities revealed.")

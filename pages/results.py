@@ -67,17 +67,17 @@ if summary.per_criterion:
     st.caption(report_format.criterion_note(summary))
     st.dataframe(pd.DataFrame([dict(zip(report_format.CRITERION_HEADER, [r["criterion"], *report_format.criterion_cells(r)]))
                                for r in summary.per_criterion]), hide_index=True)
-st.subheader("Per rater (votes)")
-if summary.per_rater:
+if summary.per_rater:  # no empty section headings (issue 25)
+    st.subheader("Per rater (votes)")
     common.user_table([{**r, "position_bias_p": report_format.p_value(r["position_bias_p"])} for r in summary.per_rater], file_name=f"run-{run_id}-raters.csv", key="results.raters_csv")
 st.subheader("Agreement (calibration prompts every rater rates)")
 for line in export.agreement_lines(summary.agreement):
     st.markdown(line)  # names inside are escaped by export.agreement_lines
 if summary.agreement.get("pairwise"):
     st.plotly_chart(charts.agreement_heatmap(summary), width="stretch")
-st.subheader("Automatic checks")
 checks = stats.checks_table(summary.checks)
 if checks:
+    st.subheader("Automatic checks")
     st.dataframe(pd.DataFrame(checks), hide_index=True)
 else:
     st.caption("No automatic checks: the dataset has no output convention or glossary, and no losses were measured.")

@@ -2,6 +2,7 @@
 
 import time
 from dataclasses import asdict, fields
+from datetime import datetime
 
 import pandas as pd
 import streamlit as st
@@ -12,13 +13,16 @@ from core.models import registry
 from core.platform import permissions
 from core.reports import charts
 from core.training import config as training_config
+from core.training import eta, versions
+from core.training import run_card as run_card_words
 from core.training import runs as training
-from core.training import versions
 from pages import common
 
 common.through_app()
 
-RUN_KEY = "train.run_id"
+RUN_KEY = "train.run_id"  # common.choose_run's key for this page
+CANCEL_ERROR_KEY = "train.cancel_error"
+TABS = ["New run", "Runs", "Compare"]
 
 @st.cache_data(ttl=3600, max_entries=64, show_spinner="Counting tokens…")
 def cached_estimate(version_id: int, config_json: str, base_model: str, throughput: float) -> training_config.Estimate:
@@ -29,13 +33,22 @@ def cached_estimate(version_id: int, config_json: str, base_model: str, throughp
                                     training_config.TrainingConfig.from_json(config_json), base_model)
 
 
+@st.cache_data(ttl=20, show_spinner=False)
+def machine_now() -> eta.MachineLoad:
+    """What else this machine is doing; re-measured at most every 20 s (it samples for 0.3 s)."""
+    return eta.machine_load()
+
+
 st.title("Train")
 db = common.db()
 dataset = common.require_dataset()
 frozen = versions.list_versions(db, dataset.id)
 
-# Only the open tab runs (on_change="rerun"), so the live panels poll only while "Runs" is shown.
-tab_new, tab_runs, tab_compare = st.tabs(["New run", "Runs", "Compare"], key="train.tab", on_change="rerun")
+# Only the open tab runs, so the live panels poll only while "Runs" is shown. The tab lives in the URL
+# (?tab=Runs&run=3), so a reload keeps it; without one, a live run opens first.
+live_run = any(not r.finished for r in training.list_runs(db, dataset.id))
+tab_new, tab_runs, tab_compare = st.tabs(TABS, key="tab", bind="query-params",
+                                         default="Runs" if live_run else "New run")
 with tab_new:
     if not frozen:
         st.info("Freeze a PII-clean version on the Author page first.")
@@ -79,12 +92,19 @@ with tab_new:
         except registry.ModelUnavailable as exc:
             common.error(exc)
             st.stop()
+        load = machine_now()
+        estimate = eta.on_this_machine(estimate, load)
         c = st.columns(4)
         c[0].metric("Training tokens", f"{estimate.train_tokens:,}")
         c[1].metric("Optimizer steps", estimate.steps)
         c[2].metric("Peak memory (est.)", f"{estimate.peak_memory_mb:,} MB")
-        c[3].metric("Duration (est.)", f"{estimate.duration_s // 60:.0f} min {estimate.duration_s % 60:.0f} s")
-        common.caption(f"Duration at {estimate.tokens_per_s:g} training tokens/s: {estimate.basis}.")
+        c[3].metric("Duration (est.)", eta.duration_words(estimate.duration_s),
+                    help=f"Started now, it should finish around "
+                         f"{datetime.fromtimestamp(time.time() + estimate.duration_s):%H:%M}.")
+        if load.busy:
+            common.warning(load.sentence())
+        common.caption(f"Duration at {estimate.tokens_per_s:g} training tokens/s: {estimate.basis}. Started now, "
+                       f"it should finish around {datetime.fromtimestamp(time.time() + estimate.duration_s):%H:%M}.")
         if not estimate.fits:
             common.warning(f"Estimated peak memory exceeds the {estimate.available_memory_mb:,} MB available here.")
         st.caption("Build vs buy: the same training tokens at hosted fine-tuning rates (edit the rates)")
@@ -106,6 +126,91 @@ with tab_new:
             except (datasets.DatasetError, training.RunError, registry.ModelUnavailable, permissions.PermissionDenied) as exc:
                 common.error(str(exc))
 
+def cancel(run_id: int) -> None:
+    """Callback: runs before the next script or fragment run, so a poll cannot swallow the click."""
+    try:
+        training.cancel_run(common.db(), run_id, actor=common.user())
+    except permissions.PermissionDenied as exc:
+        st.session_state[CANCEL_ERROR_KEY] = str(exc)
+
+
+def run_card(run: training.TrainingRun, events: list) -> None:
+    """A finished run in words; the numbers and the raw log behind "Technical details"."""
+    with st.container(border=True):
+        for title, text in run_card_words.describe(run, events).lines():
+            st.markdown(f"**{title}:** {common.md_escape(text)}")
+
+
+def technical_details(run: training.TrainingRun) -> None:
+    with st.expander("Technical details"):
+        if run.metrics:
+            st.dataframe(pd.DataFrame([{"metric": k, "value": str(v)} for k, v in run.metrics.items()
+                                       if k != "behaviour_curve" and v is not None]), hide_index=True)
+        if run.error:
+            st.code(run.error, language=None)
+        log = run_card_words.readable_log(run.log_tail)
+        if log:
+            st.caption("Log (progress bars and library warnings left out)")
+            st.code(log[-3000:], language=None)
+
+
+def live_panel(run_id: int) -> None:
+    """Progress, actions and the finished card of one run; polled while the run is live."""
+    live_db = common.db()
+    training.reconcile(live_db)
+    run = training.get_run(live_db, run_id)
+    events = training.run_events(live_db, run_id)
+    last = events[-1] if events else None
+    common.polled("train.live", (run.status, run.phase, run.cancel_requested, last.step if last else None,
+                                 run.error[:80]), not run.finished)
+    cols = st.columns(5)
+    cols[0].metric("Status", run.status)
+    cols[1].metric("Step", f"{last.step if last else 0}/{run.total_steps or '?'}")
+    cols[2].metric("Epoch", f"{(last.epoch or 0):.2f}" if last else "0")
+    cols[3].metric("Tokens/s", f"{last.tokens_per_s or 0:.0f}" if last else "–")
+    cols[4].metric("Peak memory", f"{last.memory_mb or 0:,.0f} MB" if last else "–")
+    if run.status == "running":
+        left = eta.time_left(run, events, time.time())
+        at_most = left.basis == "measured" and run.config.early_stopping and run.config.behaviour_checks
+        st.progress(min(1.0, (last.step if last else 0) / (run.total_steps or 1)),
+                    text=f"{run.phase or 'running'} · {eta.duration_words(left.elapsed_s)} elapsed · "
+                         f"{left.sentence(at_most)}")
+    # The confirmation comes from the database, so it stays through every refresh until the run stops.
+    if run.cancel_requested and not run.finished:
+        st.info("Cancelling — stops at the next step (the adapter trained so far is saved).")
+    if st.session_state.get(CANCEL_ERROR_KEY):
+        common.error(st.session_state.pop(CANCEL_ERROR_KEY))
+    actions = st.columns(3)
+    if not run.finished:
+        actions[0].button("Cancel", key=f"train.cancel.{run_id}", on_click=cancel, args=(run_id,),
+                          disabled=run.cancel_requested)
+    if events:
+        # A stable key lets the chart update in place instead of being rebuilt each poll.
+        st.plotly_chart(charts.training_curves({f"run {run_id}": events}), width="stretch",
+                        key=f"train.curves.{run_id}")
+    if run.finished:
+        run_card(run, events)
+    elif run.error:
+        common.error(run.error.split("\n\n")[0])
+    curve = run.metrics.get("behaviour_curve")
+    if curve:
+        common.caption("Behaviour during training: held-out format compliance on the probe prompts and "
+                       "held-out loss at each check.")
+        st.dataframe(pd.DataFrame(curve), hide_index=True)
+    if run.finished or run.log_tail:
+        technical_details(run)
+    if run.finished and run.status in ("interrupted", "cancelled", "failed") and actions[1].button("Resume"):
+        training.resume_run(live_db, run_id, actor=common.user())
+        st.rerun()
+    if run.finished and common.allowed("delete_run") and actions[2].button("Delete run"):
+        training.delete_run(live_db, run_id, actor=common.user())
+        st.session_state.pop(RUN_KEY, None)
+        st.query_params.pop("run", None)
+        st.rerun()
+    if run.adapter_path:
+        common.caption(f"Adapter: {run.adapter_path} · sha256 {run.adapter_sha256}")
+
+
 with tab_runs:
     runs = training.list_runs(db, dataset.id) if tab_runs.open else []
     if tab_runs.open and not runs:
@@ -121,75 +226,27 @@ with tab_runs:
             common.show_queue(live_db, queue.items(live_db))
             common.polled("train.runs", [(r.id, r.status, r.phase, r.metrics.get("eval_loss")) for r in current],
                           any(not r.finished for r in current))
+
+            def train_loss(r: training.TrainingRun) -> str:
+                loss = r.metrics.get("train_loss")
+                if loss is None and not r.finished:  # while running: the latest step's loss
+                    loss = next((e.loss for e in reversed(training.run_events(live_db, r.id)) if e.loss is not None),
+                                None)
+                return "–" if loss is None else f"{loss:.3f}"
+
             st.dataframe(pd.DataFrame([{
                 "run": r.id, "status": r.status + (f" ({r.phase})" if r.phase and not r.finished else ""),
                 "preset": r.preset, "version": r.dataset_version_id, "approval": r.approval or "–",
-                "train loss": "–" if r.metrics.get("train_loss") is None else f"{r.metrics['train_loss']:.3f}",
+                "train loss": train_loss(r),
                 "held-out loss": "–" if r.metrics.get("eval_loss") is None else f"{r.metrics['eval_loss']:.3f}",
                 "queued at": r.queued_at} for r in current]), hide_index=True)
 
         runs_table(dataset.id)
-        ids = [r.id for r in runs]
-        chosen = st.session_state.get(RUN_KEY)
-        run_id = st.selectbox("Run", ids, index=ids.index(chosen) if chosen in ids else 0, format_func=lambda i: f"Run {i}")
-        st.session_state[RUN_KEY] = run_id
-
-        @st.fragment(run_every=common.poll_every("train.live", not training.get_run(db, run_id).finished))
-        def live(run_id: int) -> None:
-            live_db = common.db()
-            training.reconcile(live_db)
-            run = training.get_run(live_db, run_id)
-            events = training.run_events(live_db, run_id)
-            last = events[-1] if events else None
-            common.polled("train.live", (run.status, run.phase, last.step if last else None, run.error[:80]),
-                          not run.finished)
-            cols = st.columns(5)
-            cols[0].metric("Status", run.status)
-            cols[1].metric("Step", f"{last.step if last else 0}/{run.total_steps or '?'}")
-            cols[2].metric("Epoch", f"{(last.epoch or 0):.2f}" if last else "0")
-            cols[3].metric("Tokens/s", f"{last.tokens_per_s or 0:.0f}" if last else "–")
-            cols[4].metric("Peak memory", f"{last.memory_mb or 0:,.0f} MB" if last else "–")
-            if run.status == "running":
-                elapsed, left = training.time_left_s(run, events, time.time())
-                eta = "time left: measuring…" if left is None else f"about {left // 60:.0f} min {left % 60:.0f} s left"
-                if left is not None and run.config.early_stopping and run.config.behaviour_checks:
-                    eta = f"at most {left // 60:.0f} min {left % 60:.0f} s left (early stopping may end it sooner)"
-                st.progress(min(1.0, (last.step if last else 0) / (run.total_steps or 1)),
-                            text=f"{run.phase or 'running'} · {elapsed // 60:.0f} min {elapsed % 60:.0f} s elapsed · {eta}")
-            if events:
-                # A stable key lets the chart update in place instead of being rebuilt each poll.
-                st.plotly_chart(charts.training_curves({f"run {run_id}": events}), width="stretch",
-                                key=f"train.curves.{run_id}")
-            if run.error:
-                common.error(run.error.split("\n\n")[0])
-                with st.expander("Traceback"):
-                    st.code(run.error, language=None)
-            if run.log_tail or run.status == "running":
-                with st.expander("Log tail"):
-                    st.code(run.log_tail[-3000:] or "(written when the run ends)", language=None)
-            curve = run.metrics.get("behaviour_curve")
-            if curve:
-                common.caption("Behaviour during training: held-out format compliance on the probe prompts and "
-                               "held-out loss at each check." + (f" Stopped early: {run.metrics['stopped_early']}."
-                                                                 if run.metrics.get("stopped_early") else ""))
-                st.dataframe(pd.DataFrame(curve), hide_index=True)
-            if run.metrics:
-                st.json({k: v for k, v in run.metrics.items() if k != "behaviour_curve"})
-
+        # This session's choice, else the URL's run, else a live run, else the newest (kept in the URL).
+        run_id = common.choose_run("train", runs, prefer=[r.id for r in runs if not r.finished])
+        live = st.fragment(run_every=common.poll_every("train.live", not training.get_run(db, run_id).finished))(
+            live_panel)
         live(run_id)
-        run = training.get_run(db, run_id)
-        actions = st.columns(3)
-        if run.status in ("queued", "running") and actions[0].button("Cancel"):
-            training.cancel_run(db, run_id, actor=common.user())
-            st.info("Cancel requested: the run saves and stops at the next step.")
-        if run.status in ("interrupted", "cancelled", "failed") and actions[1].button("Resume"):
-            training.resume_run(db, run_id, actor=common.user())
-            st.rerun()
-        if run.finished and common.allowed("delete_run") and actions[2].button("Delete run"):
-            training.delete_run(db, run_id, actor=common.user())
-            st.rerun()
-        if run.adapter_path:
-            common.caption(f"Adapter: {run.adapter_path} · sha256 {run.adapter_sha256}")
 
 with tab_compare:
     runs = training.list_runs(db, dataset.id)

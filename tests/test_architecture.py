@@ -23,7 +23,7 @@ def test_no_source_file_in_core_mentions_streamlit_import():
 
 
 def test_pages_have_no_sql_or_subprocess():
-    for path in (REPO / "pages").glob("*.py"):
+    for path in (REPO / "pages").rglob("*.py"):
         text = path.read_text()
         for forbidden in ("SELECT ", "INSERT ", "subprocess", "import torch", "presidio"):
             assert forbidden not in text, f"{path.name} contains {forbidden!r}"

@@ -115,3 +115,21 @@ def test_filters_and_pagination(db):
     assert total == 1
     hits, total = examples.list_examples(db, dataset.id, examples.ExampleFilter(text="%_off"))
     assert total == 30
+
+
+def test_the_system_prompt_most_examples_share_is_offered_once(db):
+    from core.curation import system_prompt
+
+    same = "You triage client intake e-mails for Hale & Partners."
+    rows = [[{"role": "system", "content": same}, {"role": "user", "content": f"q{i}"},
+             {"role": "assistant", "content": "a"}] for i in range(4)]
+    rows += [[{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]]
+    found = system_prompt.shared_prompt(rows)
+    assert (found.text, found.used_by, found.examples) == (same, 4, 5)  # 4 of 5 = 80 %
+    assert found.sentence() == "4 of 5 examples share this system prompt."
+    assert system_prompt.shared_prompt(rows + [[{'role': 'user', 'content': 'other'}]]) is None  # 4 of 6 is not most of them
+    dataset = datasets.create_dataset(db, "intake")
+    for messages in rows:
+        examples.save_example(db, dataset, messages)
+    assert system_prompt.offer(db, dataset.id, "").text == same
+    assert system_prompt.offer(db, dataset.id, same) is None  # already the reusable prompt

@@ -333,3 +333,100 @@ def test_run_pickers_ask_which_runs_have_pairs_and_votes_in_one_query(rated_db):
     session = sessions.start_session(db, second, "Dana")
     sessions.record_rating(db, session, session.order[0][0], "A")
     assert sessions.rated_runs(db, [first, second, bare]) == {second}
+def live_run(db_path, estimated_s: float = 600):
+    """A frozen demo version and a run that this test process claims (so it counts as alive)."""
+    import os
+
+    from core.curation import demo
+    from core.pii import scan
+
+    db = store.connect(db_path)
+    demo.seed_demo(db)
+    scan.scan_dataset(db, 1)
+    version = versions.freeze(db, datasets.get_dataset(db, 1))
+    run = runs.start_run(db, version, preset="smoke-test", launch=False, estimated_s=estimated_s)
+    assert runs.claim_run(db, run.id, os.getpid())
+    runs.record_progress(db, run.id, {"step": 1, "loss": 2.5}, {"total_steps": 30})
+    return db, version, run
+
+
+def test_train_reload_during_a_run_opens_the_run_and_cancel_takes_effect_and_stays_confirmed(db_path, model_dir):
+    db, version, running = live_run(db_path)
+    finished = runs.start_run(db, version, preset="smoke-test", launch=False, allow_duplicate=True)
+    runs.cancel_run(db, finished.id)  # a newer, finished run: the live one must still open first
+    at = app("pages/train.py")
+    # Issue 25 item 6: a reload lands on the running run, not on "New run", and the URL says so.
+    assert at.session_state["tab"] == "Runs"
+    assert at.session_state["train.run_id"] == running.id and at.query_params["run"] == str(running.id)
+    assert any(m.label == "Status" and m.value == "running" for m in at.metric)
+    assert "train loss" in at.dataframe[-1].value.columns
+    assert "2.500" in at.dataframe[-1].value["train loss"].tolist()  # the latest step's loss while running
+    progress = " ".join(str(p.proto.text) for p in at.get("progress"))
+    assert "pre-launch estimate" in progress and "finishes around" in progress
+    # Item 2: the click is applied by a callback and confirmed from the database on every refresh.
+    at.button(key=f"train.cancel.{running.id}").click().run()
+    assert not at.exception
+    assert runs.get_run(db, running.id).cancel_requested
+    assert any(i.value.startswith("Cancelling — stops at the next step") for i in at.info)
+    at.run()  # the panel refreshes
+    assert any(i.value.startswith("Cancelling — stops at the next step") for i in at.info)
+    assert at.button(key=f"train.cancel.{running.id}").disabled
+
+
+def test_train_url_tab_and_run_are_kept(db_path, model_dir):
+    db, version, running = live_run(db_path)
+    other = runs.start_run(db, version, preset="smoke-test", launch=False, allow_duplicate=True)
+    at = AppTest.from_file("../app.py", default_timeout=120)
+    at.query_params["tab"] = "Compare"
+    at.run()
+    at.switch_page("pages/train.py").run()
+    assert at.session_state["tab"] == "Compare"
+    linked = AppTest.from_file("../app.py", default_timeout=120)
+    linked.query_params["tab"] = "Runs"
+    linked.query_params["run"] = str(other.id)
+    linked.run()
+    linked.switch_page("pages/train.py").run()
+    assert linked.session_state["train.run_id"] == other.id
+
+
+def test_a_finished_run_reads_as_a_card_with_the_raw_log_behind_technical_details(db_path, model_dir):
+    db, _version, run = live_run(db_path)
+    metrics = {"train_loss": 1.1, "eval_loss": 1.4, "duration_s": 95.0, "tokens_per_s": 80.2, "steps": 30,
+               "train_examples": 76, "time_to_format_s": None, "stopped_early": None}
+    log = "/x.py:3: FutureWarning: old\n  warnings.warn(x)\n 50%|█████     | 15/30 [00:40<00:40]\nsaved adapter\n"
+    runs.record_progress(db, run.id, {"step": 30, "loss": 0.9}, {})
+    runs.finish_run(db, runs.get_run(db, run.id), {"status": "succeeded", "metrics_json": json.dumps(metrics)}, log)
+    at = app("pages/train.py")
+    at.query_params["tab"] = "Runs"
+    at.session_state["tab"] = "Runs"
+    at.run()
+    card = " ".join(m.value for m in at.markdown).replace("\\", "")  # text arrives Markdown-escaped
+    assert "**What it learnt:** Its training loss fell from 2.50 to 0.90" in card
+    assert "**Why it stopped:** It completed its planned steps." in card
+    assert not at.json  # no raw JSON with nulls
+    labels = [e.label for e in at.expander]
+    assert "Technical details" in labels and "Log tail" not in labels
+    assert [c.value for c in at.code] == ["saved adapter"]
+
+
+def test_author_new_dataset_form_closes_and_the_shared_system_prompt_is_offered(db_path, model_dir):
+    at = app("pages/author.py")
+    name = next(t for t in at.text_input if t.label == "Name")
+    name.set_value("Intake")
+    next(t for t in at.text_area if t.label == "What should the model learn?").set_value("Triage e-mails")
+    next(b for b in at.button if b.label == "Create dataset").click().run()
+    assert not at.exception
+    assert any("Created dataset Intake" in s.value for s in at.success)
+    assert at.session_state["author.new_dataset_open"] is False  # the form closed
+    db = store.connect(db_path)
+    dataset = datasets.get_dataset(db, "Intake")
+    lines = "\n".join(json.dumps({"messages": [{"role": "system", "content": "You triage intake e-mails."},
+                                               {"role": "user", "content": f"Mail {i}"},
+                                               {"role": "assistant", "content": "Matter: new"}]}) for i in range(5))
+    importing.import_jsonl(db, dataset, lines.encode(), source="intake.jsonl")
+    at.run()
+    assert any(i.value.startswith("5 of 5 examples share this system prompt") for i in at.info)
+    at.button(key="author.use_system_prompt.settings").click().run()
+    assert not at.exception
+    assert datasets.get_dataset(db, dataset.id).system_prompt == "You triage intake e-mails."
+    assert not any("share this system prompt" in i.value for i in at.info)

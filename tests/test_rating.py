@@ -12,7 +12,7 @@ from core.curation import datasets, examples
 from core.platform import processes, store
 from core.rating import pairs as answer_pairs
 from core.rating import sessions
-from core.training import runs, versions
+from core.training import eta, runs, versions
 
 
 def run_id(db) -> int:
@@ -161,11 +161,19 @@ def test_the_whole_runs_progress_counts_pairs_with_enough_votes(rated_db):
     for position, _left in dana.order:
         sessions.record_rating(db, dana, position, "tie")
     assert sessions.run_progress(db, rid) == (rateable, rateable)
-    sam = sessions.start_session(db, rid, "Sam")  # a second rater: the calibration pairs need Sam's votes too
+    assert sessions.calibration_progress(db, rid).complete == 1
+    # Issue 25: a second rater joining does not undo the whole run's progress; calibration says its own.
+    sam = sessions.start_session(db, rid, "Sam")
     calibration = sessions.calibration_positions(db, rid)
-    assert sessions.run_progress(db, rid) == (rateable - len(calibration), rateable)
-    sessions.record_rating(db, sam, next(iter(calibration)), "tie")
-    assert sessions.run_progress(db, rid) == (rateable - len(calibration) + 1, rateable)
+    assert sessions.run_progress(db, rid) == (rateable, rateable)
+    assert sessions.calibration_progress(db, rid) == sessions.CalibrationProgress(len(calibration), 2, 1)
+    assert sessions.calibration_progress(db, rid).sentence().endswith("1 of 2 raters have rated all of them.")
+    if len(calibration) < rateable:  # Sam only gets the calibration pairs: the others have their vote
+        assert sessions.session_sentence(db, sam).startswith(
+            f"You rate {len(calibration)} of the {rateable} pairs: the {len(calibration)} calibration pairs")
+    for position in calibration:
+        sessions.record_rating(db, sam, position, "tie")
+    assert sessions.calibration_progress(db, rid).complete == 2
 
 
 def test_time_left_comes_from_measured_step_times(db, model_dir):
@@ -184,5 +192,7 @@ def test_time_left_comes_from_measured_step_times(db, model_dir):
     events = [runs.RunEvent(1, 0.1, 2.0, None, 1e-4, 50.0, 900.0, "2026-12-01T10:01:00+00:00"),
               runs.RunEvent(5, 0.5, 1.5, None, 1e-4, 50.0, 900.0, "2026-12-01T10:01:40+00:00")]
     now = datetime.fromisoformat("2026-12-01T10:02:00+00:00").timestamp()
-    assert runs.time_left_s(run, events, now) == (120.0, 50.0)  # 10 s a step, 5 steps to go
-    assert runs.time_left_s(run, events[:1], now) == (120.0, None)
+    # 10 s a step, 5 steps to go, 20 s into the next one: 30 s, floored at the 4 steps after it.
+    left = eta.time_left(run, events, now)
+    assert (left.elapsed_s, left.left_s, left.basis) == (120.0, 40.0, "measured")
+    assert (eta.time_left(run, events[:1], now).elapsed_s, eta.time_left(run, events[:1], now).left_s) == (120.0, None)

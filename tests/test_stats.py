@@ -173,8 +173,9 @@ def test_exports_carry_lineage_and_html_is_self_contained(rated_db):
         text = export.render(db, rid, fmt, "admin")
         assert run.adapter_sha256 in text
     html = export.render(db, rid, "html", "admin")
-    assert external_references(html) == [] and "Plotly" in html
-    assert "Content-Security-Policy" in html
+    # Issue 25: no script at all, and a size proportionate to a few tables (plotly.js made it 4.8 MB).
+    assert external_references(html) == [] and "<script" not in html and len(html.encode()) < 100_000
+    assert "Content-Security-Policy" in html and "script-src" not in html
     assert "<script>alert(1)</script>" not in html
     data = json.loads(export.render(db, rid, "json", "admin"))
     assert data["lineage"]["dataset_version_sha256"] and data["lineage"]["base_model"]
@@ -253,10 +254,18 @@ def test_the_html_report_is_a_document_with_example_pairs_shown_as_text(rated_db
         def handle_starttag(self, tag, attrs):
             tags.append(tag)
 
-    Tags().feed(page.split("<h2>Outcomes</h2>", 1)[1])  # after the inlined plotly.js
-    assert "img" not in tags and {"table", "h2", "pre", "dl"} <= set(tags)
-    assert "&lt;img src=x onerror=alert(1)&gt;" in page and "Example pairs" in page
-    assert page.index("Lineage") > page.index("Example pairs") > page.index("Outcomes")
+    Tags().feed(page)
+    assert "img" not in tags and "script" not in tags and {"table", "h2", "pre", "dl", "section"} <= set(tags)
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    # Issue 25: a partner reads the finding first, then examples, then numbers; statistics and lineage
+    # in an appendix that starts a new printed page, lineage in words rather than a JSON dump.
+    finding = page.index("The tuned model&#x27;s answer was preferred on")
+    assert finding < page.index("<h2>Examples</h2>") < page.index("<h2>The numbers</h2>") < page.index(
+        "<h2>Appendix: how sure we are</h2>") < page.index("Where this result comes from")
+    assert page.index("Evidence (e-value)") > page.index("Appendix")
+    assert "Rated blind by 1 rater (Dana)" in page and "@media print" in page and "break-before:page" in page
+    assert '"run_config"' not in page and "Dataset fingerprint (sha256)" in page
+    assert "<title>Evaluation of run" not in page
     markdown = export.render(db, rid, "md", "admin")
     assert "~~~~text\n<img src=x onerror=alert(1)> ~ ~ ~ ~ [link](http://203.0.113.9)\n~~~~" in markdown
 

@@ -15,7 +15,7 @@ from core.cli.base import CliError, command, dataset_named, say
 from core.models import registry
 from core.rating import pairs as answer_pairs
 from core.rating import sessions
-from core.training import bundles, runs, versions
+from core.training import bundles, eta, runs, versions
 from core.training import config as training_config
 
 
@@ -44,7 +44,8 @@ def cmd_train(db: sqlite_utils.Database, args: argparse.Namespace) -> dict[str, 
     if len(overrides) != len(args.set):
         raise CliError("--set takes KEY=VALUE")
     config = config.with_overrides(overrides)
-    estimated = training_config.estimate(db, version, config, base).duration_s
+    # Scaled by what the machine is doing now, as on the Train page (issue 25).
+    estimated = eta.on_this_machine(training_config.estimate(db, version, config, base), eta.machine_load()).duration_s
     run = runs.start_run(db, version, base_model=base, preset=preset, config=config, actor=args.user,
                              estimated_s=estimated)
     if args.wait:

@@ -15,7 +15,7 @@ import sqlite_utils
 
 from core.platform import slots
 from core.rating import pairs, playground
-from core.training import run_records, runs
+from core.training import eta, run_records, runs
 
 GENERATION_PRIOR_S_PER_PAIR = 4.0  # 135M model, 160 new tokens, both sides, on 2 CPU cores (bench/)
 PLAYGROUND_PRIOR_S = 15.0  # a model load and one pair of answers
@@ -61,9 +61,8 @@ def items(db: sqlite_utils.Database, now_s: float | None = None) -> list[QueueIt
         if run.finished:
             continue
         if run.holds_process:
-            _elapsed, left = runs.time_left_s(run, runs.run_events(db, run.id), now_s)
-            if left is None and run.estimated_s:
-                left = max(0.0, run.estimated_s - _seconds_since(run.started_at, now_s))
+            # The same time left as the run panel shows (one function, never two answers).
+            left = eta.time_left(run, runs.run_events(db, run.id), now_s).left_s
             running.append(QueueItem("training", run.id, run.id, "running", 0, run.started_at or run.queued_at,
                                      left, None))
         else:

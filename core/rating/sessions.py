@@ -165,15 +165,47 @@ def session_positions(db: sqlite_utils.Database, session: RatingSession) -> list
 
 def run_progress(db: sqlite_utils.Database, run_id: int) -> tuple[int, int]:
     """The whole run's rating progress, for everyone: (pairs with at least k votes, rateable pairs).
-    Calibration pairs count when every rater who has started a session has rated them too."""
+    It means the same before and after a rater joins (issue 25: it fell from 12 of 12 to 2 of 12
+    when a second rater started); the calibration pairs' own progress is `calibration_progress`."""
     k = raters_per_pair(db)
     rateable = [p.position for p in answer_pairs.pairs(db, run_id) if not p.identical]
     votes = dict(db.execute("SELECT position, count(*) FROM ratings WHERE run_id = ? GROUP BY position",
                             [run_id]).fetchall())
-    raters = db.execute("SELECT count(*) FROM rating_sessions WHERE run_id = ?", [run_id]).fetchone()[0]
+    return sum(votes.get(p, 0) >= k for p in rateable), len(rateable)
+
+
+@dataclass(frozen=True)
+class CalibrationProgress:
+    pairs: int  # calibration pairs in the run
+    raters: int  # raters who started a session
+    complete: int  # of them, those who rated every calibration pair
+
+    def sentence(self) -> str:
+        return (f"Calibration: {self.pairs} pairs that every rater rates, so the studio can measure how far "
+                f"raters agree; {self.complete} of {self.raters} rater{'s' if self.raters != 1 else ''} "
+                "have rated all of them.")
+
+
+def calibration_progress(db: sqlite_utils.Database, run_id: int) -> CalibrationProgress:
     calibration = calibration_positions(db, run_id)
-    needed = {p: max(k, raters) if p in calibration else k for p in rateable}
-    return sum(votes.get(p, 0) >= needed[p] for p in rateable), len(rateable)
+    raters = [r[0] for r in db.execute("SELECT rater FROM rating_sessions WHERE run_id = ?", [run_id])]
+    done = dict(db.execute(
+        "SELECT rater, count(DISTINCT position) FROM ratings WHERE run_id = ? AND position IN "
+        f"({', '.join('?' * len(calibration)) or 'NULL'}) GROUP BY rater", [run_id, *calibration]).fetchall())
+    return CalibrationProgress(len(calibration), len(raters),
+                               sum(done.get(r, 0) >= len(calibration) for r in raters))
+
+
+def session_sentence(db: sqlite_utils.Database, session: RatingSession) -> str:
+    """Why a rater has the number of pairs they have, in one sentence."""
+    _done, total = progress(db, session)
+    rateable = len(session.order)
+    if total >= rateable:
+        return f"You rate all {rateable} pairs."
+    calibration = len(calibration_positions(db, session.run_id))
+    return (f"You rate {total} of the {rateable} pairs: the {calibration} calibration pairs every rater rates, "
+            f"plus any that still need a vote (the others already have the {raters_per_pair(db)} "
+            "vote(s) each pair needs).")
 
 
 def progress(db: sqlite_utils.Database, session: RatingSession) -> tuple[int, int]:

@@ -79,7 +79,10 @@ agreement_lines = report_format.agreement_lines  # Results shows the same senten
 
 def summary_markdown(summary: stats.Summary) -> str:
     o, po = summary.outcomes, summary.prompt_outcomes
-    lines = [f"# Evaluation of run {summary.run_id}", "", summary.verdict_text, "",
+    dataset = summary.lineage.get("dataset")
+    title = f"{markdown_cell(dataset)}: does the tuned model answer better? (run {summary.run_id})" if dataset else \
+        f"Evaluation of run {summary.run_id}"
+    lines = [f"# {title}", "", summary.verdict_text, "",
              "## Outcomes", "",
              "| unit | tuned better | base better | tied (automatic) | both bad | total |",
              "|---|---|---|---|---|---|",

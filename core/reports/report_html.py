@@ -1,27 +1,36 @@
-"""The evaluation as a self-contained HTML document a team lead can hand round (opens offline).
+"""The evaluation as a self-contained HTML document for a partner (opens offline, prints well).
 
-Structure: headline sentence, outcome chart, a table per section with one-line explanations,
-example pairs with every vote, definitions, lineage. Every piece of user or model text goes
-through html.escape; charts come from core.reports.charts with escaped labels; a Content-Security-Policy
-forbids fetching anything.
+Order (issue 25): the plain finding (what changed, on how many held-out requests, who rated, when),
+then examples, then the numbers; statistics, definitions and lineage in an appendix written for
+people. No script: the outcome chart is drawn in HTML, so the file stays a few tens of kilobytes
+(it inlined plotly.js, 4.8 MB). Print CSS starts the appendix on a new page. Every piece of user or
+model text goes through html.escape; a Content-Security-Policy forbids fetching or running anything.
 """
 
 from __future__ import annotations
 
-import json
 from html import escape
+from typing import Any
 
-from core.reports import charts, report_format
+from core.reports import report_format
 from core.reports.summary import Summary, checks_table
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:62rem;margin:2rem auto;padding:0 1rem;color:#222;line-height:1.45}
-h1{font-size:1.7rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
+h1{font-size:1.7rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd;
+padding-bottom:.2rem}.byline{color:#555;margin-top:0}
 .headline{font-size:1.15rem;background:#eef6f4;border-left:4px solid #2a9d8f;padding:.8rem 1rem}
 table{border-collapse:collapse;margin:.6rem 0}td,th{border:1px solid #ddd;padding:.3rem .6rem;text-align:left;
 vertical-align:top}th{background:#f6f6f6}.note{color:#666;font-size:.9rem}
 pre{white-space:pre-wrap;background:#f8f8f8;padding:.5rem;margin:0;font-size:.85rem}
 table.pairs{width:100%;table-layout:fixed}
+.bar{display:flex;height:1.6rem;border-radius:.2rem;overflow:hidden;margin:.6rem 0;font-size:.8rem;color:#fff}
+.bar span{display:flex;align-items:center;justify-content:center;white-space:nowrap;overflow:hidden}
+.tuned{background:#2a9d8f}.base{background:#e76f51}.tie{background:#8d99ae}.bothbad{background:#6d597a}
+.legend span{margin-right:1rem}.legend i{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem}
+@page{margin:1.5cm}
+@media print{body{margin:0;max-width:none}.appendix{break-before:page;page-break-before:always}
+table,.example,.headline{break-inside:avoid;page-break-inside:avoid}h2{break-after:avoid;page-break-after:avoid}}
 """
 
 
@@ -36,45 +45,92 @@ def _note(text: str) -> str:
     return f"<p class='note'>{escape(text)}</p>"
 
 
+def _finding(s: Summary) -> str:
+    """What changed, on how many held-out requests, who rated, when: in words, before any statistic."""
+    po, lin = s.prompt_outcomes, s.lineage
+    raters = lin.get("raters") or []
+    who = (f"{len(raters)} rater{'s' if len(raters) != 1 else ''} ({', '.join(raters)})" if raters else "nobody yet")
+    first, last = (lin.get("first_rating") or "")[:10], (lin.get("last_rating") or "")[:10]
+    when = f" on {first}" if first and first == last else (f" between {first} and {last}" if first else "")
+    return (f"The tuned model's answer was preferred on {po.wins} of the {po.total} held-out requests and the "
+            f"base model's on {po.losses}; {po.ties} came out even, and on {po.both_bad} neither model's answer "
+            f"was right. Rated blind by {who}{when}, without knowing "
+            "which model wrote which answer.")
+
+
+def _outcome_bar(s: Summary) -> str:
+    """The prompt outcomes as one stacked bar, in HTML (no charting script in a document)."""
+    po = s.prompt_outcomes
+    parts = [("tuned", "tuned better", po.wins), ("base", "base better", po.losses), ("tie", "even", po.ties)]
+    total = max(1, sum(n for _c, _l, n in parts))
+    bar = "".join(f"<span class='{c}' style='width:{100 * n / total:.1f}%'>{n}</span>" for c, _l, n in parts if n)
+    legend = "".join(f"<span><i class='{c}'></i>{escape(label)}: {n}</span>" for c, label, n in parts)
+    return f"<div class='bar' role='img' aria-label='prompt outcomes'>{bar}</div><p class='legend note'>{legend}</p>"
+
+
+def _lineage(lin: dict[str, Any]) -> str:
+    """Where the result comes from, as sentences and a short table (not a JSON dump)."""
+    config = lin.get("run_config") or {}
+    rows = [["Dataset", escape(f"{lin.get('dataset')}, version {lin.get('dataset_version')}")],
+            ["Dataset fingerprint (sha256)", escape(str(lin.get("dataset_version_sha256") or "–"))],
+            ["Base model", escape(str(lin.get("base_model")))],
+            ["Training recipe", escape(f"preset {lin.get('preset')}: " + ", ".join(
+                f"{k} {config[k]}" for k in ("method", "epochs", "learning_rate", "lora_r") if k in config))],
+            ["Adapter fingerprint (sha256)", escape(str(lin.get("adapter_sha256") or "–"))],
+            ["Raters", escape(", ".join(lin.get("raters") or []) or "–")],
+            ["Ratings", escape(f"{lin.get('first_rating') or '–'} to {lin.get('last_rating') or '–'}")]]
+    if lin.get("pii_override"):
+        rows.append(["PII gate overridden because", escape(str(lin["pii_override"]))])
+    return _table(["", ""], rows)
+
+
 def render(summary: Summary) -> str:
     s, o, po = summary, summary.outcomes, summary.prompt_outcomes
-    parts = [f"<h1>Evaluation of run {s.run_id}</h1>", f"<p class='headline'>{escape(s.verdict_text)}</p>"]
-    parts.append(charts.outcome_bars(s).to_html(full_html=False, include_plotlyjs="inline"))
-    parts += ["<h2>Outcomes</h2>", _table(
-        ["unit", "tuned better", "base better", "ties (identical answers)", "both bad", "total"],
-        [["prompts", str(po.wins), str(po.losses), f"{po.ties} ({po.automatic_ties})", str(po.both_bad), str(po.total)],
-         ["votes", str(o.wins), str(o.losses), f"{o.ties} ({o.automatic_ties})", str(o.both_bad), str(o.total)]]),
-        f"<ul>{''.join(f'<li>{escape(line[2:])}</li>' for line in report_format.statistics_lines(s))}</ul>"]
-    if s.per_criterion:
-        parts += ["<h2>Scores per criterion</h2>", _note(report_format.criterion_note(s)),
-                  charts.criterion_comparison(s).to_html(full_html=False, include_plotlyjs=False),
-                  _table(report_format.CRITERION_HEADER,
-                         [[escape(c["criterion"]), *report_format.criterion_cells(c)] for c in s.per_criterion])]
-    parts += ["<h2>Raters</h2>", _note("Per rater, in votes. A left-pick rate far from 50 % suggests position bias."),
-              _table(["rater", "votes", "win rate", "left-pick rate", "position-bias p", "median time"],
-                     [[escape(r["rater"]), str(r["ratings"]), report_format.pct(r["win_rate"]), report_format.pct(r["left_pick_rate"]),
-                       report_format.p_value(r["position_bias_p"]), "–" if r["median_seconds"] is None else f"{r['median_seconds']:.1f} s"]
-                      for r in s.per_rater])]
-    a = s.agreement
-    parts.append("<h2>Agreement</h2>")
-    parts += [f"<p>{escape(line)}</p>" for line in report_format.agreement_lines(a, name=str)]
+    dataset = str(s.lineage.get("dataset") or "")
+    title = f"{dataset}: does the tuned model answer better?" if dataset else f"Evaluation of run {s.run_id}"
+    byline = (f"Run {s.run_id} · dataset version {s.lineage.get('dataset_version')} · base model "
+              f"{s.lineage.get('base_model')} · last rating {(s.lineage.get('last_rating') or '–')[:10]}")
+    parts = [f"<h1>{escape(title)}</h1>", f"<p class='byline'>{escape(byline)}</p>",
+             f"<p class='headline'>{escape(_finding(s))}</p>", f"<p>{escape(s.verdict_text)}</p>", _outcome_bar(s)]
     if s.example_pairs:
-        parts += ["<h2>Example pairs</h2>", _note("Prompts where raters split first; every vote shown.")]
+        parts += ["<h2>Examples</h2>", _note("Prompts where raters split first; every vote shown.")]
         for ex in s.example_pairs:
             votes = ", ".join(f"{escape(r)}: {escape(v.replace('_', ' '))}" for r, v in ex["votes"].items())
-            parts.append(_table(["prompt", "base model", "tuned model"],
-                                [[f"<pre>{escape(ex['prompt'])}</pre>", f"<pre>{escape(ex['base'])}</pre>",
-                                  f"<pre>{escape(ex['tuned'])}</pre>"]], "pairs") + f"<p class='note'>Votes — {votes}</p>")
+            parts.append("<div class='example'>" + _table(
+                ["request", "base model", "tuned model"],
+                [[f"<pre>{escape(ex['prompt'])}</pre>", f"<pre>{escape(ex['base'])}</pre>",
+                  f"<pre>{escape(ex['tuned'])}</pre>"]], "pairs") + f"<p class='note'>Votes — {votes}</p></div>")
+    parts += ["<h2>The numbers</h2>", _table(
+        ["unit", "tuned better", "base better", "ties (identical answers)", "both bad", "total"],
+        [["prompts", str(po.wins), str(po.losses), f"{po.ties} ({po.automatic_ties})", str(po.both_bad), str(po.total)],
+         ["votes", str(o.wins), str(o.losses), f"{o.ties} ({o.automatic_ties})", str(o.both_bad), str(o.total)]])]
+    if s.per_criterion:
+        parts += ["<h3>Scores per criterion</h3>", _note(report_format.criterion_note(s)),
+                  _table(report_format.CRITERION_HEADER,
+                         [[escape(c["criterion"]), *report_format.criterion_cells(c)] for c in s.per_criterion])]
     rows = checks_table(s.checks)
-    parts += ["<h2>Automatic checks</h2>",
-              _table(["check", "base", "tuned", "what it tells you"],
-                     [[escape(r["check"]), escape(r["base"]), escape(r["tuned"]), escape(r["what it tells you"])]
-                      for r in rows]),
-              "<h2>Definitions</h2>", "<dl>" + "".join(f"<dt><b>{escape(k)}</b></dt><dd>{escape(v)}</dd>"
+    if rows:  # no empty section headings
+        parts += ["<h3>Automatic checks</h3>",
+                  _table(["check", "base", "tuned", "what it tells you"],
+                         [[escape(r["check"]), escape(r["base"]), escape(r["tuned"]), escape(r["what it tells you"])]
+                          for r in rows])]
+    # The appendix: statistics, raters, agreement, definitions and lineage, for whoever checks the work.
+    parts += ["<section class='appendix'><h2>Appendix: how sure we are</h2>",
+              _note("For readers who want to check the result. The finding above does not depend on reading this."),
+              f"<ul>{''.join(f'<li>{escape(line[2:])}</li>' for line in report_format.statistics_lines(s))}</ul>"]
+    if s.per_rater:
+        parts += ["<h3>Raters</h3>", _note("Per rater, in votes. A left-pick rate far from 50 % suggests position bias."),
+                  _table(["rater", "votes", "win rate", "left-pick rate", "position-bias p", "median time"],
+                         [[escape(r["rater"]), str(r["ratings"]), report_format.pct(r["win_rate"]), report_format.pct(r["left_pick_rate"]),
+                           report_format.p_value(r["position_bias_p"]), "–" if r["median_seconds"] is None else f"{r['median_seconds']:.1f} s"]
+                          for r in s.per_rater])]
+    a = s.agreement
+    parts.append("<h3>Agreement between raters</h3>")
+    parts += [f"<p>{escape(line)}</p>" for line in report_format.agreement_lines(a, name=str)]
+    parts += ["<h3>Definitions</h3>", "<dl>" + "".join(f"<dt><b>{escape(k)}</b></dt><dd>{escape(v)}</dd>"
                                                        for k, v in s.definitions.items()) + "</dl>",
-              "<h2>Lineage</h2>", f"<pre>{escape(json.dumps(s.lineage, indent=2, default=str))}</pre>"]
+              "<h3>Where this result comes from</h3>", _lineage(s.lineage), "</section>"]
     return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; script-src 'unsafe-inline' "
-            "'unsafe-eval'; style-src 'unsafe-inline'; img-src data:\">"
-            f"<title>Evaluation of run {s.run_id}</title><style>{STYLE}</style></head><body>"
+            "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'\">"
+            f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
             + "".join(parts) + "</body></html>")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import sqlite_utils
@@ -135,15 +134,3 @@ def last_step(db: sqlite_utils.Database, run_id: int) -> int:
     """The highest step with a stored event (0: none), where a re-attached follower resumes."""
     row = db.execute("SELECT max(step) FROM run_events WHERE run_id = ?", [run_id]).fetchone()
     return int(row[0] or 0)
-
-
-def time_left_s(run: TrainingRun, events: list[RunEvent], now_s: float) -> tuple[float, float | None]:
-    """Seconds since the run started, and seconds left from the measured time per step so far
-    (None until two steps have been timed)."""
-    started = datetime.fromisoformat(run.started_at).timestamp() if run.started_at else now_s
-    stamps = [datetime.fromisoformat(e.created_at).timestamp() for e in events if e.loss is not None]
-    steps = [e.step for e in events if e.loss is not None]
-    if len(stamps) < 2 or not run.total_steps or steps[-1] <= steps[0]:
-        return now_s - started, None
-    per_step = (stamps[-1] - stamps[0]) / (steps[-1] - steps[0])
-    return now_s - started, max(0.0, (run.total_steps - steps[-1]) * per_step)

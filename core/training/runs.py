@@ -27,11 +27,10 @@ from core.training.run_records import (
     after_death,
     last_step,
     run_events,
-    time_left_s,
 )
 
 # The read model's names, re-exported: callers that launch or change runs read them from here too.
-__all__ = ["TERMINAL", "RunError", "RunEvent", "TrainingRun", "last_step", "run_events", "time_left_s"]
+__all__ = ["TERMINAL", "RunError", "RunEvent", "TrainingRun", "last_step", "run_events"]
 
 
 class DuplicateRun(RunError):

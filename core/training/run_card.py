@@ -1,0 +1,98 @@
+"""A finished run in words (what was learnt, how long, why it stopped, what next) and a readable log.
+
+Issue 25: the run panel showed raw metrics JSON with nulls and a log tail of tqdm bars and
+FutureWarnings. Domain experts read this card; the raw numbers stay behind "technical details".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from core.training.eta import duration_words
+from core.training.runs import RunEvent, TrainingRun
+
+# Progress bars redraw with carriage returns and block characters; warnings come as a
+# "...Warning: ..." line followed by the indented source line that raised them.
+_BAR = re.compile(r"\d+%\|.*\|")
+_WARNING = re.compile(r"\b\w*Warning\b:")
+
+
+@dataclass(frozen=True)
+class RunCard:
+    learnt: str
+    duration: str
+    stopped: str
+    next_step: str
+
+    def lines(self) -> list[tuple[str, str]]:
+        return [("What it learnt", self.learnt), ("How long", self.duration),
+                ("Why it stopped", self.stopped), ("What to do next", self.next_step)]
+
+
+def _loss_words(events: list[RunEvent], metrics: dict) -> str:
+    losses = [e.loss for e in events if e.loss is not None]
+    parts = []
+    if len(losses) >= 2:
+        change = "fell" if losses[-1] < losses[0] else "did not fall"
+        parts.append(f"Its training loss {change} from {losses[0]:.2f} to {losses[-1]:.2f} "
+                     "(lower means the answers in the training examples became more predictable to it)")
+    elif metrics.get("train_loss") is not None:
+        parts.append(f"Its average training loss was {metrics['train_loss']:.2f}")
+    if metrics.get("eval_loss") is not None:
+        parts.append(f"on held-out examples it never trained on, the loss was {metrics['eval_loss']:.2f}")
+    curve = metrics.get("behaviour_curve") or []
+    last = next((c for c in reversed(curve) if c.get("compliant") is not None), None)
+    if last:
+        parts.append(f"at the last check {last['compliant']} of {last['probed']} held-out answers kept the "
+                     "dataset's output format")
+    if metrics.get("time_to_format_s") is not None:
+        parts.append(f"it first kept the format after {duration_words(metrics['time_to_format_s'])}")
+    return ("; ".join(parts) + ".") if parts else "Nothing measured yet."
+
+
+def describe(run: TrainingRun, events: list[RunEvent]) -> RunCard:
+    """The card for a finished run. Sentences only say what the record holds; missing numbers are
+    left out rather than shown as null."""
+    m = run.metrics
+    if m.get("duration_s") is not None:
+        speed = f" at {m['tokens_per_s']:.0f} training tokens a second" if m.get("tokens_per_s") else ""
+        duration = (f"{duration_words(m['duration_s'])} of training, {m.get('steps', '?')} steps over "
+                    f"{m.get('train_examples', '?')} examples{speed}.")
+        if run.estimated_s:
+            duration += f" Estimated before launch: {duration_words(run.estimated_s)}."
+    else:
+        duration = "It did not get to train."
+    stopped = {
+        "succeeded": ("It stopped early: " + str(m["stopped_early"]) if m.get("stopped_early")
+                      else "It completed its planned steps."),
+        "cancelled": "It was cancelled; the adapter saved at that point is kept.",
+        "failed": "It failed: " + (run.error.split("\n\n")[0] if run.error else "no message was recorded."),
+        "interrupted": "Its process ended without recording an end (the studio or the machine stopped).",
+    }.get(run.status, f"It is {run.status}.")
+    next_step = {
+        "succeeded": "Generate answers and rate them blind on the Rate page; Results then says whether it helps.",
+        "cancelled": "Resume it to finish training, or start a new run with other settings.",
+        "failed": "Read the technical details below, fix the cause, then resume or start a new run.",
+        "interrupted": "Resume it: it continues from its last checkpoint.",
+    }.get(run.status, "Wait for it to finish.")
+    return RunCard(_loss_words(events, m), duration, stopped, next_step)
+
+
+def readable_log(text: str) -> str:
+    """The log without progress bars and warnings (and the source line each warning quotes)."""
+    kept: list[str] = []
+    skip_source = False
+    for raw in text.replace("\r", "\n").split("\n"):
+        line = raw.rstrip()
+        if skip_source and raw.startswith((" ", "\t")):
+            skip_source = False
+            continue
+        skip_source = False
+        if _WARNING.search(line):
+            skip_source = True
+            continue
+        if not line or _BAR.search(line) or "it/s]" in line or "s/it]" in line:
+            continue
+        kept.append(line)
+    return "\n".join(kept)

@@ -1,0 +1,121 @@
+"""Times a user can plan around (issue 25): the machine's load in the estimate, one smoothed time left
+with a finish time of day, shown alike by the queue and the run panel. Hand-made step timings."""
+
+import os
+import subprocess
+import sys
+from datetime import datetime
+
+from core.jobs import queue as work_queue
+from core.pii import scan
+from core.training import eta, run_card, runs, versions
+from core.training.config import Estimate, TrainingConfig
+
+T0 = datetime.fromisoformat("2026-12-01T10:00:00+00:00").timestamp()
+
+
+def stamp(seconds: float) -> str:
+    return datetime.fromtimestamp(T0 + seconds).astimezone().isoformat()
+
+
+def a_run(total_steps: int = 20, estimated_s: float | None = None, **extra) -> runs.TrainingRun:
+    return runs.TrainingRun(1, 1, "m", "small-data", TrainingConfig(), "running", 1, total_steps, False, None, None,
+                            extra.pop("metrics", {}), "", "", "dana", "", "", stamp(0), stamp(0), None,
+                            estimated_s=estimated_s, **extra)
+
+
+def events_at(times: dict[int, float]) -> list[runs.RunEvent]:
+    return [runs.RunEvent(step, None, 1.0, None, 1e-4, None, None, stamp(t)) for step, t in times.items()]
+
+
+def test_one_slow_step_moves_time_left_by_a_third_of_its_deviation():
+    # Steps of 10, 10, 10 s, then one of 30 s (the machine hiccupped), then 10 s again.
+    events = events_at({1: 10, 2: 20, 3: 30, 4: 40, 5: 70, 6: 80})
+    # Smoothed: 10, 10, 10, 0.3*30 + 0.7*10 = 16, 0.3*10 + 0.7*16 = 14.2 s a step.
+    assert abs(eta.smoothed_step_s([(e.step, T0 + t) for e, t in zip(events, (10, 20, 30, 40, 70, 80))]) - 14.2) < 1e-9
+    just_after_slow = eta.time_left(a_run(), events[:5], T0 + 70).left_s
+    # 15 steps to go: 15 x 16 = 240 s, where the last step alone (30 s) would have said 450 s.
+    assert just_after_slow == 240.0
+    after = eta.time_left(a_run(), events, T0 + 80)
+    assert abs(after.left_s - 14 * 14.2) < 1e-9 and after.left_s < just_after_slow  # shrinks again, no jump
+
+
+def test_time_left_counts_down_between_steps_and_gives_a_finish_time_of_day():
+    events = events_at({1: 10, 2: 20})  # 10 s a step, 18 to go
+    at_step = eta.time_left(a_run(), events, T0 + 20)
+    later = eta.time_left(a_run(), events, T0 + 26)
+    assert (at_step.left_s, later.left_s) == (180.0, 174.0)
+    # A step that takes longer than expected holds at the 17 steps after it, never below.
+    assert eta.time_left(a_run(), events, T0 + 60).left_s == 170.0
+    assert later.finish_at == datetime.fromtimestamp(T0 + 26 + 174)
+    assert later.sentence() == f"about 2 min 54 s left, finishes around {later.finish_at:%H:%M}"
+    assert later.sentence(at_most=True).startswith("at most 2 min 54 s left")
+
+
+def test_before_two_steps_are_timed_time_left_is_the_estimate_less_the_time_spent():
+    left = eta.time_left(a_run(estimated_s=600), events_at({1: 30}), T0 + 100)
+    assert (left.elapsed_s, left.left_s, left.basis) == (100.0, 500.0, "estimate")
+    assert "(pre-launch estimate)" in left.sentence()
+    nothing = eta.time_left(a_run(), [], T0 + 100)
+    assert nothing.left_s is None and nothing.sentence() == "time left: measuring…"
+
+
+def test_the_queue_and_the_run_panel_show_the_same_time_left(db, demo_dataset):
+    scan.scan_dataset(db, demo_dataset.id)
+    version = versions.freeze(db, demo_dataset)
+    run = runs.start_run(db, version, launch=False, estimated_s=600)
+    assert runs.claim_run(db, run.id, os.getpid())
+    runs.record_progress(db, run.id, {"step": 1, "loss": 2.0}, {"total_steps": 30})
+    # One step timed: the panel used to say "measuring…" while the queue said the estimate.
+    now = datetime.now().timestamp() + 5
+    panel = eta.time_left(runs.get_run(db, run.id), runs.run_events(db, run.id), now)
+    assert panel.basis == "estimate" and 580 < panel.left_s <= 600
+    assert work_queue.items(db, now)[0].seconds_left == panel.left_s
+    runs.record_progress(db, run.id, {"step": 2, "loss": 1.9}, {})
+    panel = eta.time_left(runs.get_run(db, run.id), runs.run_events(db, run.id), now)
+    assert panel.basis == "measured"
+    assert work_queue.items(db, now)[0].seconds_left == panel.left_s
+
+
+def test_a_busy_machine_says_so_and_scales_the_estimate():
+    busy = eta.MachineLoad(cores=2, busy_cores=4.0, heavy=(("python3", 1.9), ("ffmpeg", 1.2)))
+    assert busy.slowdown == 3.0 and busy.busy
+    assert busy.sentence().startswith("This machine is busy: expect about 3× longer (4.0 of its 2 cores")
+    assert "python3 (1.9 cores)" in busy.sentence()
+    quiet = eta.MachineLoad(cores=2, busy_cores=0.2)
+    assert not quiet.busy and quiet.sentence().startswith("This machine is quiet")
+    base = Estimate(1000, 30, 1500.0, 150, True, 8000.0, {}, 80.0, "measured here")
+    scaled = eta.on_this_machine(base, busy)
+    assert (scaled.duration_s, scaled.tokens_per_s) == (450, 26.7)
+    assert "expect about 3× longer" in scaled.basis
+    assert eta.on_this_machine(base, quiet).duration_s == 150
+
+
+def test_machine_load_sees_another_heavy_process():
+    spinner = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 20\nwhile time.time() < end: pass"])
+    try:
+        load = eta.machine_load(sample_s=1.0, heavy_from=0.1)  # 2 shared cores: the spinner may get little
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert load.cores >= 1
+    assert load.busy_cores >= 0.5
+    assert any(name.startswith("python") for name, _share in load.heavy)
+
+
+def test_the_run_card_speaks_in_words_and_the_log_drops_bars_and_warnings():
+    run = a_run(metrics={"train_loss": 1.2, "eval_loss": 1.5, "duration_s": 312.0, "tokens_per_s": 81.4,
+                         "steps": 30, "train_examples": 40, "time_to_format_s": None})
+    from dataclasses import replace
+    card = run_card.describe(replace(run, status="succeeded", estimated_s=150),
+                             events_at({1: 10, 30: 300})[:1] + [runs.RunEvent(30, 3.0, 0.8, None, 0, None, None, stamp(300))])
+    assert card.learnt.startswith("Its training loss fell from 1.00 to 0.80")
+    assert "held-out examples it never trained on, the loss was 1.50" in card.learnt
+    assert card.duration == ("5 min 12 s of training, 30 steps over 40 examples at 81 training tokens a second. "
+                             "Estimated before launch: 2 min 30 s.")
+    assert card.stopped == "It completed its planned steps." and "Rate page" in card.next_step
+    assert "None" not in " ".join(text for _t, text in card.lines())
+    log = ("Loading model\n/x/y.py:12: FutureWarning: `foo` is deprecated\n  warnings.warn(msg)\n"
+           " 40%|████      | 12/30 [00:10<00:15,  1.2it/s]\r 43%|████▎     | 13/30 [00:11<00:14,  1.2it/s]\n"
+           "step 13 loss 0.91\n")
+    assert run_card.readable_log(log) == "Loading model\nstep 13 loss 0.91"
