@@ -177,3 +177,9 @@ ALTER TABLE generation_jobs ADD COLUMN started_at TEXT;
 ALTER TABLE generation_jobs ADD COLUMN target TEXT NOT NULL DEFAULT 'local';
 ALTER TABLE generation_jobs ADD COLUMN target_ref TEXT NOT NULL DEFAULT ''
 """
+
+# An output convention an author accepted or edited (issue 24): JSON of curation.convention.Convention;
+# '' means the studio infers it from the training answers of each version.
+SCHEMA_V11 = """
+ALTER TABLE datasets ADD COLUMN convention_json TEXT NOT NULL DEFAULT ''
+"""

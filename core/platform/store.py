@@ -15,7 +15,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from core.platform.paths import db_path
-from core.platform.schema import SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4
+from core.platform.schema import SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V11
 
 BUSY_TIMEOUT_MS = 10_000
 migrations = Migrations("tuning-studio")
@@ -139,6 +139,12 @@ def m003_pii_values(db: sqlite_utils.Database) -> None:
 def m004_queue_and_targets(db: sqlite_utils.Database) -> None:
     """One queue for heavy work (expected durations) and where a run or job executes (issues 16, 17)."""
     _run_statements(db, SCHEMA_V4)
+
+
+@migrations()
+def m011_dataset_convention(db: sqlite_utils.Database) -> None:
+    """An output convention the author accepted or edited, in plain words (issue 24)."""
+    _run_statements(db, SCHEMA_V11)
 
 
 def _run_statements(db: sqlite_utils.Database, script: str) -> None:
