@@ -9,7 +9,7 @@ from core.models import registry, templating
 from core.platform import permissions
 from core.platform.paths import safe_name
 from core.training import versions
-from pages import common
+from pages import common, convention_view
 
 common.through_app()
 
@@ -334,3 +334,4 @@ with tab_settings:
                 common.success("Saved.")
             except datasets.DatasetError as exc:
                 common.error(str(exc))
+    convention_view.render(db, dataset)

@@ -258,12 +258,12 @@ class BehaviourProbe(TrainerCallback):
             if held and not improving:
                 last = last_two[-1]
                 return (f"held-out format held with margin at two checks in a row ({last.compliant}/{last.probed} "
-                        f"probe answers: at least {bounds[-1]:.0%} of the {self.heldout} held-out answers) and "
+                        f"probe answers: at least {bounds[-1] * 100:.0f} % of the {self.heldout} held-out answers) and "
                         f"held-out loss stopped improving (step {last.step})")
             if last_two and last_two[-1].compliant == last_two[-1].probed and bounds[-1] < TARGET:
                 self.refused = (f"all {last_two[-1].probed} probe answers followed the format, but that shows only "
-                                f"{bounds[-1]:.0%} of the {self.heldout} held-out answers with 95 % confidence "
-                                f"(needs {TARGET:.0%}): not stopping; probe more prompts")
+                                f"{bounds[-1] * 100:.0f} % of the {self.heldout} held-out answers with 95 % confidence "
+                                f"(needs {TARGET * 100:.0f} %): not stopping; probe more prompts")
             return ""
         if self.references and self.prompts:
             stale, best = self._stale([p.similarity for p in self.curve if p.similarity is not None],

@@ -148,9 +148,12 @@ def train_adapter(db: Any, run: runs.TrainingRun, directory: Path, log_path: Pat
         "train_examples": len(train_set), "heldout_examples": len(eval_set) if eval_set else 0,
         "compute_dtype": "bf16" if use_bf16 else "fp32", "threads": torch.get_num_threads()}
     if probe is not None:
+        from core.training.behaviour_probe import TARGET
+
         metrics["behaviour_curve"] = probe.curve_dicts()
         metrics["stopped_early"] = probe.stopped_early
-        first = next((p for p in probe.curve if p.compliant is not None and p.compliant == p.probed), None)
+        # Time to behaviour: the first check whose format held with margin (behaviour_probe.TARGET).
+        first = next((p for p in probe.curve if p.bound is not None and p.bound >= TARGET), None)
         metrics["time_to_format_s"] = first.seconds if first else None
         metrics.update(judged_metrics(probe, check, run.base_model, config, metrics["compute_dtype"]))
     if eval_set is not None and not cancelled:
