@@ -8,8 +8,10 @@
   (Emergency, Same day, Routine), Service (Vaccination, Dental, Surgery consult, Check-up,
   Nutrition), then a free Note.
 
-Generated from hand-written templates with a fixed seed, so every run sees the same examples; the
-held-out examples use the same templates with other slot values (as a real split would).
+Generated from hand-written templates with a fixed seed, so every run sees the same examples. The
+held-out examples come from templates the training examples never use (otherwise they would nearly
+duplicate training examples, which the freeze gate refuses, and would measure recall, not behaviour);
+every label value they need also occurs in training.
 """
 
 from __future__ import annotations
@@ -99,6 +101,8 @@ VET: list[tuple[str, str, str, str]] = [
      "{Name} has breathing trouble and pale gums; come in now."),
 ]
 VET_OPENERS = ["Hello,", "Hi,", "Good afternoon,", "Dear clinic,", ""]
+HELPDESK_HELDOUT = {3, 6, 11, 15, 19}  # templates only held-out examples use (one or two per category)
+VET_HELDOUT = {1, 3, 8}
 
 
 def _chat(system: str, user: str, answer: str) -> dict[str, Any]:
@@ -109,9 +113,19 @@ def _chat(system: str, user: str, answer: str) -> dict[str, Any]:
 def helpdesk(seed: int = 24, train: int = 90, heldout: int = 30) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The helpdesk set: (train, held-out) lists of chat examples."""
     rng = random.Random(seed)
-    rows, seen = [], set()
-    while len(rows) < train + heldout:
-        category, priority, ticket, summary, step = HELPDESK[len(rows) % len(HELPDESK)]
+    out: dict[str, list[dict[str, Any]]] = {}
+    seen: set[str] = set()
+    for split, size in (("train", train), ("heldout", heldout)):
+        templates = [t for i, t in enumerate(HELPDESK) if (i in HELPDESK_HELDOUT) == (split == "heldout")]
+        out[split] = _helpdesk_rows(rng, templates, size, seen)
+    return out["train"], out["heldout"]
+
+
+def _helpdesk_rows(rng: random.Random, templates: list[tuple[str, str, str, str, str]], size: int,
+                   seen: set[str]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    while len(rows) < size:
+        category, priority, ticket, summary, step = templates[len(rows) % len(templates)]
         report = rng.choice(REPORTS)
         seats = rng.choice([5, 10, 12, 20, 25, 50])
         slots = {"report": report, "Report": report[0].upper() + report[1:], "n": rng.randint(100, 9999),
@@ -126,17 +140,27 @@ def helpdesk(seed: int = 24, train: int = 90, heldout: int = 30) -> tuple[list[d
                   f"Next step: {step.format(**slots)}")
         rows.append(_chat(HELPDESK_SYSTEM, user, answer))
     rng.shuffle(rows)
-    return rows[:train], rows[train:]
+    return rows
 
 
 def vet_clinic(seed: int = 24, train: int = 40, heldout: int = 12) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The veterinary set: (train, held-out) lists of chat examples."""
     rng = random.Random(seed)
-    rows, seen = [], set()
+    out: dict[str, list[dict[str, Any]]] = {}
+    seen: set[str] = set()
+    for split, size in (("train", train), ("heldout", heldout)):
+        templates = [t for i, t in enumerate(VET) if (i in VET_HELDOUT) == (split == "heldout")]
+        out[split] = _vet_rows(rng, templates, size, seen)
+    return out["train"], out["heldout"]
+
+
+def _vet_rows(rng: random.Random, templates: list[tuple[str, str, str, str]], size: int,
+              seen: set[str]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
     kinds = list(PETS)
-    while len(rows) < train + heldout:
-        urgency, service, request, note = VET[len(rows) % len(VET)]
-        species = kinds[(len(rows) // len(VET) + len(rows)) % len(kinds)]
+    while len(rows) < size:
+        urgency, service, request, note = templates[len(rows) % len(templates)]
+        species = kinds[(len(rows) // len(templates) + len(rows)) % len(kinds)]
         name = rng.choice(PETS[species])
         slots = {"name": name, "Name": name, "age": rng.choice(AGES), "kind": species.lower()}
         user = " ".join(x for x in (rng.choice(VET_OPENERS), request.format(**slots)) if x)
@@ -147,7 +171,7 @@ def vet_clinic(seed: int = 24, train: int = 40, heldout: int = 12) -> tuple[list
         answer = f"Species: {species}\nUrgency: {urgency}\nService: {service}\nNote: {note.format(**slots)}"
         rows.append(_chat(VET_SYSTEM, user, answer))
     rng.shuffle(rows)
-    return rows[:train], rows[train:]
+    return rows
 
 
 def jsonl(rows: list[dict[str, Any]]) -> bytes:
