@@ -103,43 +103,38 @@ def test_chrf_is_sacrebleus_on_known_strings():
 
 # ----------------------------------------------------------------------------- one model judged everywhere
 
-def test_probe_and_rating_give_the_same_answers_token_for_token(db, model_dir, random_adapter):
+def test_probe_and_rating_give_the_same_answers_token_for_token(model_dir, random_adapter):
     """The probe holds the adapter as training does (on the 4-bit base); it answers with the adapter
-    saved and put on the full-precision base: token for token the rated answers. Answering on the
-    4-bit base it trained against (the old probe) gives other answers: the 8/8-vs-14/20 gap of issue 24."""
+    saved and put on the full-precision base: token for token what rating generates (the loader and
+    the batched generation `pairs.run_generation_job` uses). Answering on the 4-bit base it trained
+    against (the old probe) gives other answers: the 8/8-vs-14/20 gap of issue 24."""
+    import json
+
     from peft import PeftModel
 
-    from core.curation import datasets, importing
     from core.models import generation, registry
-    from core.rating import pairs
-    from core.training import runs, trainer, versions
+    from core.training import trainer
     from core.training.behaviour_probe import JudgedModel
     from core.training.config import TrainingConfig
     from tests.conftest import REPO
 
-    dataset = datasets.create_dataset(db, "journey")
-    for split in ("train", "heldout"):
-        importing.import_jsonl(db, dataset, (REPO / "tests" / "data" / f"journey_{split}.jsonl").read_bytes(), split=split)
-    version = versions.freeze(db, dataset, override_reason="test data, not scanned")
-    run = runs.import_adapter(db, random_adapter, version.id)
+    lines = (REPO / "tests" / "data" / "journey_heldout.jsonl").read_text().splitlines()
+    prompts, references = zip(*(generation.prompt_of(json.loads(line)["messages"]) for line in lines))
     config = generation.GenerationConfig(max_new_tokens=16)
-    job = pairs.start_generation(db, run.id, config, launch=False)
-    pairs.run_generation_job(db, job.id)
-    rated = [p.tuned_text for p in pairs.pairs(db, run.id)]
-    heldout = versions.version_messages(db, version.id, "heldout")
-    prompts, references = zip(*(generation.prompt_of(m) for m in heldout))
+    rating_model, tokenizer = generation.load_with_adapter(registry.DEFAULT_MODEL, random_adapter)
+    rated = generation.generate(rating_model, tokenizer, list(prompts), config, side="tuned")
+    del rating_model
 
-    training_form = trainer.load_for_training(registry.resolve(run.base_model), TrainingConfig(), cuda=False)
+    training_form = trainer.load_for_training(registry.resolve(registry.DEFAULT_MODEL), TrainingConfig(), cuda=False)
     training_form = PeftModel.from_pretrained(training_form, str(random_adapter), is_trainable=True)
-    judge = JudgedModel(run.base_model)
-    probe = BehaviourProbe(None, list(prompts), "", references=list(references), heldout=len(heldout), judge=judge,
+    judge = JudgedModel(registry.DEFAULT_MODEL)
+    probe = BehaviourProbe(None, list(prompts), "", references=list(references), heldout=len(prompts), judge=judge,
                            every=1, early_stopping=True, patience=2, max_new_tokens=config.max_new_tokens)
-    _, tokenizer = generation.load_base(run.base_model)
 
     def ids(texts):
         return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
 
-    assert len(rated) == len(heldout) == 3
+    assert len(rated) == 3
     assert ids(probe.answers(*judge.sync(training_form))) == ids(rated)   # first check: PeftModel.from_pretrained
     assert ids(probe.answers(*judge.sync(training_form))) == ids(rated)   # later checks: PEFT's state-dict loader
     assert probe.answers(training_form, tokenizer) != rated                # on the NF4 base: not what raters see

@@ -35,6 +35,8 @@ def test_the_author_sees_the_inferred_convention_and_accepts_it(db_path, model_d
     next(b for b in at.button if b.key == "author.convention.accept").click().run()
     stored = datasets.get_dataset(db, dataset.id).convention_json
     assert [line.label for line in Convention.from_json(stored).lines] == ["Category", "Priority", "Summary", "Next step"]
+    assert any("Answers have 4 lines" in m.value for m in at.success)  # shown Markdown-escaped
+    at.run()  # the next page run reads the accepted convention
     assert any("Accepted for this dataset" in c.value for c in at.caption)
     next(b for b in at.button if b.key == "author.convention.forget").click().run()
     assert datasets.get_dataset(db, dataset.id).convention_json == ""
