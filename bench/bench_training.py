@@ -25,7 +25,13 @@ VARIANTS = {
 CHILD = r"""
 import json, os, sys, time
 sys.path.insert(0, sys.argv[1])
-from core import answer_pairs, demo, generation, pii, stats, store, training, training_config, versions
+from core.curation import demo
+from core.models import generation
+from core.pii import scan as pii
+from core.platform import store
+from core.rating import pairs as answer_pairs
+from core.reports import summary as stats
+from core.training import config as training_config, runs as training, versions
 db = store.connect(sys.argv[2])
 preset, overrides = sys.argv[3], json.loads(sys.argv[4])
 if not db.table("datasets").count:
@@ -68,7 +74,7 @@ sys.path.insert(0, sys.argv[1])
 from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 from torch.profiler import profile, ProfilerActivity
-from core import models
+from core.models import registry as models
 out = {}
 for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
     torch.manual_seed(0)

@@ -6,7 +6,7 @@ import json
 import sys
 import time
 
-from bench import bench_data, bench_generation, bench_training
+from bench import bench_behaviour, bench_data, bench_generation, bench_training
 from bench.measure import OUT, REPO, machine
 
 
@@ -17,12 +17,13 @@ def ratio(a: float, b: float) -> str:
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    only = set(sys.argv[1].split(",")) if len(sys.argv) > 1 else {"data", "generation", "training"}
+    only = set(sys.argv[1].split(",")) if len(sys.argv) > 1 else {"data", "generation", "training", "behaviour"}
     previous = json.loads((OUT / "results.json").read_text()) if (OUT / "results.json").exists() else {}
     data = bench_data.main() if "data" in only else previous["data"]
     generation = bench_generation.main() if "generation" in only else previous["generation"]
     training = bench_training.main() if "training" in only else previous["training"]
-    results = {"data": data, "generation": generation, "training": training,
+    behaviour = bench_behaviour.main() if "behaviour" in only else previous.get("behaviour", {})
+    results = {"data": data, "generation": generation, "training": training, "behaviour": behaviour,
                "total_minutes": round((time.time() - started) / 60, 1)}
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
     (REPO / "docs" / "BENCHMARKS.md").write_text(render(results))
@@ -75,6 +76,40 @@ def shortfalls(r: dict) -> str:
     if slow_pages:
         notes.append(f"- **Pages over 1 s:** {', '.join(slow_pages)}.")
     return "\n".join(notes) or "- Nothing: every target was met in this run."
+
+
+def behaviour_section(b: dict) -> str:
+    """Time to behaviour on the bench sets the studio never saw (issue 24)."""
+    runs = {k: v for k, v in b.items() if ":" in k}
+    if not runs:
+        return ""
+
+    def row(key: str, run: dict) -> str:
+        seed = runs.get(key.split(":")[0] + ":seed-article")
+        time_ratio = ratio(run["duration_s"], seed["duration_s"]) if seed and seed is not run else "–"
+        err = (run["estimate_s"] - run["duration_s"]) / run["duration_s"]
+        return (f"| {key} | {run['train']}/{run['heldout']} | {run['duration_s']} s ({run['steps']} steps) | {time_ratio} | "
+                f"{run.get('stopped_early') or 'no'} | {run.get('time_to_format_s', '–')} | "
+                f"**{run['convention_tuned']}/{run['pairs']}** (base {run['convention_base']}/{run['pairs']}) | "
+                f"{err:+.0%} | {run['load_before'][0]} → {run['load_after'][0]} |")
+
+    rows = "\n".join(row(k, v) for k, v in runs.items())
+    conventions = "\n".join(f"- {k.split(':')[0]}: {v.get('convention_described')}"
+                             for k, v in runs.items() if k.endswith(":small-data"))
+    return f"""## Time to behaviour on data the studio never saw (tests/data/behaviour_sets.py)
+
+Imported through the CLI with no output convention typed; the studio inferred:
+{conventions}
+
+Held-out format: every held-out prompt answered greedily by the adapter on the full-precision base (plain
+`PeftModel.from_pretrained`, as raters and users get it), matched against the inferred convention (values from
+its closed sets). Load: 1-minute load average before → after each run.
+
+| set:preset | train/held-out | training time | / seed | stopped early | format first held on the probe (s) | held-out format (full precision) | estimate error | load |
+|---|---|---|---|---|---|---|---|---|
+{rows}
+
+"""
 
 
 def training_section(t: dict) -> str:
@@ -156,6 +191,7 @@ Measured by `make bench` in one run ({r['total_minutes']} minutes) on: {machine(
 Ratios are pair-wise in the same run; absolute times vary with the machine's load.
 
 {training_section(r["training"])}
+{behaviour_section(r.get("behaviour", {}))}
 ## 4. A/B generation (20 held-out prompts × base and tuned, 64 new tokens, greedy)
 
 | | ours: one model, adapter toggled, batched | seed: loop, two model copies | ratio | target |

@@ -44,3 +44,98 @@ def test_an_off_convention_answer_stops_early_on_the_real_model(model_dir):
     cut, full = strict.answers(model)[0], loose.answers(model)[0]
     # The base model does not answer "Category: …": generation stops within a few tokens.
     assert full.startswith(cut) and len(tokenizer(cut)["input_ids"]) <= 4 < len(tokenizer(full)["input_ids"])
+
+
+# ----------------------------------------------------------------------------- stop only with margin (issue 24)
+
+def test_the_heldout_lower_bound_on_hand_values():
+    from core.training.behaviour_probe import heldout_lower_bound
+
+    # All n probe answers pass: the one-sided 95 % Clopper-Pearson bound is 0.05^(1/n) for the rest.
+    assert heldout_lower_bound(8, 8, 20) == pytest.approx((8 + 0.05 ** (1 / 8) * 12) / 20)   # 0.8126
+    assert heldout_lower_bound(12, 12, 20) == pytest.approx((12 + 0.05 ** (1 / 12) * 8) / 20)  # 0.9116
+    assert heldout_lower_bound(29, 29, 10_000) == pytest.approx(0.05 ** (1 / 29), abs=1e-3)  # 0.9019 >= 0.9
+    assert heldout_lower_bound(28, 28, 10_000) < 0.9                                          # 0.8985
+    assert heldout_lower_bound(11, 12, 12) == 11 / 12   # the whole split probed: known exactly
+    assert heldout_lower_bound(0, 12, 20) == 0.0
+
+
+def test_the_early_stop_refuses_to_stop_below_the_margin_on_a_hand_made_curve():
+    prompts = [[{"role": "user", "content": f"q{i}"}] for i in range(8)]
+    # 8/8 at two checks in a row, loss flat: the old rule stopped here (and 14/20 followed the format).
+    curve = [(5, 10, 8, 8, 2.0), (10, 20, 8, 8, 1.995)]
+    narrow = BehaviourProbe(None, prompts, PATTERN, heldout=20, every=5, early_stopping=True, patience=2,
+                            max_new_tokens=32)
+    narrow.curve = [CurvePoint(*p) for p in curve]
+    assert narrow._converged() == "" and not narrow.margin_reachable
+    assert "shows only 81 % of the 20 held-out answers" in narrow.refused
+    # 12 probe prompts of 20 all passing bound the held-out rate at 91 %: the same curve stops.
+    wide = BehaviourProbe(None, prompts + prompts[:4], PATTERN, heldout=20, every=5, early_stopping=True,
+                          patience=2, max_new_tokens=32)
+    wide.curve = [CurvePoint(5, 10, 12, 12, 2.0), CurvePoint(10, 20, 12, 12, 1.995)]
+    assert "at least 91 % of the 20 held-out answers" in wide._converged()
+    # 18/20 of the whole split is 90 %: enough; 17/20 is not.
+    whole = BehaviourProbe(None, (prompts * 3)[:20], PATTERN, heldout=20, every=5, early_stopping=True, patience=2,
+                           max_new_tokens=32)
+    whole.curve = [CurvePoint(5, 10, 18, 20, 2.0), CurvePoint(10, 20, 18, 20, 1.995)]
+    assert whole._converged()
+    whole.curve = [CurvePoint(5, 10, 18, 20, 2.0), CurvePoint(10, 20, 17, 20, 1.995)]
+    assert whole._converged() == ""
+
+
+def test_without_structure_the_probe_stops_when_chrf_plateaus():
+    p = BehaviourProbe(None, [[{"role": "user", "content": "x"}]], "", references=["a reference"], every=5,
+                       early_stopping=True, patience=2, max_new_tokens=32)
+    rising = [CurvePoint(5, 10, None, 0, 2.0, 20.0), CurvePoint(10, 20, None, 0, 1.9, 30.0),
+              CurvePoint(15, 30, None, 0, 1.89, 35.0)]
+    p.curve = rising
+    assert p._converged() == ""
+    p.curve = rising + [CurvePoint(20, 40, None, 0, 1.88, 35.5), CurvePoint(25, 50, None, 0, 1.87, 35.9)]
+    assert "chrF) did not improve by 1 point for 2 checks (best 35.0" in p._converged()
+
+
+def test_chrf_is_sacrebleus_on_known_strings():
+    from core.training.behaviour_probe import chrf
+
+    assert chrf(["the cat sat on the mat"], ["the cat sat on the mat"]) == pytest.approx(100.0)
+    assert chrf(["xyz"], ["the cat sat on the mat"]) == pytest.approx(0.0)
+
+
+# ----------------------------------------------------------------------------- one model judged everywhere
+
+def test_probe_and_rating_give_the_same_answers_token_for_token(model_dir, random_adapter):
+    """The probe holds the adapter as training does (on the 4-bit base); it answers with the adapter
+    saved and put on the full-precision base: token for token what rating generates (the loader and
+    the batched generation `pairs.run_generation_job` uses). Answering on the 4-bit base it trained
+    against (the old probe) gives other answers: the 8/8-vs-14/20 gap of issue 24."""
+    import json
+
+    from peft import PeftModel
+
+    from core.models import generation, registry
+    from core.training import trainer
+    from core.training.behaviour_probe import JudgedModel
+    from core.training.config import TrainingConfig
+    from tests.conftest import REPO
+
+    lines = (REPO / "tests" / "data" / "journey_heldout.jsonl").read_text().splitlines()
+    prompts, references = zip(*(generation.prompt_of(json.loads(line)["messages"]) for line in lines))
+    config = generation.GenerationConfig(max_new_tokens=16)
+    rating_model, tokenizer = generation.load_with_adapter(registry.DEFAULT_MODEL, random_adapter)
+    rated = generation.generate(rating_model, tokenizer, list(prompts), config, side="tuned")
+    del rating_model
+
+    training_form = trainer.load_for_training(registry.resolve(registry.DEFAULT_MODEL), TrainingConfig(), cuda=False)
+    training_form = PeftModel.from_pretrained(training_form, str(random_adapter), is_trainable=True)
+    judge = JudgedModel(registry.DEFAULT_MODEL)
+    probe = BehaviourProbe(None, list(prompts), "", references=list(references), heldout=len(prompts), judge=judge,
+                           every=1, early_stopping=True, patience=2, max_new_tokens=config.max_new_tokens)
+
+    def ids(texts):
+        return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+
+    assert len(rated) == 3
+    assert ids(probe.answers(*judge.sync(training_form))) == ids(rated)   # first check: PeftModel.from_pretrained
+    assert ids(probe.answers(*judge.sync(training_form))) == ids(rated)   # later checks: PEFT's state-dict loader
+    assert probe.answers(training_form, tokenizer) != rated                # on the NF4 base: not what raters see
+    judge.close()

@@ -54,6 +54,9 @@ def test_qlora_run_trains_in_background_and_adapter_changes_outputs(db, db_path,
     events = runs.run_events(db, run.id)
     assert [e.step for e in events if e.loss is not None][-1] == 8
     assert run.metrics["steps"] == 8 and run.metrics["tokens_per_s"] > 0
+    # The behaviour checks answered every held-out prompt with the model raters get (issue 24).
+    assert "full-precision base" in run.metrics["judged_on"] and run.metrics["probe_prompts"] == 4
+    assert run.metrics["convention_source"] == "expert regex" and run.metrics["behaviour_curve"][-1]["probed"] == 4
     adapter = Path(run.adapter_path)
     card = (adapter / "README.md").read_text()
     assert version.content_hash in card and run.adapter_sha256 in card

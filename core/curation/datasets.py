@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlite_utils
 
+from core.curation import convention
 from core.platform import permissions, text_safety
 from core.platform.store import audit, insert_row, now, transaction
 
@@ -31,13 +32,15 @@ class Dataset:
     created_at: str
     # The glossary and guidelines as an admin last confirmed them; {} when never (issue 23).
     confirmed_vocabulary: dict[str, Any] = field(default_factory=dict)
+    convention_json: str = ""  # an accepted output convention (curation.convention); '' = inferred
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Dataset:
         return cls(row["id"], row["name"], row["description"], row["system_prompt"],
                    row["guidelines"], json.loads(row["criteria_json"]) or DEFAULT_CRITERIA,
                    row["convention_regex"], json.loads(row["glossary_json"]), row["created_at"],
-                   json.loads(row.get("vocabulary_json") or "{}"))
+                   json.loads(row.get("vocabulary_json") or "{}"),
+                   convention_json=row.get("convention_json", ""))
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -113,7 +116,7 @@ def list_datasets(db: sqlite_utils.Database) -> list[Dataset]:
 
 def update_dataset(db: sqlite_utils.Database, dataset_id: int, actor: str = "", **fields: Any) -> Dataset:
     permissions.require(actor, "edit_dataset")
-    allowed = {"description", "system_prompt", "guidelines", "convention_regex"}
+    allowed = {"description", "system_prompt", "guidelines", "convention_regex", "convention_json"}
     row: dict[str, Any] = {k: v for k, v in fields.items() if k in allowed}
     if "criteria" in fields:
         row["criteria_json"] = json.dumps(_criteria(fields["criteria"]))
@@ -125,6 +128,11 @@ def update_dataset(db: sqlite_utils.Database, dataset_id: int, actor: str = "", 
             re.compile(row["convention_regex"])
         except re.error as exc:
             raise DatasetError(f"The output convention is not a valid regular expression: {exc}") from exc
+    if row.get("convention_json"):
+        try:
+            convention.Convention.from_json(row["convention_json"])
+        except ValueError as exc:
+            raise DatasetError(str(exc)) from exc
     with transaction(db):
         db.table("datasets").update(dataset_id, row)
         audit(db, actor, "update_dataset", "dataset", dataset_id, {"fields": sorted(row)})

@@ -44,6 +44,7 @@ ERASED: dict[tuple[str, str], str] = {
     ("datasets", "name"): TEXT, ("datasets", "description"): TEXT, ("datasets", "system_prompt"): TEXT,
     ("datasets", "guidelines"): TEXT, ("datasets", "criteria_json"): JSON,
     ("datasets", "convention_regex"): TEXT, ("datasets", "glossary_json"): JSON, ("datasets", "vocabulary_json"): JSON,
+    ("datasets", "convention_json"): JSON,
     ("examples", "messages_json"): JSON, ("examples", "tags_json"): JSON, ("examples", "source"): TEXT,
     ("example_revisions", "messages_json"): JSON, ("example_revisions", "reason"): TEXT,
     ("quarantine", "source"): TEXT, ("quarantine", "raw_text"): RAW, ("quarantine", "message"): TEXT,

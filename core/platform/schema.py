@@ -219,3 +219,9 @@ ALTER TABLE runs ADD COLUMN pid_started REAL;
 ALTER TABLE generation_jobs ADD COLUMN pid_started REAL;
 ALTER TABLE playground_requests ADD COLUMN pid_started REAL
 """
+
+# An output convention an author accepted or edited (issue 24): JSON of curation.convention.Convention;
+# '' means the studio infers it from the training answers of each version.
+SCHEMA_V11 = """
+ALTER TABLE datasets ADD COLUMN convention_json TEXT NOT NULL DEFAULT ''
+"""

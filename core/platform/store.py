@@ -15,7 +15,17 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from core.platform.paths import db_path
-from core.platform.schema import SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V7, SCHEMA_V8, SCHEMA_V9
+from core.platform.schema import (
+    SCHEMA_V1,
+    SCHEMA_V2,
+    SCHEMA_V3,
+    SCHEMA_V4,
+    SCHEMA_V5,
+    SCHEMA_V7,
+    SCHEMA_V8,
+    SCHEMA_V9,
+    SCHEMA_V11,
+)
 
 BUSY_TIMEOUT_MS = 10_000
 migrations = Migrations("tuning-studio")
@@ -179,6 +189,10 @@ def m008_outcome_views(db: sqlite_utils.Database) -> None:
 def m009_process_identity(db: sqlite_utils.Database) -> None:
     """A job's process is its pid and its start time, so a reused pid is not taken for it (issue 22)."""
     _run_statements(db, SCHEMA_V9)
+@migrations()
+def m011_dataset_convention(db: sqlite_utils.Database) -> None:
+    """An output convention the author accepted or edited, in plain words (issue 24)."""
+    _run_statements(db, SCHEMA_V11)
 
 
 def _run_statements(db: sqlite_utils.Database, script: str) -> None:

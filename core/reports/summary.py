@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
-from core.curation import datasets
+from core.curation import convention, datasets
 from core.curation.convention import convention_ok
 from core.platform import permissions
 from core.platform.store import change_count
@@ -290,10 +290,16 @@ def automatic_checks(db: sqlite_utils.Database, run: training.TrainingRun, pairs
     version = versions.version_by_id(db, run.dataset_version_id)
     dataset = datasets.get_dataset(db, version.dataset_id)
     checks: dict[str, Any] = {"pairs": len(pairs)}
-    if dataset.convention_regex and pairs:
-        checks["convention"] = dataset.convention_regex
-        checks["convention_base"] = sum(convention_ok(dataset.convention_regex, p.base_text) for p in pairs)
-        checks["convention_tuned"] = sum(convention_ok(dataset.convention_regex, p.tuned_text) for p in pairs)
+    # The same convention the run's behaviour checks used: the expert regex, the accepted convention,
+    # or the one inferred from this version's training answers (issue 24).
+    check = convention.check_for(dataset.convention_regex, dataset.convention_json,
+                                 convention.answers_of(versions.version_messages(db, version.id, "train")))
+    if check.pattern and pairs:
+        checks["convention"] = check.pattern
+        checks["convention_described"] = check.description
+        checks["convention_source"] = check.source
+        checks["convention_base"] = sum(convention_ok(check.pattern, p.base_text) for p in pairs)
+        checks["convention_tuned"] = sum(convention_ok(check.pattern, p.tuned_text) for p in pairs)
     if dataset.glossary and pairs:
         terms = [t.lower() for t in dataset.glossary]
         checks["glossary_terms_base"] = sum(sum(t in p.base_text.lower() for t in terms) for p in pairs)
@@ -370,7 +376,7 @@ def checks_table(checks: dict[str, Any]) -> list[dict[str, str]]:
 
     if "convention_base" in checks:
         add("Follows the output convention", f"{checks['convention_base']}/{n}", f"{checks['convention_tuned']}/{n}",
-            "answers matching the dataset's output pattern exactly")
+            "answers following the dataset's convention: " + checks.get("convention_described", "its output pattern"))
     if "glossary_terms_base" in checks:
         add("Glossary terms used", checks["glossary_terms_base"], checks["glossary_terms_tuned"],
             "how often the dataset's own terms appear in the answers")

@@ -1,20 +1,27 @@
-"""Held-out behaviour measured during training, and early stopping on it (issue 14).
+"""Held-out behaviour measured during training, and early stopping on it (issues 14, 24).
 
-Every `every` optimizer steps the probe answers a few held-out prompts greedily with the adapter
-being trained and checks them against the dataset's output convention, and asks the trainer for
-the held-out loss. The points form the run's behaviour curve (format compliance and loss over
-training time). With early stopping on, the run ends once the behaviour has held at two checks in
-a row and the held-out loss has stopped improving, or, without a convention, once the loss has not
-improved for `patience` checks; the run card says which.
+Every `every` optimizer steps the probe answers held-out prompts greedily and asks the trainer for
+the held-out loss. The answers come from the model that everyone else judges (issue 24): the adapter
+as it stands, saved and put on the full-precision base the way plain `PeftModel.from_pretrained`
+loads it — the rated answers, the playground and the exported adapter are that same model, so the
+probe can never see 8/8 while raters see 14/20. With an output convention the answers are matched
+against it; without one they are compared with their reference answers (chrF, sacrebleu).
+
+Stop only with margin: the run ends once, at two checks in a row, the format held well enough that a
+one-sided 95 % lower bound on the held-out pass rate is at least 90 % (`heldout_lower_bound`) and the
+held-out loss stopped improving; without a convention, once chrF stopped improving for `patience`
+checks. The run card says which.
 
 Runs inside the worker only (imports transformers).
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
@@ -22,6 +29,36 @@ from transformers import TrainerCallback
 from core.curation.convention import convention_ok
 
 MIN_IMPROVEMENT = 0.01  # held-out loss must fall by 1 % to count as still improving
+MIN_SIMILARITY_GAIN = 1.0  # chrF points; less is a plateau
+TARGET = 0.9            # a stop must imply at least this share of held-out answers in the format
+CONFIDENCE = 0.95       # one-sided, for the held-out prompts the probe did not answer
+# With every probe answer passing, n answers bound the pass rate below by (1 - CONFIDENCE)^(1/n):
+# 29 is the smallest n for which that reaches TARGET, so probing min(held-out, 32) prompts can
+# always reach the margin, however large the held-out split (below 32 held-out prompts, all are probed
+# and the held-out rate is known exactly).
+MAX_PROBE_PROMPTS = 32
+
+
+def heldout_lower_bound(passed: int, probed: int, heldout: int) -> float:
+    """A lower bound on the share of all `heldout` answers in the format, when `passed` of the
+    `probed` (the first ones of the split) passed: the probed answers are known exactly (the probe
+    answers with the judged model, greedily: the rated answers are the same tokens); for the rest,
+    the one-sided Clopper-Pearson bound at CONFIDENCE on the probed pass rate."""
+    if probed <= 0 or heldout <= 0:
+        return 0.0
+    heldout = max(heldout, probed)
+    rest = heldout - probed
+    if rest == 0:
+        return passed / probed
+    from scipy.stats import beta
+
+    rate = 0.0 if passed == 0 else float(beta.ppf(1 - CONFIDENCE, passed, probed - passed + 1))
+    return (passed + rate * rest) / heldout
+
+
+def default_probe_prompts(heldout: int) -> int:
+    """Every held-out prompt up to MAX_PROBE_PROMPTS: enough for the margin at any split size."""
+    return min(heldout, MAX_PROBE_PROMPTS)
 
 
 @dataclass
@@ -31,6 +68,8 @@ class CurvePoint:
     compliant: int | None  # probe answers matching the convention (None: no convention)
     probed: int
     eval_loss: float | None = None
+    similarity: float | None = None  # mean chrF of the probe answers against their references
+    bound: float | None = None  # heldout_lower_bound of this check
 
 
 def dequantise_base(model: Any) -> Callable[[], None]:
@@ -65,12 +104,56 @@ def dequantise_base(model: Any) -> Callable[[], None]:
     return undo
 
 
+class JudgedModel:
+    """The adapter being trained, on the full-precision base exactly as rating and users load it:
+    saved like the exported adapter, then read by `generation.load_with_adapter` (plain
+    `PeftModel.from_pretrained` on the full-precision base) at the first check and by the same
+    state-dict loader PEFT uses at later ones. One extra full-precision copy of the base in memory."""
+
+    def __init__(self, base_model: str) -> None:
+        self.base_model = base_model
+        self.directory = Path(tempfile.mkdtemp(prefix="studio-probe-"))
+        self.model: Any = None
+        self.tokenizer: Any = None
+
+    def sync(self, trained: Any) -> tuple[Any, Any]:
+        from core.models import generation
+
+        trained.save_pretrained(str(self.directory))
+        if self.model is None:
+            self.model, self.tokenizer = generation.load_with_adapter(self.base_model, self.directory)
+        else:
+            from peft.utils import set_peft_model_state_dict
+            from safetensors.torch import load_file
+
+            set_peft_model_state_dict(self.model, load_file(str(self.directory / "adapter_model.safetensors")))
+        return self.model, self.tokenizer
+
+    def close(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def chrf(answers: list[str], references: list[str]) -> float:
+    """Mean sentence chrF (sacrebleu's defaults) of answers against their reference answers."""
+    from sacrebleu.metrics import CHRF
+
+    metric = CHRF()
+    scores = [metric.sentence_score(a, [r]).score for a, r in zip(answers, references)]
+    return sum(scores) / len(scores) if scores else 0.0
+
+
 class BehaviourProbe(TrainerCallback):
     def __init__(self, tokenizer: Any, prompts: list[list[dict[str, str]]], pattern: str, *, every: int,
-                 early_stopping: bool, patience: int, max_new_tokens: int, on_point: Any = None) -> None:
+                 early_stopping: bool, patience: int, max_new_tokens: int, references: list[str] | None = None,
+                 heldout: int = 0, judge: JudgedModel | None = None, on_point: Any = None) -> None:
         self.tokenizer = tokenizer
         self.prompts = prompts
         self.pattern = pattern
+        self.references = list(references or [])
+        self.heldout = max(heldout, len(prompts))  # the held-out split's size; the probe answers its first prompts
+        self.judge = judge
         self.every = max(1, every)
         self.early_stopping = early_stopping
         self.patience = max(1, patience)
@@ -78,9 +161,17 @@ class BehaviourProbe(TrainerCallback):
         self.on_point = on_point or (lambda point: None)
         self.curve: list[CurvePoint] = []
         self.stopped_early = ""
+        self.refused = ""  # why a stop was refused for lack of margin (the run card shows it)
+        self.last_answers: list[str] = []
         self.started = time.time()
         self._pending: CurvePoint | None = None
         self._undo: Callable[[], None] | None = None
+
+    @property
+    def margin_reachable(self) -> bool:
+        """Whether all probe prompts passing could ever show TARGET of the held-out answers."""
+        n = len(self.prompts)
+        return heldout_lower_bound(n, n, self.heldout) >= TARGET
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         self.started = time.time()
@@ -88,32 +179,47 @@ class BehaviourProbe(TrainerCallback):
     def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> Any:
         if state.global_step % self.every and state.global_step != state.max_steps:
             return control
-        matched = None
+        point = CurvePoint(state.global_step, 0.0, None, 0)
+        if model is not None and self.prompts and (self.pattern or self.references):
+            judged, tokenizer = self.judge.sync(model) if self.judge is not None else (model, self.tokenizer)
+            answers = self.answers(judged, tokenizer)
+            self.last_answers = answers
+            if self.pattern:
+                point.compliant = sum(convention_ok(self.pattern, a) for a in answers)
+                point.probed = len(answers)
+                point.bound = round(heldout_lower_bound(point.compliant, point.probed, self.heldout), 3)
+            else:
+                point.similarity = round(chrf(answers, self.references[:len(answers)]), 2)
         if model is not None:
             self._undo = dequantise_base(model)  # until the held-out loss is in (on_evaluate)
-        if self.pattern and self.prompts and model is not None:
-            was_training = model.training
-            model.eval()
-            answers = self.answers(model)
-            model.train(was_training)
-            matched = sum(convention_ok(self.pattern, a) for a in answers)
-        self._pending = CurvePoint(state.global_step, 0.0, matched, len(self.prompts) if self.pattern else 0)
+        self._pending = point
         control.should_evaluate = True
         return control
 
-    def answers(self, model: Any) -> list[str]:
-        """Greedy answers to the probe prompts. An answer stops as soon as no continuation could
-        match the convention any more (regex partial matching): an early, off-format answer costs
-        a few tokens instead of the whole budget, which made the checks several times cheaper."""
+    def answers(self, model: Any, tokenizer: Any = None) -> list[str]:
+        """Greedy answers to the probe prompts, batched as rating batches them. With a convention an
+        answer stops as soon as no continuation could match it any more (regex partial matching): an
+        off-format answer costs a few tokens instead of the whole budget; an answer that matches runs
+        to its end, token for token the answer raters get."""
         import regex
 
         from core.models import generation
 
-        convention = regex.compile(self.pattern)
-        return generation.generate(
-            model, self.tokenizer, self.prompts,
-            generation.GenerationConfig(max_new_tokens=self.max_new_tokens, batch_size=max(1, len(self.prompts))),
-            stop_if=lambda text: convention.fullmatch(text.strip(), partial=True) is None)
+        stop_if = None
+        if self.pattern:
+            convention = regex.compile(self.pattern)
+
+            def stop_if(text: str) -> bool:
+                return convention.fullmatch(text.strip(), partial=True) is None
+
+        was_training = model.training
+        model.eval()
+        try:
+            return generation.generate(model, tokenizer or self.tokenizer, self.prompts,
+                                       generation.GenerationConfig(max_new_tokens=self.max_new_tokens),
+                                       stop_if=stop_if)
+        finally:
+            model.train(was_training)
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None,
                     **kw: Any) -> Any:
@@ -133,6 +239,8 @@ class BehaviourProbe(TrainerCallback):
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         self._restore()
+        if self.judge is not None:
+            self.judge.close()
 
     def _restore(self) -> None:
         if self._undo is not None:
@@ -142,20 +250,43 @@ class BehaviourProbe(TrainerCallback):
     def _converged(self) -> str:
         losses = [p.eval_loss for p in self.curve if p.eval_loss is not None]
         best_before = min(losses[:-1], default=None)
-        improving = best_before is None or (losses[-1] < best_before * (1 - MIN_IMPROVEMENT))
+        improving = bool(losses) and (best_before is None or losses[-1] < best_before * (1 - MIN_IMPROVEMENT))
         if self.pattern and self.prompts:
             last_two = self.curve[-2:]
-            held = len(last_two) == 2 and all(p.compliant == p.probed for p in last_two)
+            bounds = [heldout_lower_bound(p.compliant or 0, p.probed, self.heldout) for p in last_two]
+            held = len(last_two) == 2 and all(b >= TARGET for b in bounds)
             if held and not improving:
-                return (f"held-out format held at two checks in a row ({last_two[-1].compliant}/{last_two[-1].probed}) "
-                        f"and held-out loss stopped improving (step {self.curve[-1].step})")
+                last = last_two[-1]
+                return (f"held-out format held with margin at two checks in a row ({last.compliant}/{last.probed} "
+                        f"probe answers: at least {bounds[-1] * 100:.0f} % of the {self.heldout} held-out answers) and "
+                        f"held-out loss stopped improving (step {last.step})")
+            if last_two and last_two[-1].compliant == last_two[-1].probed and bounds[-1] < TARGET:
+                self.refused = (f"all {last_two[-1].probed} probe answers followed the format, but that shows only "
+                                f"{bounds[-1] * 100:.0f} % of the {self.heldout} held-out answers with 95 % confidence "
+                                f"(needs {TARGET * 100:.0f} %): not stopping; probe more prompts")
             return ""
-        stale = 0
-        for earlier, later in zip(losses, losses[1:]):
-            stale = 0 if later < earlier * (1 - MIN_IMPROVEMENT) else stale + 1
+        if self.references and self.prompts:
+            stale, best = self._stale([p.similarity for p in self.curve if p.similarity is not None],
+                                      lambda new, best: new >= best + MIN_SIMILARITY_GAIN)
+            if stale >= self.patience:
+                return (f"similarity to the reference answers (chrF) did not improve by {MIN_SIMILARITY_GAIN:g} point "
+                        f"for {stale} checks (best {best:.1f}, step {self.curve[-1].step})")
+            return ""
+        stale, _ = self._stale(losses, lambda new, best: new < best * (1 - MIN_IMPROVEMENT))
         if stale >= self.patience:
             return f"held-out loss did not improve for {stale} checks (step {self.curve[-1].step})"
         return ""
+
+    @staticmethod
+    def _stale(values: list[Any], better: Callable[[float, float], bool]) -> tuple[int, float]:
+        """Checks since the last one that beat the best value before it (by the `better` rule)."""
+        stale, best = 0, float("nan")
+        for i, value in enumerate(values):
+            if i == 0 or better(value, best):
+                stale, best = 0, value
+            else:
+                stale += 1
+        return stale, best
 
     def curve_dicts(self) -> list[dict[str, Any]]:
         return [asdict(p) for p in self.curve]

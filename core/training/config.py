@@ -51,9 +51,9 @@ class TrainingConfig:
     precision: str = field(default="auto", metadata={"help": "auto: bf16 compute where the hardware has it (GPUs; CPUs with AVX512-BF16 or AMX), else fp32. The base weights stay 4-bit NF4 either way."})
     behaviour_checks: bool = field(default=True, metadata={"help": "During training, answer a few held-out prompts and check them against the dataset's output convention, with the held-out loss: the run's behaviour curve."})
     check_every_steps: int = field(default=0, metadata={"help": "Optimizer steps between behaviour checks (0: about three per epoch)."})
-    probe_prompts: int = field(default=4, metadata={"help": "Held-out prompts answered at each behaviour check."})
-    early_stopping: bool = field(default=True, metadata={"help": "Stop once the held-out format held at two checks in a row and the held-out loss stopped improving (without a convention: once the loss stopped improving for `patience` checks)."})
-    patience: int = field(default=2, metadata={"help": "Checks without held-out loss improvement before stopping (datasets without an output convention)."})
+    probe_prompts: int = field(default=0, metadata={"help": "Held-out prompts answered at each behaviour check (0: all of them, up to 32 — enough that a stop shows at least 90 % of held-out answers in the format with 95 % confidence)."})
+    early_stopping: bool = field(default=True, metadata={"help": "Stop once the held-out format held with margin (at least 90 % of held-out answers, 95 % confidence) at two checks in a row and the held-out loss stopped improving (without a convention: once chrF against the reference answers stopped improving for `patience` checks)."})
+    patience: int = field(default=2, metadata={"help": "Checks without improvement of chrF against the reference answers before stopping (datasets without an output convention)."})
 
     def __post_init__(self) -> None:
         problems = []
@@ -67,8 +67,8 @@ class TrainingConfig:
             problems.append("set epochs > 0 or max_steps > 0")
         if not 0 < self.learning_rate < 1:
             problems.append("learning_rate must be between 0 and 1")
-        if self.check_every_steps < 0 or self.probe_prompts < 1 or self.patience < 1:
-            problems.append("check_every_steps must be >= 0, probe_prompts and patience >= 1")
+        if self.check_every_steps < 0 or self.probe_prompts < 0 or self.patience < 1:
+            problems.append("check_every_steps and probe_prompts must be >= 0, patience >= 1")
         if self.lr_scheduler not in ("cosine", "linear", "constant"):
             problems.append("lr_scheduler must be cosine, linear or constant")
         if not 0 <= self.warmup_fraction < 1:

@@ -124,8 +124,8 @@ def train_adapter(db: Any, run: runs.TrainingRun, directory: Path, log_path: Pat
         disable_tqdm=True, dataloader_pin_memory=False,
         train_sampling_strategy="group_by_length")
     callback = StudioProgress(db, run.id, log_path)
-    probe = (_behaviour_probe(db, run, location, len(train_set), callback)
-             if eval_set is not None and config.behaviour_checks else None)
+    probe, check = (_behaviour_probe(db, run, location, len(train_set), callback)
+                    if eval_set is not None and config.behaviour_checks else (None, None))
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
                          processing_class=tokenizer, peft_config=peft_config,
                          callbacks=[callback] + ([probe] if probe else []))
@@ -149,10 +149,14 @@ def train_adapter(db: Any, run: runs.TrainingRun, directory: Path, log_path: Pat
         "train_examples": len(train_set), "heldout_examples": len(eval_set) if eval_set else 0,
         "compute_dtype": "bf16" if use_bf16 else "fp32", "threads": torch.get_num_threads()}
     if probe is not None:
+        from core.training.behaviour_probe import TARGET
+
         metrics["behaviour_curve"] = probe.curve_dicts()
         metrics["stopped_early"] = probe.stopped_early
-        first = next((p for p in probe.curve if p.compliant is not None and p.compliant == p.probed), None)
+        # Time to behaviour: the first check whose format held with margin (behaviour_probe.TARGET).
+        first = next((p for p in probe.curve if p.bound is not None and p.bound >= TARGET), None)
         metrics["time_to_format_s"] = first.seconds if first else None
+        metrics.update(judged_metrics(probe, check, run.base_model, config, metrics["compute_dtype"]))
     if eval_set is not None and not cancelled:
         metrics["eval_loss"] = round(float(trainer.evaluate()["eval_loss"]), 4)
     if metrics["tokens_per_s"] and not cuda and not cancelled:
@@ -167,18 +171,33 @@ def train_adapter(db: Any, run: runs.TrainingRun, directory: Path, log_path: Pat
             "adapter_sha256": sha, "metrics_json": json.dumps(metrics)}
 
 
+def judged_metrics(probe: Any, check: Any, base_model: str, config: TrainingConfig, dtype: str) -> dict[str, Any]:
+    """What the run card says about the behaviour checks: which model answered, against what."""
+    precision = "bf16" if generation.device() == "cuda" else "fp32"
+    return {"judged_on": f"the adapter on the full-precision base {base_model} ({precision}), as plain "
+                         "PeftModel.from_pretrained loads it; the same model answers for rating and the playground",
+            "trained_on": f"{'4-bit NF4' if config.method == 'qlora' else 'full-precision'} base, {dtype} compute",
+            "convention": check.description, "convention_source": check.source,
+            "probe_prompts": len(probe.prompts), "stop_refused": probe.refused}
+
+
 def _behaviour_probe(db: Any, run: runs.TrainingRun, location: str, train_examples: int,
-                     progress: StudioProgress) -> Any:
-    """The behaviour checks for this run: a few held-out prompts, the dataset's convention."""
+                     progress: StudioProgress) -> tuple[Any, Any]:
+    """The behaviour checks for this run, and the convention check they use: held-out prompts answered by the judged model (the adapter
+    on the full-precision base), matched against the dataset's convention (issue 24)."""
     from transformers import AutoTokenizer
 
-    from core.curation import datasets
-    from core.training.behaviour_probe import BehaviourProbe, CurvePoint
+    from core.curation import convention, datasets
+    from core.training.behaviour_probe import BehaviourProbe, CurvePoint, JudgedModel, default_probe_prompts
 
     config = run.config
     version = versions.version_by_id(db, run.dataset_version_id)
-    pattern = datasets.get_dataset(db, version.dataset_id).convention_regex
-    heldout = versions.version_messages(db, run.dataset_version_id, "heldout")[:config.probe_prompts]
+    dataset = datasets.get_dataset(db, version.dataset_id)
+    check = convention.check_for(dataset.convention_regex, dataset.convention_json,
+                                 convention.answers_of(versions.version_messages(db, run.dataset_version_id, "train")))
+    all_heldout = versions.version_messages(db, run.dataset_version_id, "heldout")
+    # The first prompts of the split, in the order rating answers them: same batches, same tokens.
+    heldout = all_heldout[:config.probe_prompts or default_probe_prompts(len(all_heldout))]
     prompts, references = zip(*(generation.prompt_of(m) for m in heldout)) if heldout else ((), ())
     tokenizer = AutoTokenizer.from_pretrained(location, padding_side="left")  # batched generation pads left
     if tokenizer.pad_token is None:
@@ -187,13 +206,21 @@ def _behaviour_probe(db: Any, run: runs.TrainingRun, location: str, train_exampl
     per_epoch = -(-train_examples // (config.batch_size * config.grad_accumulation))
 
     def announce(point: CurvePoint) -> None:
-        shown = f"held-out format {point.compliant}/{point.probed}, " if point.compliant is not None else ""
+        if point.compliant is not None:
+            shown = f"held-out format {point.compliant}/{point.probed}, "
+        elif point.similarity is not None:
+            shown = f"chrF {point.similarity:.1f}, "
+        else:
+            shown = ""
         loss = f"held-out loss {point.eval_loss:.3f}" if point.eval_loss is not None else ""
         progress.note = f"check at step {point.step}: {shown}{loss}"
 
-    return BehaviourProbe(tokenizer, list(prompts), pattern, every=config.check_every_steps or max(2, per_epoch // 3),
-                          early_stopping=config.early_stopping, patience=config.patience,
-                          max_new_tokens=min(256, longest + 16), on_point=announce)
+    probe = BehaviourProbe(tokenizer, list(prompts), check.pattern, references=list(references),
+                           heldout=len(all_heldout), judge=JudgedModel(run.base_model),
+                           every=config.check_every_steps or max(2, per_epoch // 3),
+                           early_stopping=config.early_stopping, patience=config.patience,
+                           max_new_tokens=min(256, longest + 16), on_point=announce)
+    return probe, check
 
 
 class StudioProgress(TrainerCallback):

@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.curation import datasets, system_prompt
 from core.platform import permissions
-from pages import common
+from pages import common, convention_view
 
 
 def offer_system_prompt(db: sqlite_utils.Database, dataset: datasets.Dataset, where: str) -> None:
@@ -45,3 +45,4 @@ def show(db: sqlite_utils.Database, dataset: datasets.Dataset) -> None:
                 common.success("Saved.")
             except datasets.DatasetError as exc:
                 common.error(str(exc))
+    convention_view.render(db, dataset)
