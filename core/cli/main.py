@@ -13,6 +13,7 @@ from typing import Any
 import sqlite_utils
 
 import core.cli.pii  # noqa: F401  (its commands register themselves on import)
+import core.cli.preferences  # noqa: F401
 import core.cli.runs  # noqa: F401
 from core.cli.base import COMMANDS, CliError, command, dataset_named, say
 from core.curation import datasets, importing

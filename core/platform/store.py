@@ -15,7 +15,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from core.platform.paths import db_path
-from core.platform.schema import SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4
+from core.platform.schema import SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V12
 
 BUSY_TIMEOUT_MS = 10_000
 migrations = Migrations("tuning-studio")
@@ -141,6 +141,14 @@ def m004_queue_and_targets(db: sqlite_utils.Database) -> None:
     _run_statements(db, SCHEMA_V4)
 
 
+@migrations()
+def m012_preference_rounds(db: sqlite_utils.Database) -> None:
+    """Preference rounds (DPO on blind votes) and a reference model per rated run (issue 28)."""
+    _run_statements(db, SCHEMA_V12)
+    for statement in change_triggers(["preference_pairs"]):
+        db.execute(statement)
+
+
 def _run_statements(db: sqlite_utils.Database, script: str) -> None:
     # executescript() would COMMIT first and escape the migration's transaction.
     for statement in script.split(";"):
@@ -165,6 +173,7 @@ _COUNTED: list[tuple[str, str, str]] = [
     ("generations", "'run:' || {row}.run_id", ""),
     ("rating_closures", "'run:' || {row}.run_id", ""),
     ("runs", "'runs'", ""),
+    ("preference_pairs", "'run:' || {row}.run_id", ""),
 ]
 # Columns whose change matters to a cached view. A running run rewrites its heartbeat, log tail
 # and phase every step; counting those would throw away every summary cache while anything trains.
