@@ -126,3 +126,19 @@ def test_export_is_read_back_by_datasets_and_trl(voted, tmp_path, model_dir):
     text = maybe_apply_chat_template(row, tokenizer)
     assert text["prompt"].endswith("<|im_start|>assistant\n")
     assert text["chosen"].startswith(pref.pairs[1].chosen) and text["rejected"].startswith(pref.pairs[1].rejected)
+
+
+def test_cli_writes_the_pairs_and_counts(voted, rated_db, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _db, rid, positions = voted
+    target = tmp_path / "prefs.jsonl"
+    out = subprocess.run([sys.executable, "-m", "core", "--db", str(rated_db), "preferences", str(rid),
+                          "--out", str(target), "--json"], cwd=Path(__file__).resolve().parent.parent,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert (data["pairs"], data["left_out"]["disagreement"], data["left_out"]["tie"]) == (2, 1, 2)
+    assert len(target.read_text().splitlines()) == 2

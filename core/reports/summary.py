@@ -249,7 +249,8 @@ def bradley_terry(db: sqlite_utils.Database, dataset_id: int, *, seed: int = 0,
     intervals, fitted as a logistic regression on pairwise outcomes (as Chatbot Arena does)."""
     import statsmodels.api as sm
 
-    runs = [r for r in training.list_runs(db, dataset_id) if r.status == "succeeded"]
+    # Runs rated against another adapter (issue 28) are not on this scale: their votes are not against the base.
+    runs = [r for r in training.list_runs(db, dataset_id) if r.status == "succeeded" and r.reference_run_id is None]
     battles: list[tuple[int, float]] = []  # (run index, outcome for tuned: 1, 0 or 0.5)
     names = []
     for run in runs:
