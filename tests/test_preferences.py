@@ -44,7 +44,8 @@ PLAN = {0: ("tuned", "tuned", "tuned"), 1: ("base", "base", "tie"), 2: ("tuned",
 def voted(rated_db):
     db = store.connect(rated_db)
     rid = runs.list_runs(db)[0].id
-    positions = [p.position for p in answer_pairs.pairs(db, rid) if not p.identical]
+    # Answers the generation's PII scan flagged never become pairs: vote on the others.
+    positions = [p.position for p in answer_pairs.pairs(db, rid) if not p.identical and "pii" not in p.flags]
     for index, choices in PLAN.items():
         for rater, choice in zip(("Dana", "Riley", "Sam"), choices):
             if choice:
@@ -61,8 +62,9 @@ def test_preference_set_from_hand_built_votes(voted):
         (positions[0], first.tuned_text, first.base_text, "votes"),
         (positions[1], second.base_text, second.tuned_text, "votes")]
     assert pref.pairs[0].prompt == first.prompt
+    flagged = sum(not p.identical and "pii" in p.flags for p in answer_pairs.pairs(db, rid))
     assert pref.left_out == {"tie": 2, "both_bad": 1, "disagreement": 1, "unrated": len(positions) - 6,
-                             "pii_flagged": 0, "correction_not_scanned": 0}
+                             "pii_flagged": flagged, "correction_not_scanned": 0}
     assert len(pref.votes_sha256) == 64
 
 
@@ -104,7 +106,8 @@ def test_flagged_answers_stay_out(voted):
     db.execute("UPDATE generations SET flags_json = '[\"pii\"]' WHERE run_id = ? AND position = ? AND side = 'base'",
                [rid, positions[0]])
     pref = preferences.build(db, rid, viewer="boss")
-    assert [p.position for p in pref.pairs] == [positions[1]] and pref.left_out["pii_flagged"] == 1
+    flagged = sum(not p.identical and "pii" in p.flags for p in answer_pairs.pairs(db, rid))
+    assert [p.position for p in pref.pairs] == [positions[1]] and pref.left_out["pii_flagged"] == flagged
 
 
 def test_export_is_read_back_by_datasets_and_trl(voted, tmp_path, model_dir):
