@@ -95,11 +95,12 @@ common.caption(f"Whole run: {covered} of {rateable} pairs have the {sessions.rat
 if done >= total:
     common.success("Your session is complete. Here is what you rated, with identities revealed.")
     revealed = sessions.reveal(db, session)
+    names = {**answer_pairs.model_labels(db, run_id), "tie": "tie", "both_bad": "both bad"}
     seen_order = {position: i for i, (position, _side) in enumerate(session.order, start=1)}
     prompts = {p.position: next((m["content"] for m in p.prompt if m["role"] == "user"), "") for p in pairs}
     st.dataframe(sorted(({"#": seen_order[r.position], "prompt": prompts.get(r.position, "")[:120],
-                          "A was": r.left_side, "your verdict": sessions.VERDICT_LABELS[r.verdict],
-                          "you preferred": r.preferred} for r in revealed), key=lambda row: row["#"]),
+                          "A was": names[r.left_side], "your verdict": sessions.VERDICT_LABELS[r.verdict],
+                          "you preferred": names[r.preferred]} for r in revealed), key=lambda row: row["#"]),
                  hide_index=True)
     st.stop()
 

@@ -4,9 +4,12 @@ import pandas as pd
 import streamlit as st
 
 from core.platform import permissions
-from core.rating import sessions
+from core.rating import pairs as answer_pairs
+from core.rating import preferences, sessions
 from core.reports import charts, export, report_format
 from core.reports import summary as stats
+from core.training import rounds
+from core.training import runs as runs_module
 from pages import common, export_view
 
 common.through_app()
@@ -49,9 +52,11 @@ except permissions.PermissionDenied as exc:
 summary = summary_for(run_id, stats.ratings_signature(db, run_id))
 common.info(summary.verdict_text)
 po, o = summary.prompt_outcomes, summary.outcomes
+labels = answer_pairs.model_labels(db, run_id)  # the two models' names, now that results may be seen
+st.caption(f"Compared blind: {labels['tuned']} (challenger) against {labels['base']} (reference).")
 c = st.columns(6)
-c[0].metric("Prompts: tuned better", po.wins)
-c[1].metric("Prompts: base better", po.losses)
+c[0].metric(f"Prompts: {labels['tuned']} better", po.wins)
+c[1].metric(f"Prompts: {labels['base']} better", po.losses)
 c[2].metric("Prompts: tied", po.ties, help=f"{po.automatic_ties} identical answer pairs count as ties")
 c[3].metric("Prompts: both bad", po.both_bad, help="prompts neither model got right: " + summary.definitions["prompt outcome"])
 c[4].metric("Win rate (prompts)", "–" if summary.win_rate is None else f"{summary.win_rate:.0%}",
@@ -103,6 +108,33 @@ if common.allowed("export_dataset"):
                        lambda: export.adapter_zip(common.db(), run_id, common.user()),
                        file_name=f"run-{run_id}-adapter.zip", mime="application/zip", key="results.dl.adapter")
 export_view.take_out(db, run_id)
+
+st.subheader("Preference round")
+# The votes as DPO pairs (issue 28): chosen = the preferred answer, or a rater's correction.
+pref = preferences.build(db, run_id, viewer=common.user())
+left = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in pref.left_out.items() if n) or "nothing"
+st.write(f"{len(pref.pairs)} preference pairs ({pref.corrections} with a correction as the chosen answer); "
+         f"prompts left out: {left}. Votes sha256 `{pref.votes_sha256[:12]}`.")
+if common.allowed("start_run") and st.button("Train a preference round", key="results.round",
+                                             help="DPO from this run's adapter on these pairs (preset "
+                                                  "preference-round), as a background run on the Train page."):
+    try:
+        started = rounds.start_round(db, run_id, pref.pairs, rating_run_id=run_id, votes_sha256=pref.votes_sha256,
+                                     actor=common.user())
+        common.success(f"Preference round queued as run {started.id}.")
+    except (runs_module.RunError, permissions.PermissionDenied) as exc:
+        common.error(str(exc))
+for made in rounds.rounds_from(db, run_id):
+    st.write(f"Run {made.id}: preference round from run {made.parent_run_id}, {made.status}.")
+    if made.status == "succeeded" and not answer_pairs.pairs(db, made.id) and common.allowed("start_run") \
+            and st.button(f"Blind A/B: run {made.id} vs run {made.parent_run_id}", key=f"results.ab.{made.id}",
+                          help="Answer the held-out prompts the round never saw with both adapters; "
+                               "then rate them on the Rate page."):
+        try:
+            answer_pairs.start_generation(db, made.id, actor=common.user())
+            common.success(f"Answers for run {made.id} vs run {made.parent_run_id} are being generated.")
+        except (answer_pairs.AnswerPairsError, permissions.PermissionDenied) as exc:
+            common.error(str(exc))
 
 st.subheader("Sign-off")
 if common.allowed("approve"):

@@ -157,7 +157,7 @@ def test_results_page_summarises_ratings(rated_db):
     at.switch_page("pages/results.py").run()
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Prompts: tuned better"] == str(len(session.order)) and metrics["Win rate (prompts)"] == "100%"
+    assert metrics[f"Prompts: run {run_id} better"] == str(len(session.order)) and metrics["Win rate (prompts)"] == "100%"
     assert metrics["Prompts: both bad"] == "0"
     assert "better than the base model" in at.info[0].value and "valid however often you look" in at.info[0].value
 

@@ -14,6 +14,7 @@ import sqlite_utils
 
 import core.cli.data  # noqa: F401  (its commands register themselves on import)
 import core.cli.pii  # noqa: F401
+import core.cli.preferences  # noqa: F401
 import core.cli.runs  # noqa: F401
 from core.cli.base import COMMANDS, CliError, command, dataset_named, say
 from core.curation import datasets, importing, tabular

@@ -61,12 +61,34 @@ def load_base(base_model: str) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def load_with_adapter(base_model: str, adapter_dir: str | Path) -> tuple[Any, Any]:
-    """One model with the adapter attached; `generate(..., side="base")` switches it off."""
+REFERENCE_ADAPTER = "reference"
+
+
+def load_with_adapter(base_model: str, adapter_dir: str | Path,
+                      reference_dir: str | Path | None = None) -> tuple[Any, Any]:
+    """One model with the adapter attached; `generate(..., side="base")` switches it off, or, with a
+    reference adapter (another run's, on the same base: issue 28), switches to that one instead."""
     from peft import PeftModel
 
     model, tokenizer = load_base(base_model)
-    return PeftModel.from_pretrained(model, str(adapter_dir)), tokenizer
+    model = PeftModel.from_pretrained(model, str(adapter_dir))
+    if reference_dir is not None:
+        model.load_adapter(str(reference_dir), adapter_name=REFERENCE_ADAPTER)
+        model.set_adapter("default")
+    return model, tokenizer
+
+
+def answering_as(model: Any, side: str) -> Any:
+    """A context in which `model` answers as one side of a pair: "tuned" is its own adapter; "base"
+    is the reference adapter when one is loaded, else the base weights (adapter disabled)."""
+    import contextlib
+
+    if not hasattr(model, "disable_adapter"):
+        return contextlib.nullcontext()
+    if REFERENCE_ADAPTER in getattr(model, "peft_config", {}):
+        model.set_adapter(REFERENCE_ADAPTER if side == "base" else "default")
+        return contextlib.nullcontext()
+    return model.disable_adapter() if side == "base" else contextlib.nullcontext()
 
 
 def generate(model: Any, tokenizer: Any, prompts: list[Messages], config: GenerationConfig,
@@ -74,8 +96,6 @@ def generate(model: Any, tokenizer: Any, prompts: list[Messages], config: Genera
     """Batched greedy (or seeded sampling) answers. `side="base"` disables the adapter, so the
     base answers really come from the base weights (the seed article's snippet got this wrong).
     `stop_if(text so far)` ends an answer early once it returns True (the behaviour checks)."""
-    import contextlib
-
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList
 
@@ -89,10 +109,7 @@ def generate(model: Any, tokenizer: Any, prompts: list[Messages], config: Genera
             so_far = tokenizer.batch_decode(input_ids[:, self.start:], skip_special_tokens=True)
             return torch.tensor([self.predicate(t) for t in so_far], device=input_ids.device)
 
-    if side == "base" and hasattr(model, "disable_adapter"):
-        switch: Any = model.disable_adapter()
-    else:
-        switch = contextlib.nullcontext()
+    switch = answering_as(model, side)
     answers: list[str] = []
     with switch, torch.inference_mode():
         for start in range(0, len(prompts), config.batch_size):
@@ -153,13 +170,11 @@ def mean_loss(model: Any, tokenizer: Any, conversations: list[Messages] | None =
     Held-out loss says how well each model predicts the reference answers; the loss on general
     text is a forgetting probe (fine-tuning can degrade general ability).
     """
-    import contextlib
-
     import torch
 
     from core.models import templating
 
-    switch = model.disable_adapter() if side == "base" and hasattr(model, "disable_adapter") else contextlib.nullcontext()
+    switch = answering_as(model, side)
     total, count = 0.0, 0
     with switch, torch.inference_mode():
         items: list[tuple[list[int], list[int]]] = []

@@ -225,3 +225,21 @@ ALTER TABLE playground_requests ADD COLUMN pid_started REAL
 SCHEMA_V11 = """
 ALTER TABLE datasets ADD COLUMN convention_json TEXT NOT NULL DEFAULT ''
 """
+
+# Preference rounds and any-two-model comparisons (issue 28). kind: 'sft' (examples) or 'dpo' (a
+# preference round on `preference_pairs`, frozen when it was queued, starting from parent_run_id's
+# adapter). rating_run_id and votes_sha256 name the blind votes it learned from. reference_run_id:
+# the model a run's answers are rated against (NULL: the base model). Plain ids, not foreign keys:
+# lineage stays readable after the run it names is deleted.
+SCHEMA_V12 = """
+ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'sft' CHECK (kind IN ('sft', 'dpo'));
+ALTER TABLE runs ADD COLUMN parent_run_id INTEGER;
+ALTER TABLE runs ADD COLUMN rating_run_id INTEGER;
+ALTER TABLE runs ADD COLUMN votes_sha256 TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN reference_run_id INTEGER;
+CREATE TABLE preference_pairs (
+    id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL, prompt_json TEXT NOT NULL, chosen TEXT NOT NULL, rejected TEXT NOT NULL,
+    source TEXT NOT NULL CHECK (source IN ('votes', 'correction')));
+CREATE INDEX idx_preference_pairs_run ON preference_pairs(run_id)
+"""

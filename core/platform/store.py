@@ -25,6 +25,7 @@ from core.platform.schema import (
     SCHEMA_V8,
     SCHEMA_V9,
     SCHEMA_V11,
+    SCHEMA_V12,
 )
 
 BUSY_TIMEOUT_MS = 10_000
@@ -193,6 +194,12 @@ def m009_process_identity(db: sqlite_utils.Database) -> None:
 def m011_dataset_convention(db: sqlite_utils.Database) -> None:
     """An output convention the author accepted or edited, in plain words (issue 24)."""
     _run_statements(db, SCHEMA_V11)
+@migrations()
+def m012_preference_rounds(db: sqlite_utils.Database) -> None:
+    """Preference rounds (DPO on blind votes) and a reference model per rated run (issue 28)."""
+    _run_statements(db, SCHEMA_V12)
+    for statement in change_triggers(["preference_pairs"]):
+        db.execute(statement)
 
 
 def _run_statements(db: sqlite_utils.Database, script: str) -> None:
@@ -222,6 +229,7 @@ _COUNTED: list[tuple[str, str, str]] = [
     ("evalue_entries", "'run:' || {row}.run_id", ""),
     ("outcome_views", "'run:' || {row}.run_id", ""),
     ("runs", "'runs'", ""),
+    ("preference_pairs", "'run:' || {row}.run_id", ""),
 ]
 # Columns whose change matters to a cached view. A running run rewrites its heartbeat, log tail
 # and phase every step; counting those would throw away every summary cache while anything trains.

@@ -15,7 +15,7 @@ from core.models import generation
 from core.pii import scan
 from core.platform import permissions, processes, slots
 from core.platform.store import audit, insert_row, now, transaction
-from core.training import runs, versions
+from core.training import rounds, runs, versions
 
 
 class AnswerPairsError(Exception):
@@ -53,9 +53,11 @@ def start_generation(db: sqlite_utils.Database, run_id: int, config: generation.
     if run.status != "succeeded" or not run.adapter_path:
         raise AnswerPairsError(f"Run {run_id} has not finished successfully; nothing to compare yet.")
     config = config or generation.GenerationConfig()
-    total = len(versions.version_messages(db, run.dataset_version_id, "heldout"))
+    reference_adapter(db, run)  # a clear message now if the reference cannot answer
+    total = len(prompts_to_answer(db, run))
     if total == 0:
-        raise AnswerPairsError("The run's dataset version has no held-out examples to answer.")
+        raise AnswerPairsError("The run's dataset version has no held-out examples to answer"
+                               + (" that it did not learn from as preferences." if run.kind == "dpo" else "."))
     with transaction(db):
         # Checked under the write lock: two clicks at once cannot both queue a job.
         busy = db.execute("SELECT id FROM generation_jobs WHERE run_id = ? AND status IN ('queued', 'running')",
@@ -139,14 +141,16 @@ def run_generation_job(db: sqlite_utils.Database, job_id: int) -> None:
     job = db.table("generation_jobs").get(job_id)
     run = runs.get_run(db, job["run_id"])
     config = generation.GenerationConfig(**json.loads(job["settings_json"]))
-    heldout = versions.version_messages(db, run.dataset_version_id, "heldout")
-    model, tokenizer = generation.load_with_adapter(run.base_model, str(run.adapter_path))
+    numbered = prompts_to_answer(db, run)
+    heldout = [messages for _position, messages in numbered]
+    model, tokenizer = generation.load_with_adapter(run.base_model, str(run.adapter_path), reference_adapter(db, run))
     sha = run.adapter_sha256 or ""
     with transaction(db):
         db.execute("DELETE FROM generations WHERE run_id = ?", [run.id])
     pii_config = scan.current_config(db)
     for start in range(0, len(heldout), config.batch_size):
         chunk = heldout[start:start + config.batch_size]
+        positions = [position for position, _messages in numbered[start:start + config.batch_size]]
         prompts = [generation.prompt_of(m)[0] for m in chunk]
         base = generation.generate(model, tokenizer, prompts, config, side="base")
         tuned = generation.generate(model, tokenizer, prompts, config, side="tuned")
@@ -155,13 +159,13 @@ def run_generation_job(db: sqlite_utils.Database, job_id: int) -> None:
         base_found, tuned_found = findings[:len(base)], findings[len(base):]
         stamp = now()
         with transaction(db):
-            for offset, (messages, b, t) in enumerate(zip(chunk, base, tuned)):
+            for offset, (position, messages, b, t) in enumerate(zip(positions, chunk, base, tuned)):
                 prompt, reference = generation.prompt_of(messages)
                 for side, text, other, found in (("base", b, t, base_found[offset]),
                                                  ("tuned", t, b, tuned_found[offset])):
                     flags = generation.flags_for(text, other) + (["pii"] if found else [])
                     generation_id = insert_row(db, "generations", {
-                        "run_id": run.id, "position": start + offset, "prompt_json": json.dumps(prompt),
+                        "run_id": run.id, "position": position, "prompt_json": json.dumps(prompt),
                         "reference": reference, "side": side, "text": text,
                         "settings_json": config.to_json(), "adapter_sha256": sha,
                         "flags_json": json.dumps(flags), "created_at": stamp})
@@ -176,6 +180,43 @@ def run_generation_job(db: sqlite_utils.Database, job_id: int) -> None:
     runs.record_metrics(db, run.id, metrics)
     with transaction(db):
         db.table("generation_jobs").update(job_id, {"status": "succeeded", "finished_at": now()})
+
+
+# ----------------------------------------------------------------------------- which two models answer (issue 28)
+# A pair's sides keep their stored names: "tuned" is the run's own adapter (the challenger), "base"
+# is what it is compared with: the base model, or the reference run's adapter on the same base.
+
+def reference_adapter(db: sqlite_utils.Database, run: runs.TrainingRun) -> str | None:
+    """The adapter folder answering on the "base" side, None for the base model itself."""
+    if run.reference_run_id is None:
+        return None
+    try:
+        reference = runs.get_run(db, run.reference_run_id)
+    except runs.RunError as exc:
+        raise AnswerPairsError(f"Run {run.id} is compared with run {run.reference_run_id}, which is gone.") from exc
+    if reference.status != "succeeded" or not reference.adapter_path:
+        raise AnswerPairsError(f"Run {run.id} is compared with run {reference.id}, which has no finished adapter.")
+    if reference.base_model != run.base_model:
+        raise AnswerPairsError(f"Run {reference.id} was trained on {reference.base_model}, run {run.id} on "
+                               f"{run.base_model}: only adapters of the same base answer from one loaded model.")
+    return reference.adapter_path
+
+
+def prompts_to_answer(db: sqlite_utils.Database, run: runs.TrainingRun) -> list[tuple[int, list[dict[str, Any]]]]:
+    """(position, held-out example) to answer: all held-out prompts, except, for a preference
+    round, those it learned from (its A/B must be on prompts it never saw)."""
+    seen = rounds.seen_prompts(db, run.id)
+    heldout = versions.version_messages(db, run.dataset_version_id, "heldout")
+    return [(i, m) for i, m in enumerate(heldout)
+            if json.dumps(generation.prompt_of(m)[0], sort_keys=True) not in seen]
+
+
+def model_labels(db: sqlite_utils.Database, run_id: int) -> dict[str, str]:
+    """What each side is called once identities are revealed: the two models' names."""
+    run = runs.get_run(db, run_id)
+    if run.reference_run_id is None:
+        return {"base": "base model", "tuned": f"run {run_id}"}
+    return {"base": f"run {run.reference_run_id}", "tuned": f"run {run_id}"}
 
 
 def pairs(db: sqlite_utils.Database, run_id: int) -> list[Pair]:

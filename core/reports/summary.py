@@ -355,7 +355,8 @@ def scores_against_base(db: sqlite_utils.Database, dataset_id: int, viewer: str)
     rows = []
     visible = set(ranked_runs(db, dataset_id, viewer))
     for run in training.list_runs(db, dataset_id):
-        if run.id not in visible:
+        # Runs rated against another adapter (issue 28) are not on this scale: their votes are not against the base.
+        if run.id not in visible or run.reference_run_id is not None:
             continue
         ratings = sessions.ratings_for_run(db, run.id)
         votes = prompt_votes(ratings, answer_pairs.pairs(db, run.id))

@@ -54,6 +54,7 @@ class TrainingConfig:
     probe_prompts: int = field(default=0, metadata={"help": "Held-out prompts answered at each behaviour check (0: all of them, up to 32 — enough that a stop shows at least 90 % of held-out answers in the format with 95 % confidence)."})
     early_stopping: bool = field(default=True, metadata={"help": "Stop once the held-out format held with margin (at least 90 % of held-out answers, 95 % confidence) at two checks in a row and the held-out loss stopped improving (without a convention: once chrF against the reference answers stopped improving for `patience` checks)."})
     patience: int = field(default=2, metadata={"help": "Checks without improvement of chrF against the reference answers before stopping (datasets without an output convention)."})
+    beta: float = field(default=0.1, metadata={"help": "Preference rounds (DPO) only: how far the round may move from its parent adapter. Higher keeps it closer to the parent; 0.1 is DPO's usual value, 0.05-0.5 the useful range."})
 
     def __post_init__(self) -> None:
         problems = []
@@ -77,6 +78,8 @@ class TrainingConfig:
             problems.append("batch_size and grad_accumulation must be at least 1")
         if self.precision not in ("auto", "fp32", "bf16"):
             problems.append("precision must be auto, fp32 or bf16")
+        if not 0 < self.beta <= 10:
+            problems.append("beta must be in (0, 10]")
         if not 16 <= self.max_length <= 32768:
             problems.append("max_length must be between 16 and 32768")
         if problems:
@@ -133,6 +136,17 @@ PRESETS: dict[str, TrainingConfig] = {
     "smoke-test": TrainingConfig(max_steps=4, epochs=1, batch_size=2, max_length=256, learning_rate=1e-3,
                                  precision="fp32", behaviour_checks=False, early_stopping=False),
 }
+
+# A preference round (DPO) on tens of rated prompts, starting from an SFT adapter: a few passes,
+# a learning rate ten times below SFT's (the adapter already knows the format; DPO only reorders
+# answers it can already give), beta 0.1. The LoRA shape is the parent's (its adapter keeps
+# training), so the lora_* fields are not used. Behaviour checks need a parent run's probe: off.
+# Kept apart from PRESETS, which the SFT choices list.
+PREFERENCE_PRESET = "preference-round"
+PREFERENCE_PRESETS: dict[str, TrainingConfig] = {PREFERENCE_PRESET: TrainingConfig(
+    epochs=3, learning_rate=5e-5, lr_scheduler="constant", warmup_fraction=0.1, batch_size=2,
+    grad_accumulation=2, max_length=512, beta=0.1, eval_each_epoch=False, behaviour_checks=False,
+    early_stopping=False)}
 
 
 DEFAULT_PRESET = "small-data"

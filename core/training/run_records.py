@@ -53,6 +53,11 @@ class TrainingRun:
     target: str = "local"  # where it runs: a worker process here, or a Ray job
     target_ref: str = ""  # the Ray job's submission id
     pid_started: float | None = None  # the worker's start time: with the pid, names one process
+    kind: str = "sft"  # sft: trained on examples; dpo: a preference round on rated answers (issue 28)
+    parent_run_id: int | None = None  # a preference round starts from this run's adapter
+    rating_run_id: int | None = None  # ... and learns from this run's blind votes
+    votes_sha256: str = ""  # ... exactly these votes
+    reference_run_id: int | None = None  # what its answers are rated against (None: the base model)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> TrainingRun:
@@ -72,7 +77,8 @@ class TrainingRun:
                    row["log_tail"], row["created_by"], row["approval"], row["approval_note"],
                    row["queued_at"], row["started_at"], row["finished_at"], row.get("phase") or "",
                    row.get("estimated_s"), row.get("target") or "local", row.get("target_ref") or "",
-                   row.get("pid_started"))
+                   row.get("pid_started"), row.get("kind") or "sft", row.get("parent_run_id"),
+                   row.get("rating_run_id"), row.get("votes_sha256") or "", row.get("reference_run_id"))
 
     @property
     def finished(self) -> bool:

@@ -42,10 +42,14 @@ class DuplicateRun(RunError):
 def start_run(db: sqlite_utils.Database, version: versions.DatasetVersion, *,
               base_model: str = registry.DEFAULT_MODEL, preset: str = DEFAULT_PRESET,
               config: TrainingConfig | None = None, actor: str = "", launch: bool = True,
-              allow_duplicate: bool = False, estimated_s: float | None = None) -> TrainingRun:
+              allow_duplicate: bool = False, estimated_s: float | None = None,
+              lineage: dict[str, Any] | None = None, preference_rows: list[dict[str, Any]] | None = None
+              ) -> TrainingRun:
     """Queue a run on a frozen version and launch the queue; returns at once.
 
-    estimated_s: the pre-launch estimate the user saw, kept so the queue can say when later work starts."""
+    estimated_s: the pre-launch estimate the user saw, kept so the queue can say when later work starts.
+    lineage and preference_rows: a preference round's columns (kind, parent, rating run, votes hash,
+    reference) and its frozen pairs, written in the same transaction (core.training.rounds)."""
     permissions.require(actor, "start_run")
     registry.resolve(base_model)  # a clear ModelUnavailable now, not a traceback in the worker
     review.require_clear_version(db, version.dataset_id, version.id, version.pii_override_reason,
@@ -64,11 +68,29 @@ def start_run(db: sqlite_utils.Database, version: versions.DatasetVersion, *,
         run_id = insert_row(db, "runs", {
             "dataset_version_id": version.id, "base_model": base_model, "preset": preset,
             "config_json": config.to_json(), "status": "queued", "created_by": actor,
-            "queued_at": now(), "estimated_s": estimated_s, "target": studio_settings.run_target(db).kind})
-        audit(db, actor, "start_run", "run", run_id, {"preset": preset, "version": version.id})
+            "queued_at": now(), "estimated_s": estimated_s, "target": studio_settings.run_target(db).kind,
+            **(lineage or {})})
+        for row in preference_rows or []:
+            db.table("preference_pairs").insert({**row, "run_id": run_id})
+        audit(db, actor, "start_run", "run", run_id, {"preset": preset, "version": version.id, **(lineage or {})})
     if launch:
         launch_next(db)
     return get_run(db, int(run_id))
+
+
+def set_reference(db: sqlite_utils.Database, run_id: int, reference_run_id: int | None, actor: str = "") -> TrainingRun:
+    """Choose what a run's answers are rated against: another run's adapter, or None for the base.
+    Only before its answers exist (checked under the write lock), so no pair mixes two references."""
+    permissions.require(actor, "start_run")
+    if reference_run_id == run_id:
+        raise RunError("A run cannot be compared with itself.")
+    with transaction(db):
+        if db.execute("SELECT 1 FROM generations WHERE run_id = ? LIMIT 1", [run_id]).fetchone():
+            raise RunError(f"Run {run_id} already has answer pairs against its current reference; "
+                           "compare other models on a run without answers.")
+        db.execute("UPDATE runs SET reference_run_id = ? WHERE id = ?", [reference_run_id, run_id])
+        audit(db, actor, "set_reference", "run", run_id, {"reference_run_id": reference_run_id})
+    return get_run(db, run_id)
 
 
 def get_run(db: sqlite_utils.Database, run_id: int) -> TrainingRun:

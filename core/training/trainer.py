@@ -63,7 +63,12 @@ def load_for_training(location: str, config: TrainingConfig, cuda: bool) -> Any:
 
 
 def train_adapter(db: Any, run: runs.TrainingRun, directory: Path, log_path: Path) -> dict[str, Any]:
-    """QLoRA (or LoRA) training of one run with trl's SFTTrainer; returns the run's final fields."""
+    """QLoRA (or LoRA) training of one run with trl's SFTTrainer; returns the run's final fields.
+    A preference round (kind 'dpo') trains with DPOTrainer instead (core.training.preference_trainer)."""
+    if run.kind == "dpo":
+        from core.training import preference_trainer
+
+        return preference_trainer.train_round(db, run, directory, log_path)
     import torch
     from datasets import Dataset
     from peft import LoraConfig
