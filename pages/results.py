@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from core.platform import permissions
-from core.rating import sessions
+from core.rating import blinding, sessions
 from core.reports import charts, export, report_format
 from core.reports import summary as stats
 from pages import common, export_view
@@ -42,7 +42,7 @@ elif common.allowed("close_rating"):
         st.rerun()
 # Blinding is decided in core (allowed(viewer, "see_outcome", run=...)); the page only says what it decided.
 try:
-    sessions.open_outcome(db, run_id, common.user())
+    blinding.open_outcome(db, run_id, common.user())
 except permissions.PermissionDenied as exc:
     common.info(str(exc))
     st.stop()
