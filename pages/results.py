@@ -4,8 +4,8 @@ import pandas as pd
 import streamlit as st
 
 from core.platform import permissions
+from core.rating import blinding, preferences, sessions
 from core.rating import pairs as answer_pairs
-from core.rating import preferences, sessions
 from core.reports import charts, export, report_format
 from core.reports import summary as stats
 from core.training import rounds
@@ -45,7 +45,7 @@ elif common.allowed("close_rating"):
         st.rerun()
 # Blinding is decided in core (allowed(viewer, "see_outcome", run=...)); the page only says what it decided.
 try:
-    sessions.open_outcome(db, run_id, common.user())
+    blinding.open_outcome(db, run_id, common.user())
 except permissions.PermissionDenied as exc:
     common.info(str(exc))
     st.stop()

@@ -17,7 +17,7 @@ import sqlite_utils
 from core.models import generation
 from core.platform import permissions, processes, slots
 from core.platform.store import audit, insert_row, now, transaction
-from core.rating import sessions
+from core.rating import blinding
 from core.training import runs
 
 MAX_PROMPT_CHARS = 8_000
@@ -43,7 +43,7 @@ def ask(db: sqlite_utils.Database, run_id: int, prompt: str, actor: str, *, syst
     """Queue one prompt for the base and tuned models of a finished run; returns at once."""
     permissions.require(actor, "ask_playground")
     # The viewer picks the prompt, so every run on the same base model shares it (any_prompt).
-    sessions.open_outcome(db, run_id, actor, any_prompt=True)
+    blinding.open_outcome(db, run_id, actor, any_prompt=True)
     prompt = prompt.strip()
     if not prompt or len(prompt) > MAX_PROMPT_CHARS:
         raise PlaygroundError(f"Type a prompt of 1 to {MAX_PROMPT_CHARS:,} characters.")

@@ -22,8 +22,8 @@ import sqlite_utils
 
 from core.curation import datasets, examples
 from core.pii import review, scan
+from core.rating import blinding, sessions
 from core.rating import pairs as answer_pairs
-from core.rating import sessions
 from core.training import runs, versions
 from core.training.rounds import PreferencePair
 
@@ -63,7 +63,7 @@ def decide(preferred: list[str]) -> str:
 
 def build(db: sqlite_utils.Database, run_id: int, *, viewer: str = "") -> PreferenceSet:
     """The run's preference set. Who may build it follows the blinding rule (it shows the outcome)."""
-    sessions.open_outcome(db, run_id, viewer)
+    blinding.open_outcome(db, run_id, viewer)
     by_position: dict[int, list[str]] = {}
     for rating in sessions.ratings_for_run(db, run_id):
         by_position.setdefault(rating.position, []).append(rating.preferred)

@@ -11,8 +11,8 @@ import sqlite_utils
 
 from core.platform import permissions
 from core.platform.text_safety import csv_cell, markdown_cell
+from core.rating import blinding, sessions
 from core.rating import pairs as answer_pairs
-from core.rating import sessions
 from core.reports import report_format, report_html
 from core.reports import summary as stats
 from core.training import runs
@@ -31,7 +31,7 @@ def ratings_csv(db: sqlite_utils.Database, run_id: int, viewer: str) -> str:
     """Every rating with revealed identities and the generation settings (blinding rules apply),
     plus what the statistics need per prompt: k as planned, closure, the calibration flag, whether
     and with which value the prompt entered the e-value, and each vote's place in time order."""
-    sessions.open_outcome(db, run_id, viewer)
+    blinding.open_outcome(db, run_id, viewer)
     run = runs.get_run(db, run_id)
     settings = db.execute("SELECT settings_json FROM generations WHERE run_id = ? LIMIT 1", [run_id]).fetchone()
     k, closed = sessions.planned_raters_per_pair(db, run_id), sessions.rating_closed(db, run_id)
@@ -127,7 +127,7 @@ def render(db: sqlite_utils.Database, run_id: int, fmt: str, viewer: str,
     """One export of a run's evaluation, for a viewer the blinding rule allows (allowed(viewer, "see_outcome"))."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
-    sessions.open_outcome(db, run_id, viewer)
+    blinding.open_outcome(db, run_id, viewer)
     if fmt == "csv":
         return ratings_csv(db, run_id, viewer)
     summary = summary or stats.summarize(db, run_id)
@@ -141,7 +141,7 @@ def approve(db: sqlite_utils.Database, run_id: int, decision: str, note: str, ac
     from core.platform.store import audit, now, transaction
 
     permissions.require(actor, "approve")
-    sessions.open_outcome(db, run_id, actor)  # the summary goes into the audit log and the model card
+    blinding.open_outcome(db, run_id, actor)  # the summary goes into the audit log and the model card
     if decision not in ("approved", "rejected"):
         raise ValueError("decision must be approved or rejected")
     if not note.strip():

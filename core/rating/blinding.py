@@ -1,0 +1,81 @@
+"""The blinding rule: who may see a run's outcome, registered as permissions' `see_outcome` rule,
+and the door every read of an outcome goes through (open_outcome, which records a first look)."""
+
+from __future__ import annotations
+
+import json
+
+import sqlite_utils
+
+from core.platform import permissions
+from core.platform.store import audit, now, transaction
+from core.rating.sessions import rating_closed
+
+
+def _blinding_sessions(db: sqlite_utils.Database, viewer: str) -> list[tuple[int, str]]:
+    """(run id, base model) of the viewer's unfinished sessions on runs whose rating is open."""
+    return [(r[0], r[1]) for r in db.execute(
+        "SELECT s.run_id, r.base_model FROM rating_sessions s JOIN runs r ON r.id = s.run_id "
+        "WHERE s.rater = ? AND s.completed_at IS NULL AND s.run_id NOT IN (SELECT run_id FROM rating_closures)",
+        [viewer]).fetchall()]
+
+
+def _prompts(db: sqlite_utils.Database, run_id: int) -> set[str]:
+    # The whole prompt (system turn included) decides the base model's greedy answer; compared
+    # parsed, so two spellings of the same JSON are the same prompt.
+    return {json.dumps(json.loads(r[0]), sort_keys=True, ensure_ascii=False) for r in db.execute(
+        "SELECT prompt_json FROM generations WHERE run_id = ? AND side = 'base'", [run_id])}
+
+
+def _share_prompts(db: sqlite_utils.Database, run_id: int, other_id: int) -> bool:
+    return not _prompts(db, run_id).isdisjoint(_prompts(db, other_id))
+
+
+@permissions.resource_rule("see_outcome")
+def outcome_rule(actor: str, role: str, run: permissions.Run) -> permissions.Decision:
+    """The blinding rule, asked as `permissions.allowed(actor, "see_outcome", run=...)`.
+
+    A viewer with an unfinished session on an open run R sees nothing of R's outcome, and no outcome
+    or labelled answer of any run on R's base model that shares a prompt with R (whatever their
+    role): base answers are the same text for the same base model and prompt, so one labelled base
+    answer tells which side is which in R. The playground (`any_prompt`) shares every prompt.
+    Otherwise admins see outcomes while rating is open; everyone sees them once it is closed.
+    """
+    db, viewer = run.db, (actor or "").strip()
+    target = db.execute("SELECT base_model FROM runs WHERE id = ?", [run.id]).fetchone()
+    if target is None:
+        return permissions.Decision(False, f"There is no run {run.id}.")
+    for rated, base_model in _blinding_sessions(db, viewer):
+        if rated == run.id:
+            return permissions.Decision(False, f"You are rating run {run.id}: its results and exports open to you "
+                                               "when your own session is complete, so your remaining votes stay blind.")
+        if base_model == target[0] and (run.any_prompt or _share_prompts(db, rated, run.id)):
+            shared = "base model" if run.any_prompt else "base model and prompts"
+            return permissions.Decision(False, (
+                f"You are rating run {rated}, which shares its {shared} with run {run.id}: run {run.id}'s results, "
+                f"exports and labelled answers open to you when your own session on run {rated} is complete, "
+                "since the base model's answers would tell you which side is which."))
+    if rating_closed(db, run.id) or permissions.allowed(actor, "view_open_results"):
+        return permissions.Decision(True)
+    return permissions.Decision(False, f"Rating of run {run.id} is still open: its results and exports are for "
+                                       "admins until an admin closes rating (Results → Close rating).")
+
+
+def open_outcome(db: sqlite_utils.Database, run_id: int, viewer: str, *, any_prompt: bool = False) -> None:
+    """The door to a run's outcome (Results, exports, the CLI summary, sign-off, the playground).
+
+    Raises PermissionDenied with the reason unless `allowed(viewer, "see_outcome", run=...)`.
+    While rating is open, the first look is recorded: whoever saw an open outcome may not then rate
+    the run blind (start_session refuses them).
+    """
+    permissions.require(viewer, "see_outcome", run=permissions.Run(db, run_id, any_prompt))
+    viewer = (viewer or "").strip()
+    if rating_closed(db, run_id) or db.execute("SELECT 1 FROM outcome_views WHERE run_id = ? AND viewer = ?",
+                                               [run_id, viewer]).fetchone():
+        return
+    with transaction(db):
+        if not rating_closed(db, run_id):  # read again inside the write: a close that just happened wins
+            added = db.execute("INSERT OR IGNORE INTO outcome_views (run_id, viewer, seen_at) VALUES (?, ?, ?)",
+                               [run_id, viewer, now()]).rowcount
+            if added:
+                audit(db, viewer or "anonymous", "see_open_outcome", "run", run_id, {})
