@@ -128,3 +128,15 @@ def rated_db(generated_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                 generated_db.parent / "runs"))})
     monkeypatch.setenv("STUDIO_DB", str(target))
     return target
+
+
+def publish_generations(db, run_id: int) -> None:
+    """Mark a run's hand-inserted answers as the output of a succeeded generation job: answers are
+    shown only once their job succeeded (issue 23)."""
+    from core.platform import store
+
+    n = db.execute("SELECT count(DISTINCT position) FROM generations WHERE run_id = ?", [run_id]).fetchone()[0]
+    with store.transaction(db):
+        db.table("generation_jobs").insert({"run_id": run_id, "status": "succeeded", "total": n, "done": n,
+                                            "settings_json": "{}", "created_at": store.now(),
+                                            "finished_at": store.now()})

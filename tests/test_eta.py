@@ -8,6 +8,7 @@ from datetime import datetime
 
 from core.jobs import queue as work_queue
 from core.pii import scan
+from core.platform import processes
 from core.training import eta, run_card, runs, versions
 from core.training.config import Estimate, TrainingConfig
 
@@ -64,7 +65,7 @@ def test_the_queue_and_the_run_panel_show_the_same_time_left(db, demo_dataset):
     scan.scan_dataset(db, demo_dataset.id)
     version = versions.freeze(db, demo_dataset)
     run = runs.start_run(db, version, launch=False, estimated_s=600)
-    assert runs.claim_run(db, run.id, os.getpid())
+    assert runs.claim_run(db, run.id, processes.ProcessId.of(os.getpid()))
     runs.record_progress(db, run.id, {"step": 1, "loss": 2.0}, {"total_steps": 30})
     # One step timed: the panel used to say "measuring…" while the queue said the estimate.
     now = datetime.now().timestamp() + 5

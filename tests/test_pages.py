@@ -6,9 +6,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.curation import datasets, examples, importing
-from core.platform import store
+from core.platform import processes, store
 from core.rating import sessions
 from core.training import runs, versions
+from tests.conftest import publish_generations
 
 PAGES = ["pages/home.py", "pages/author.py", "pages/pii_check.py", "pages/train.py", "pages/rate.py",
          "pages/results.py", "pages/playground.py", "pages/settings.py"]
@@ -70,7 +71,8 @@ def test_user_text_is_never_rendered_as_markdown_or_html(db_path, model_dir):
     # Every element that renders Markdown: the name and the text must arrive escaped.
     rendered = [str(e.value) for kind in ("markdown", "caption", "title", "header", "subheader", "info", "warning",
                                           "error", "success") for e in at.get(kind)]
-    assert any("evil" in r for r in rendered)
+    plain = [str(e.value) for e in at.get("text")]  # st.text: shown as typed, never Markdown
+    assert any("evil" in r for r in rendered + plain)
     for text in rendered:
         assert "<script>" not in text and "](http" not in text and "![" not in text, text
 
@@ -284,6 +286,7 @@ def second_run_with_pairs(db, first: int) -> int:
                     "run_id": second, "position": pair.position + 100, "prompt_json": json.dumps(pair.prompt),
                     "reference": pair.reference, "side": side, "text": text, "settings_json": "{}",
                     "created_at": store.now()})
+    publish_generations(db, second)
     return second
 
 
@@ -345,7 +348,7 @@ def live_run(db_path, estimated_s: float = 600):
     scan.scan_dataset(db, 1)
     version = versions.freeze(db, datasets.get_dataset(db, 1))
     run = runs.start_run(db, version, preset="smoke-test", launch=False, estimated_s=estimated_s)
-    assert runs.claim_run(db, run.id, os.getpid())
+    assert runs.claim_run(db, run.id, processes.ProcessId.of(os.getpid()))
     runs.record_progress(db, run.id, {"step": 1, "loss": 2.5}, {"total_steps": 30})
     return db, version, run
 

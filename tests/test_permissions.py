@@ -17,7 +17,7 @@ from core.models import registry
 from core.pii import review, scan
 from core.platform import permissions, store, studio_settings
 from core.rating import pairs as answer_pairs
-from core.rating import sessions
+from core.rating import playground, sessions
 from core.reports import export
 from core.training import runs, versions
 
@@ -78,6 +78,7 @@ CALLS: dict[str, Callable[[World, str], Any]] = {
     "view_open_results": lambda w, u: export.render(w.db, w.run_id, "json", u),
     "close_rating": lambda w, u: sessions.close_rating(w.db, w.run_id, actor=u),
     "approve": lambda w, u: export.approve(w.db, w.run_id, "approved", "looks right", u),
+    "ask_playground": lambda w, u: playground.ask(w.db, w.closed, "Where is my order?", u, launch=False),
     "studio_settings": lambda w, u: studio_settings.set_raters_per_pair(w.db, 2, actor=u),
 }
 

@@ -15,6 +15,7 @@ from core.rating import sessions
 from core.reports import export, stat_tests
 from core.reports import summary as stats
 from core.training import runs, versions
+from tests.conftest import publish_generations
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -151,7 +152,9 @@ def test_json_export_is_strict_at_extreme_counts(rated_db):
     sessions.record_rating(db, session, session.order[0][0], "A")
     huge = stat_tests.log_e_value(1100, 0) / math.log(10)
     summary = dataclasses.replace(stats.summarize(db, rid), e_value=stat_tests.e_value(1100, 0), log10_e_value=huge,
-                                  agreement={"cohens_kappa": float("nan")})
+                                  agreement={"calibration_pairs_rated_by_two": 2, "calibration_pairs_rated_by_all": 2,
+                                             "raters": ["Dana", "Sam"], "percent_agreement": 1.0,
+                                             "krippendorff_alpha": float("nan"), "cohens_kappa": float("nan")})
     text = export.render(db, rid, "json", "admin", summary)
 
     def refuse(name):
@@ -204,6 +207,7 @@ def test_each_adapter_is_scored_against_the_shared_base_on_one_scale(rated_db, r
     db.execute("INSERT INTO generations (run_id, position, prompt_json, reference, side, text, settings_json, created_at) "
                "SELECT ?, position, prompt_json, reference, side, text || (CASE side WHEN 'tuned' THEN ' x' ELSE '' END), "
                "settings_json, created_at FROM generations WHERE run_id = ?", [second.id, first.id])
+    publish_generations(db, second.id)
     rate_everything(db, first.id, ["Dana"], lambda r, i, left: "A" if (left == "tuned") == (i % 4 != 0) else "B")
     rate_everything(db, second.id, ["Dana"], lambda r, i, left: "A" if (left == "tuned") == (i % 4 == 0) else "B")
     dataset_id = versions.version_by_id(db, first.dataset_version_id).dataset_id
@@ -262,7 +266,7 @@ def test_the_html_report_is_a_document_with_example_pairs_shown_as_text(rated_db
     finding = page.index("The tuned model&#x27;s answer was preferred on")
     assert finding < page.index("<h2>Examples</h2>") < page.index("<h2>The numbers</h2>") < page.index(
         "<h2>Appendix: how sure we are</h2>") < page.index("Where this result comes from")
-    assert page.index("Evidence (e-value)") > page.index("Appendix")
+    assert page.index("Anytime-valid test") > page.index("Appendix")
     assert "Rated blind by 1 rater (Dana)" in page and "@media print" in page and "break-before:page" in page
     assert '"run_config"' not in page and "Dataset fingerprint (sha256)" in page
     assert "<title>Evaluation of run" not in page

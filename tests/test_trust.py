@@ -21,7 +21,7 @@ from core.rating import sessions
 from core.reports import charts, export
 from core.reports import summary as stats
 from core.training import runs, versions
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, publish_generations
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -78,6 +78,7 @@ def sibling_run(db, first: int, random_adapter, *, same_prompts: bool) -> int:
                     "run_id": second, "position": pair.position, "prompt_json": json.dumps(prompt),
                     "reference": pair.reference, "side": side, "text": text, "settings_json": "{}",
                     "created_at": store.now()})
+    publish_generations(db, second)
     return second
 
 
