@@ -4,7 +4,7 @@ import os
 
 from streamlit.testing.v1 import AppTest
 
-from core.platform import store
+from core.platform import processes, store
 from core.rating import pairs as answer_pairs
 from core.rating import preferences
 from core.training import rounds, runs
@@ -12,10 +12,13 @@ from tests.test_preferences import vote
 
 
 def hold_the_slot(db, run_id: int) -> None:
-    """A running job of this (live) process takes the one heavy-work slot, so what the page queues
-    waits in the queue instead of starting a real worker during the test."""
-    db.execute("INSERT INTO generation_jobs (run_id, status, pid, total, settings_json, created_at) "
-               "VALUES (?, 'running', ?, 1, '{}', '2026-01-01T00:00:00+00:00')", [run_id, os.getpid()])
+    """A running playground request of this (live) process takes the one heavy-work slot, so what the
+    page queues waits in the queue instead of starting a real worker during the test. (A running
+    generation job of the rated run would withdraw its answers: only a succeeded job's are shown.)"""
+    me = processes.ProcessId.of(os.getpid())
+    db.execute("INSERT INTO playground_requests (run_id, prompt_json, settings_json, status, pid, pid_started, "
+               "created_at) VALUES (?, '[]', '{}', 'running', ?, ?, '2026-01-01T00:00:00+00:00')",
+               [run_id, me.pid, me.started])
 
 
 def results_page() -> AppTest:
