@@ -93,8 +93,13 @@ common.caption(f"Whole run: {covered} of {rateable} pairs have the {sessions.rat
                f"each needs. {sessions.calibration_progress(db, run_id).sentence()}")
 
 if done >= total:
+    try:
+        revealed = sessions.reveal(db, session)
+    except sessions.RatingError as exc:  # another run you are rating shares these prompts
+        common.success("Your session is complete.")
+        common.info(f"Identities stay hidden for now. {exc}")
+        st.stop()
     common.success("Your session is complete. Here is what you rated, with identities revealed.")
-    revealed = sessions.reveal(db, session)
     names = {**answer_pairs.model_labels(db, run_id), "tie": "tie", "both_bad": "both bad"}
     seen_order = {position: i for i, (position, _side) in enumerate(session.order, start=1)}
     prompts = {p.position: next((m["content"] for m in p.prompt if m["role"] == "user"), "") for p in pairs}

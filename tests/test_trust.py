@@ -544,3 +544,23 @@ def test_tables_with_user_text_offer_only_a_neutralised_csv(db_path, model_dir):
     at.switch_page("pages/settings.py").run()
     assert not at.exception
     assert [b.label for b in at.download_button if b.key == "settings.audit_csv"] == ["Download CSV"]
+
+
+def test_finishing_one_run_does_not_reveal_sides_of_a_sibling_still_being_rated(rated_db, random_adapter):
+    """Review finding: completing a session on run S revealed which side was the base model while the
+    same rater was still rating run R with the same base model and prompts (the base answers are the
+    same text), so R was no longer blind. The reveal waits until R's session is complete too."""
+    db = store.connect(rated_db)
+    first = run_id(db)
+    sibling = sibling_run(db, first, random_adapter, same_prompts=True)
+    still_rating = sessions.start_session(db, first, "Riley")
+    sessions.record_rating(db, still_rating, still_rating.order[0][0], "A")
+    done = sessions.start_session(db, sibling, "Riley")
+    while (position := sessions.next_position(db, done)) is not None:
+        sessions.record_rating(db, done, position, "B")
+    with pytest.raises(sessions.RatingError, match=f"You are rating run {first}, which shares its base model"):
+        sessions.reveal(db, done)
+    while (position := sessions.next_position(db, still_rating)) is not None:
+        sessions.record_rating(db, still_rating, position, "A")
+    sessions.reveal(db, still_rating)  # complete: this one's identities are revealed ...
+    assert {r.position for r in sessions.reveal(db, done)}  # ... and then the sibling's too

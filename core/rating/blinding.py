@@ -31,6 +31,21 @@ def _share_prompts(db: sqlite_utils.Database, run_id: int, other_id: int) -> boo
     return not _prompts(db, run_id).isdisjoint(_prompts(db, other_id))
 
 
+def sibling_conflict(db: sqlite_utils.Database, viewer: str, run_id: int, *, any_prompt: bool = False) -> str | None:
+    """Why labelled answers of this run would unblind another run the viewer is still rating (same
+    base model and a shared prompt), or None. Also asked by sessions.reveal: identities revealed for
+    one run tell which side is the base in its siblings."""
+    viewer = (viewer or "").strip()
+    target = db.execute("SELECT base_model FROM runs WHERE id = ?", [run_id]).fetchone()
+    for rated, base_model in _blinding_sessions(db, viewer):
+        if rated != run_id and target and base_model == target[0] and (any_prompt or _share_prompts(db, rated, run_id)):
+            shared = "base model" if any_prompt else "base model and prompts"
+            return (f"You are rating run {rated}, which shares its {shared} with run {run_id}: run {run_id}'s results, "
+                    f"exports and labelled answers open to you when your own session on run {rated} is complete, "
+                    "since the base model's answers would tell you which side is which.")
+    return None
+
+
 @permissions.resource_rule("see_outcome")
 def outcome_rule(actor: str, role: str, run: permissions.Run) -> permissions.Decision:
     """The blinding rule, asked as `permissions.allowed(actor, "see_outcome", run=...)`.
@@ -45,16 +60,13 @@ def outcome_rule(actor: str, role: str, run: permissions.Run) -> permissions.Dec
     target = db.execute("SELECT base_model FROM runs WHERE id = ?", [run.id]).fetchone()
     if target is None:
         return permissions.Decision(False, f"There is no run {run.id}.")
-    for rated, base_model in _blinding_sessions(db, viewer):
+    for rated, _base_model in _blinding_sessions(db, viewer):
         if rated == run.id:
             return permissions.Decision(False, f"You are rating run {run.id}: its results and exports open to you "
                                                "when your own session is complete, so your remaining votes stay blind.")
-        if base_model == target[0] and (run.any_prompt or _share_prompts(db, rated, run.id)):
-            shared = "base model" if run.any_prompt else "base model and prompts"
-            return permissions.Decision(False, (
-                f"You are rating run {rated}, which shares its {shared} with run {run.id}: run {run.id}'s results, "
-                f"exports and labelled answers open to you when your own session on run {rated} is complete, "
-                "since the base model's answers would tell you which side is which."))
+    conflict = sibling_conflict(db, viewer, run.id, any_prompt=run.any_prompt)
+    if conflict:
+        return permissions.Decision(False, conflict)
     if rating_closed(db, run.id) or permissions.allowed(actor, "view_open_results"):
         return permissions.Decision(True)
     return permissions.Decision(False, f"Rating of run {run.id} is still open: its results and exports are for "

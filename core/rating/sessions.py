@@ -346,6 +346,11 @@ def reveal(db: sqlite_utils.Database, session: RatingSession) -> list[Rating]:
     rated, total = progress(db, session)
     if rated < total:
         raise RatingError(f"Identities are revealed when your session is complete ({rated}/{total}).")
+    from core.rating import blinding  # the rule module imports this one
+
+    conflict = blinding.sibling_conflict(db, session.rater, session.run_id)
+    if conflict:
+        raise RatingError(conflict)
     with transaction(db):
         db.execute("UPDATE rating_sessions SET completed_at = ? WHERE id = ? AND completed_at IS NULL",
                    [now(), session.id])

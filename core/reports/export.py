@@ -166,6 +166,8 @@ def adapter_zip(db: sqlite_utils.Database, run_id: int, actor: str) -> bytes:
     from pathlib import Path
 
     permissions.require(actor, "export_dataset")
+    if runs.get_run(db, run_id).approval:  # its card carries the sign-off's summary: an outcome
+        blinding.open_outcome(db, run_id, actor)
     run = runs.get_run(db, run_id)
     if not run.adapter_path or not Path(run.adapter_path).is_dir():
         raise ValueError(f"Run {run_id} has no adapter to download.")

@@ -16,6 +16,7 @@ import yaml
 
 from core.platform import permissions, processes
 from core.platform.store import audit, now, transaction
+from core.rating import blinding
 from core.reports import summary as stats
 from core.training import merge, runs, versions
 
@@ -54,9 +55,10 @@ def model_card(db: sqlite_utils.Database, run: runs.TrainingRun, viewer: str,
     version = versions.version_by_id(db, run.dataset_version_id)
     front = yaml.safe_dump({"base_model": run.base_model, "library_name": "transformers",
                             "tags": ["tuning-studio", "lora-merged"]}, sort_keys=False)
-    access = permissions.decide(viewer, "see_outcome", permissions.Run(db, run.id))
-    if not access.allowed:
-        evaluation = f"Not included: {access.reason}"
+    try:  # the one door to an outcome: it also records a look at an open run
+        blinding.open_outcome(db, run.id, viewer)
+    except permissions.PermissionDenied as exc:
+        evaluation = f"Not included: {exc}"
     else:
         summary = stats.summarize(db, run.id)
         evaluation = summary.verdict_text if summary.outcomes.total else "Not rated yet."

@@ -61,7 +61,9 @@ def start_run(db: sqlite_utils.Database, version: versions.DatasetVersion, *,
         # Checked under the write lock: two tabs clicking at once cannot both pass.
         twin = None if allow_duplicate else db.execute(
             "SELECT id, status FROM runs WHERE dataset_version_id = ? AND base_model = ? AND config_json = ? "
-            "AND status IN ('queued', 'running')", [version.id, base_model, config.to_json()]).fetchone()
+            "AND kind = ? AND votes_sha256 = ? AND status IN ('queued', 'running')",
+            [version.id, base_model, config.to_json(), (lineage or {}).get("kind", "sft"),
+             (lineage or {}).get("votes_sha256", "")]).fetchone()
         if twin:
             raise DuplicateRun(f"Run {twin[0]} with exactly this version, model and configuration is already "
                                f"{twin[1]}. Start another only if you mean to (confirm to do so).")
@@ -85,7 +87,8 @@ def set_reference(db: sqlite_utils.Database, run_id: int, reference_run_id: int 
     if reference_run_id == run_id:
         raise RunError("A run cannot be compared with itself.")
     with transaction(db):
-        if db.execute("SELECT 1 FROM generations WHERE run_id = ? LIMIT 1", [run_id]).fetchone():
+        if db.execute("SELECT 1 FROM generations WHERE run_id = ? UNION ALL SELECT 1 FROM generation_jobs "
+                      "WHERE run_id = ? AND status IN ('queued', 'running') LIMIT 1", [run_id, run_id]).fetchone():
             raise RunError(f"Run {run_id} already has answer pairs against its current reference; "
                            "compare other models on a run without answers.")
         db.execute("UPDATE runs SET reference_run_id = ? WHERE id = ?", [reference_run_id, run_id])
