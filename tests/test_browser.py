@@ -180,7 +180,11 @@ def test_whole_journey(tmp_path, model_dir, chromium):
         nav(page, "Author")
         tab(page, "Versions & export")
         click(page, "Freeze a version")
-        page.get_by_text("Version 1 frozen").wait_for()
+        try:
+            page.get_by_text("Version 1 frozen").wait_for()
+        except Exception:
+            shot(page, "debug-freeze")
+            raise
 
         mark("5")
         # 5. Train a short run in the background and watch it finish.
@@ -249,6 +253,9 @@ def test_whole_journey(tmp_path, model_dir, chromium):
                 rater_page.wait_for_function(
                     "before => ![...document.querySelectorAll('p, div')].some(e => e.innerText === before)",
                     arg=before, timeout=60_000)
+                # The counter moves mid-run; the run then goes on (the next form, or the reveal).
+                # Clicking before it ends could hit a stale button that vanishes (CI, stop 29).
+                settle(rater_page)
                 if rater == "Sam" and curious:
                     # A curious rater: one vote in, they try Results and its exports. Refused.
                     curious = False

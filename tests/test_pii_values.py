@@ -98,6 +98,26 @@ def test_anonymise_everywhere_reaches_later_imports(db):
     assert "lena" not in json.dumps([dict(r) for r in db.query("SELECT * FROM audit_log")])
 
 
+def test_anonymising_a_name_inside_an_email_leaves_no_text_unscanned(db):
+    # Erasing the name "dana" also rewrites the address that contains it: that new text must be
+    # scanned before the gate reads it, or the gate stays shut with nothing left to review.
+    dataset = datasets.create_dataset(db, "inside")
+    examples.save_example(db, dataset, [
+        {"role": "user", "content": "Please send a VAT invoice for order HP-508. My email is dana.rivera@example.com."},
+        {"role": "assistant", "content": "Category: Billing\nPriority: P3\nSummary: Please send a VAT invoice for "
+                                         "order HP-508. My email is dana\nReply: Handle it under the billing policy."}],
+        status="ready")
+    values.scan(db, dataset.id)
+    for _ in range(5):
+        groups = values.value_groups(db, dataset.id)
+        if not groups:
+            break
+        values.anonymise_everywhere(db, dataset.id, groups[0].value_hash)
+    gate = review.gate_status(db, dataset.id)
+    assert gate.unscanned_examples == 0 and gate.clear, gate
+    assert "dana" not in json.dumps([dict(r) for r in db.query("SELECT messages_json FROM examples")])
+
+
 def test_glossary_edit_suggests_without_a_rescan_and_never_an_email(db):
     dataset = datasets.create_dataset(db, "gloss")
     add(db, dataset, "Ledger Lite and Atlas Search disagree on revenue; write to ravi@example.net.")

@@ -272,9 +272,12 @@ def anonymise(db: sqlite_utils.Database, finding_ids: list[int], *, method: str 
                 rescan.add(example.dataset_id)
         changed += 1
     # Erased means erased: old revisions, versions, quarantine, prompts, logs, files, free pages.
-    erasure.erase_values(db, erased, actor=actor)
-    # Texts whose leftover findings could not all be placed on the new text are scanned afresh,
-    # outside the write transaction (Presidio is slow); until then the gate counts them unscanned.
+    report = erasure.erase_values(db, erased, actor=actor)
+    # Erasure also rewrites current texts that hold the value inside a longer one (a name inside an
+    # e-mail address): those are new, unscanned texts too. Texts whose leftover findings could not
+    # all be placed on the new text are scanned afresh as well, outside the write transaction
+    # (Presidio is slow); until then the gate counts them unscanned.
+    rescan.update(report.datasets)
     for dataset_id in sorted(rescan):
         scan.scan_dataset(db, dataset_id, actor=actor)
     return changed
