@@ -225,6 +225,7 @@ def anonymise(db: sqlite_utils.Database, finding_ids: list[int], *, method: str 
     engine = AnonymizerEngine()
     changed = 0
     rescan: set[int] = set()
+    reviewed: set[int] = set()  # the datasets whose examples this call anonymised
     erased: dict[str, str] = {}  # raw value -> what replaced it, to erase it from history too
     for example_id, rows in by_example.items():
         example = examples.get_example(db, example_id)
@@ -258,6 +259,7 @@ def anonymise(db: sqlite_utils.Database, finding_ids: list[int], *, method: str 
                 erased.setdefault(raw, {"replace": numbering.get((r["entity_type"], raw), "<PII>"),
                                         "mask": "*" * len(raw), "redact": ""}[method])
         dataset = datasets.get_dataset(db, example.dataset_id)
+        reviewed.add(example.dataset_id)
         with transaction(db):
             updated = examples.save_example(db, dataset, messages, example_id=example_id, author=actor,
                                             reason=f"pii_{method}")
@@ -277,7 +279,9 @@ def anonymise(db: sqlite_utils.Database, finding_ids: list[int], *, method: str 
     # e-mail address): those are new, unscanned texts too. Texts whose leftover findings could not
     # all be placed on the new text are scanned afresh as well, outside the write transaction
     # (Presidio is slow); until then the gate counts them unscanned.
-    rescan.update(report.datasets)
+    # Only the datasets under review here: another dataset's changed text stays unscanned (its gate
+    # closed) until its own people scan it.
+    rescan.update(set(report.datasets) & reviewed)
     for dataset_id in sorted(rescan):
         scan.scan_dataset(db, dataset_id, actor=actor)
     return changed
