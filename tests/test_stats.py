@@ -1,6 +1,7 @@
 """Summaries on real databases: hand-counted runs, the e-value's entry rule, strict exports, and every
 headline number recomputed from the exported CSV by an independent script."""
 
+import dataclasses
 import io
 import json
 import math
@@ -282,3 +283,45 @@ def test_automatic_checks_are_explained_in_plain_words():
     assert by_check["Follows the output convention"]["tuned"] == "20/20"
     assert "forgetting" in by_check["Forgetting probe (general-text loss)"]["what it tells you"]
     assert by_check["Mean length (words)"]["what it tells you"] == "the reference answers average 31 words"
+
+
+def test_a_summary_reads_each_table_once_and_is_a_pure_function_of_its_record(rated_db):
+    """Issue 22, load once, compute pure: summarize reads the run, its version, its dataset and its
+    pairs once each; the loaded record alone then gives the summary, with the database closed."""
+    db = store.connect(rated_db)
+    rid = runs.list_runs(db)[0].id
+    rate_everything(db, rid, ["Dana"], lambda r_index, i, left: "A" if left == "tuned" else "B")
+    statements: list[str] = []
+    db.conn.set_trace_callback(statements.append)
+    summary = stats.summarize(db, rid)
+    db.conn.set_trace_callback(None)
+    flat = [" ".join(s.lower().replace("[", "").replace("]", "").replace('"', "").split()) + " " for s in statements]
+    reads = {table: sum(f"from {table} " in s for s in flat)
+             for table in ("runs", "dataset_versions", "datasets", "generations")}
+    assert reads == {"runs": 1, "dataset_versions": 1, "datasets": 1, "generations": 1}, reads
+    record = stats.load_record(db, rid)
+    db.conn.close()
+    again = stats.summarize_record(record)
+    assert again.to_dict() == summary.to_dict()
+
+
+def test_a_hand_built_record_gives_hand_counted_numbers(rated_db):
+    """Three prompts, one rater: tuned, tuned, base. Hand-counted: W=2, L=1, win rate 2/3; all three
+    entered, so the e-value is B(3, 2)·2^3 = (1/12)·8 = 2/3 and the sign test p = 1."""
+    db = store.connect(rated_db)
+    record = stats.load_record(db, runs.list_runs(db)[0].id)
+    db.conn.close()
+    pairs = [dataclasses.replace(p, base_text=f"base {p.position}", tuned_text=f"tuned {p.position}")
+             for p in record.pairs[:3]]
+    ratings = [sessions.Rating(record.run.id, p.position, "Dana", "A", "A", preferred, {}, "", 3.0,
+                               f"2026-12-03T10:0{i}:00+00:00")
+               for i, (p, preferred) in enumerate(zip(pairs, ("tuned", "tuned", "base")))]
+    summary = stats.summarize_record(dataclasses.replace(
+        record, pairs=pairs, ratings=ratings, evalue_entries={p.position: v for p, v in zip(pairs, (1.0, 1.0, 0.0))}))
+    assert (summary.prompt_outcomes.wins, summary.prompt_outcomes.losses) == (2, 1)
+    assert summary.win_rate == pytest.approx(2 / 3)
+    assert summary.e_value == pytest.approx(2 / 3)
+    assert summary.sign_test_p == pytest.approx(1.0)
+    assert summary.lineage["raters"] == ["Dana"]
+    assert summary.lineage["first_rating"] == "2026-12-03T10:00:00+00:00"
+    assert summary.lineage["last_rating"] == "2026-12-03T10:02:00+00:00"

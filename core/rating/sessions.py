@@ -147,7 +147,12 @@ CALIBRATION_MINIMUM = 10
 def calibration_positions(db: sqlite_utils.Database, run_id: int) -> set[int]:
     """The run's calibration pairs: 20 % of the rateable pairs, at least 10 (all, if fewer).
     Drawn with the run id as seed, so every rater and every report sees the same set."""
-    rateable = sorted(p.position for p in answer_pairs.pairs(db, run_id) if not p.identical)
+    return calibration_sample(run_id, answer_pairs.pairs(db, run_id))
+
+
+def calibration_sample(run_id: int, pairs: list[answer_pairs.Pair]) -> set[int]:
+    """calibration_positions of pairs already loaded (the report reads them once)."""
+    rateable = sorted(p.position for p in pairs if not p.identical)
     size = min(len(rateable), max(CALIBRATION_MINIMUM, math.ceil(CALIBRATION_FRACTION * len(rateable))))
     return set(Random(run_id).sample(rateable, size))
 

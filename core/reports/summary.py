@@ -3,6 +3,7 @@ automatic checks and each run's score against the base. statsmodels/scipy do the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections import Counter, defaultdict
@@ -19,8 +20,8 @@ from core.platform.store import change_count
 from core.rating import pairs as answer_pairs
 from core.rating import sessions
 from core.reports import agreement, report_format, stat_tests
+from core.training import run_records, versions
 from core.training import runs as training
-from core.training import versions
 
 
 @dataclass(frozen=True)
@@ -141,10 +142,42 @@ def prompt_votes(ratings: list[sessions.Rating], pairs: list[answer_pairs.Pair])
     return dict(sorted(votes.items()))
 
 
+@dataclass(frozen=True)
+class EvaluationRecord:
+    """Everything one run's evaluation reads, loaded once by load_record (issue 22: the summary used
+    to re-read the run, version and dataset several times). Every statistic below is a pure function
+    of it, so tests can build one by hand without a database."""
+    run: training.TrainingRun
+    version: versions.DatasetVersion
+    dataset: datasets.Dataset
+    pairs: list[answer_pairs.Pair]
+    ratings: list[sessions.Rating]
+    evalue_entries: dict[int, float]          # position -> outcome value fixed at entry
+    rating_closed: bool
+    planned_raters_per_pair: int
+    train_answers: list[str]                  # the version's training answers (the inferred convention)
+
+
+def load_record(db: sqlite_utils.Database, run_id: int) -> EvaluationRecord:
+    """The one read of a run's evaluation: each table once (the read-only run record: a report
+    does not reconcile processes)."""
+    run = run_records.get_run(db, run_id)
+    version = versions.version_by_id(db, run.dataset_version_id)
+    return EvaluationRecord(
+        run=run, version=version, dataset=datasets.get_dataset(db, version.dataset_id),
+        pairs=answer_pairs.pairs(db, run_id), ratings=sessions.ratings_for_run(db, run_id),
+        evalue_entries=sessions.evalue_entries(db, run_id), rating_closed=sessions.rating_closed(db, run_id),
+        planned_raters_per_pair=sessions.planned_raters_per_pair(db, run_id),
+        train_answers=convention.answers_of(versions.version_messages(db, version.id, "train")))
+
+
 def summarize(db: sqlite_utils.Database, run_id: int) -> Summary:
-    run = training.get_run(db, run_id)
-    ratings = sessions.ratings_for_run(db, run_id)
-    pairs = answer_pairs.pairs(db, run_id)
+    return summarize_record(load_record(db, run_id))
+
+
+def summarize_record(record: EvaluationRecord) -> Summary:
+    """The evaluation summary of a loaded record; reads nothing else."""
+    run, ratings, pairs = record.run, record.ratings, record.pairs
     automatic = sum(p.identical for p in pairs)
     counts = Counter(r.preferred for r in ratings)
     outcomes = Outcomes(counts["tuned"], counts["base"], counts["tie"] + automatic, counts["both_bad"], automatic)
@@ -156,16 +189,16 @@ def summarize(db: sqlite_utils.Database, run_id: int) -> Summary:
     prompt_outcomes = Outcomes(kinds["won"], kinds["lost"], kinds["tied"], kinds["both_bad"], automatic)
     # The e-value counts each prompt with the outcome it had when it entered (stored by the vote
     # that entered it), so later votes and edits cannot move it; closure enters the rest.
-    closed = sessions.rating_closed(db, run_id)
+    closed = record.rating_closed
     entered = {q.position: 0.5 for q in pairs if q.identical}
-    entered.update(sessions.evalue_entries(db, run_id))
+    entered.update(record.evalue_entries)
     if closed:
         entered.update({p: m for p, m in means.items() if p not in entered})
     e_wins, e_losses = sum(m > 0.5 for m in entered.values()), sum(m < 0.5 for m in entered.values())
     log_e = float(stat_tests.log_e_value(e_wins, e_losses))
     decisive = prompt_outcomes.wins + prompt_outcomes.losses
     summary = Summary(
-        run_id=run_id, lineage=lineage(db, run), outcomes=outcomes, prompt_outcomes=prompt_outcomes,
+        run_id=run.id, lineage=lineage_of(record), outcomes=outcomes, prompt_outcomes=prompt_outcomes,
         tie_rate=outcomes.ties / n if n else 0.0, both_bad_rate=outcomes.both_bad / n if n else 0.0,
         win_rate=prompt_outcomes.wins / decisive if decisive else None,
         win_rate_ci=stat_tests.wilson(prompt_outcomes.wins, decisive),
@@ -177,14 +210,14 @@ def summarize(db: sqlite_utils.Database, run_id: int) -> Summary:
         score_ci=stat_tests.bootstrap_score(by_prompt), prompts_needed_for_60=stat_tests.prompts_needed(),
         prompts_more_needed=stat_tests.prompts_needed(wins=e_wins, losses=e_losses),
         fixed_n_needed_for_60=stat_tests.fixed_n_needed(),
-        raters_per_pair=sessions.planned_raters_per_pair(db, run_id), rating_closed=closed,
+        raters_per_pair=record.planned_raters_per_pair, rating_closed=closed,
         complete_prompts=len(entered), definitions=dict(DEFINITIONS))
     summary.per_criterion = per_criterion(ratings)
     summary.criteria_tested = sum(c["wilcoxon_p"] is not None for c in summary.per_criterion)
     summary.per_rater = per_rater(ratings)
     summary.position_bias = position_bias(ratings)
-    summary.agreement = agreement.agreement(ratings, sessions.calibration_positions(db, run_id))
-    summary.checks = automatic_checks(db, run, pairs)
+    summary.agreement = agreement.agreement(ratings, sessions.calibration_sample(run.id, pairs))
+    summary.checks = checks_of(record)
     summary.example_pairs = example_pairs(ratings, pairs)
     summary.verdict_text = verdict_text(summary)
     return summary
@@ -287,13 +320,16 @@ def position_bias(ratings: list[sessions.Rating]) -> dict[str, Any]:
 
 
 def automatic_checks(db: sqlite_utils.Database, run: training.TrainingRun, pairs: list[answer_pairs.Pair]) -> dict[str, Any]:
-    version = versions.version_by_id(db, run.dataset_version_id)
-    dataset = datasets.get_dataset(db, version.dataset_id)
+    """The automatic checks of a run's answers (the bench asks for them without ratings)."""
+    return checks_of(dataclasses.replace(load_record(db, run.id), run=run, pairs=pairs))
+
+
+def checks_of(record: EvaluationRecord) -> dict[str, Any]:
+    run, dataset, pairs = record.run, record.dataset, record.pairs
     checks: dict[str, Any] = {"pairs": len(pairs)}
     # The same convention the run's behaviour checks used: the expert regex, the accepted convention,
     # or the one inferred from this version's training answers (issue 24).
-    check = convention.check_for(dataset.convention_regex, dataset.convention_json,
-                                 convention.answers_of(versions.version_messages(db, version.id, "train")))
+    check = convention.check_for(dataset.convention_regex, dataset.convention_json, record.train_answers)
     if check.pattern and pairs:
         checks["convention"] = check.pattern
         checks["convention_described"] = check.description
@@ -315,16 +351,16 @@ def automatic_checks(db: sqlite_utils.Database, run: training.TrainingRun, pairs
     return checks
 
 
-def lineage(db: sqlite_utils.Database, run: training.TrainingRun) -> dict[str, Any]:
-    version = versions.version_by_id(db, run.dataset_version_id)
-    dataset = datasets.get_dataset(db, version.dataset_id)
-    dates = db.execute("SELECT min(created_at), max(created_at) FROM ratings WHERE run_id = ?", [run.id]).fetchone()
+def lineage_of(record: EvaluationRecord) -> dict[str, Any]:
+    run, version, dataset = record.run, record.version, record.dataset
+    stamps = sorted(r.created_at for r in record.ratings)
     # One row per rater, never a joined string: a name may hold a comma (issue 23).
-    raters = sorted(r[0] for r in db.execute("SELECT DISTINCT rater FROM ratings WHERE run_id = ?", [run.id]))
+    raters = sorted({r.rater for r in record.ratings})
     return {"dataset": dataset.name, "dataset_version": version.number, "dataset_version_sha256": version.content_hash,
             "adapter_sha256": run.adapter_sha256, "base_model": run.base_model, "preset": run.preset,
             "run_config": json.loads(run.config.to_json()), "raters": raters,
-            "first_rating": dates[0], "last_rating": dates[1], "pii_override": version.pii_override_reason}
+            "first_rating": stamps[0] if stamps else None, "last_rating": stamps[-1] if stamps else None,
+            "pii_override": version.pii_override_reason}
 
 
 def run_score(prompt_values: list[float], seed: int = 0) -> dict[str, Any]:
