@@ -56,6 +56,7 @@ def train_round(db: Any, run: runs.TrainingRun, directory: Path, log_path: Path)
         output_dir=str(directory), num_train_epochs=config.epochs, max_steps=config.max_steps or -1,
         per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accumulation,
         learning_rate=config.learning_rate, lr_scheduler_type=config.lr_scheduler,
+        # A float in [0, 1) is a ratio of the total steps in transformers 5 (warmup_ratio is gone).
         warmup_steps=config.warmup_fraction, beta=config.beta, max_length=config.max_length,
         logging_steps=1, save_strategy="epoch" if not config.max_steps else "steps",
         save_steps=max(1, config.max_steps // 2) if config.max_steps else 500, save_total_limit=2,
