@@ -70,7 +70,8 @@ st.plotly_chart(charts.outcome_bars(summary), width="stretch")
 if summary.per_criterion:
     st.plotly_chart(charts.criterion_comparison(summary), width="stretch")
     st.caption(report_format.criterion_note(summary))
-    st.dataframe(pd.DataFrame([dict(zip(report_format.CRITERION_HEADER, [r["criterion"], *report_format.criterion_cells(r)]))
+    st.dataframe(pd.DataFrame([dict(zip(report_format.criterion_header(summary.names),
+                                        [r["criterion"], *report_format.criterion_cells(r)]))
                                for r in summary.per_criterion]), hide_index=True)
 if summary.per_rater:  # no empty section headings (issue 25)
     st.subheader("Per rater (votes)")
@@ -80,10 +81,11 @@ for line in export.agreement_lines(summary.agreement):
     st.markdown(line)  # names inside are escaped by export.agreement_lines
 if summary.agreement.get("pairwise"):
     st.plotly_chart(charts.agreement_heatmap(summary), width="stretch")
-checks = stats.checks_table(summary.checks)
+checks = stats.checks_table(summary.checks, summary.names)
 if checks:
     st.subheader("Automatic checks")
-    st.dataframe(pd.DataFrame(checks), hide_index=True)
+    st.dataframe(pd.DataFrame(checks).rename(columns={"base": summary.names["base"], "tuned": summary.names["tuned"]}),
+                 hide_index=True)
 else:
     st.caption("No automatic checks: the dataset has no output convention or glossary, and no losses were measured.")
 viewer = common.user()

@@ -73,6 +73,10 @@ class Summary:
     verdict_text: str = ""
     definitions: dict[str, str] = field(default_factory=dict)
     example_pairs: list[dict[str, Any]] = field(default_factory=list)  # a few rated pairs, for the report
+    # What every report calls the two sides after the reveal (model_names): "tuned"/"base" against
+    # the base model, the two runs' names when an adapter was rated against another (issue 28).
+    names: dict[str, str] = field(default_factory=lambda: dict(BASE_NAMES))
+    round_vs_parent: bool = False         # a preference round rated against the adapter it started from
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for strict JSON: a non-finite number (an e-value past ~10^308) becomes None;
@@ -93,6 +97,31 @@ def _finite(value: Any) -> Any:
     return value
 
 
+# Against the base model the sides keep their familiar names; "short" names head table columns,
+# the "model" names stand in sentences.
+BASE_NAMES = {"tuned": "tuned", "base": "base", "tuned_model": "the tuned model", "base_model": "the base model"}
+
+
+def model_names(db: sqlite_utils.Database, run: training.TrainingRun) -> dict[str, str]:
+    """The two sides' names for the reports, once identities are revealed: the base model and the
+    tuned model, or, for a run rated against another adapter, both runs by number (a preference
+    round and its parent say so)."""
+    if run.reference_run_id is None:
+        return dict(BASE_NAMES)
+    labels = answer_pairs.model_labels(db, run.id)
+    tuned_model, base_model = labels["tuned"], labels["base"]
+    if run.kind == "dpo":
+        tuned_model += " (the preference round)"
+        if run.parent_run_id == run.reference_run_id:
+            base_model += " (its parent)"
+    return {"tuned": labels["tuned"], "base": labels["base"], "tuned_model": tuned_model, "base_model": base_model}
+
+
+def named(text: str, names: dict[str, str]) -> str:
+    """Our own report wording with the sides' names in place of {tuned}/{base}/{tuned_model}/{base_model}."""
+    return text.format(**names)
+
+
 DEFINITIONS = {
     "unit": "the prompt: several raters' votes on one prompt are one observation",
     "prompt outcome": "a prompt is won when its mean vote value is above ½, lost below; at ½ it is both bad "
@@ -100,7 +129,7 @@ DEFINITIONS = {
                       "otherwise tied",
     "score": stat_tests.SCORE_DEFINITION,
     "score_ci": "95 % percentile bootstrap over prompts (none when every prompt has the same value)",
-    "win_rate": "decisive prompts won by the tuned model / all decisive prompts",
+    "win_rate": "decisive prompts won by {tuned_model} / all decisive prompts",
     "e_value": "B(W+1, L+1)·2^(W+L) over the decisive prompts that entered the test; a prompt enters when "
                "its k-th vote arrives (k as set when rating started), with the mean of its first k votes, "
                "and never changes afterwards; at closure the remaining prompts enter with their votes. "
@@ -113,7 +142,7 @@ DEFINITIONS = {
     "prompts_needed": "decisive prompts after which the anytime-valid test declares a true 60 % win rate with "
                       "80 % probability, computed exactly (376 from none); 'more' starts from the entered "
                       "prompts in hand",
-    "per_criterion": "each prompt's mean score difference (tuned − base) first, then over prompts: the mean "
+    "per_criterion": "each prompt's mean score difference ({tuned} − {base}) first, then over prompts: the mean "
                      "with a t interval, and a Wilcoxon signed-rank test (about the median difference); "
                      "p-values Holm-adjusted for the number of criteria tested",
     "outcomes": "vote counts, for description",
@@ -178,7 +207,10 @@ def summarize(db: sqlite_utils.Database, run_id: int) -> Summary:
         prompts_more_needed=stat_tests.prompts_needed(wins=e_wins, losses=e_losses),
         fixed_n_needed_for_60=stat_tests.fixed_n_needed(),
         raters_per_pair=sessions.planned_raters_per_pair(db, run_id), rating_closed=closed,
-        complete_prompts=len(entered), definitions=dict(DEFINITIONS))
+        complete_prompts=len(entered), names=model_names(db, run),
+        round_vs_parent=run.kind == "dpo" and run.reference_run_id is not None
+        and run.reference_run_id == run.parent_run_id)
+    summary.definitions = {k: named(v, summary.names) for k, v in DEFINITIONS.items()}
     summary.per_criterion = per_criterion(ratings)
     summary.criteria_tested = sum(c["wilcoxon_p"] is not None for c in summary.per_criterion)
     summary.per_rater = per_rater(ratings)
@@ -210,26 +242,30 @@ def example_pairs(ratings: list[sessions.Rating], pairs: list[answer_pairs.Pair]
 def verdict_text(s: Summary) -> str:
     """Sentences a team lead can repeat. Direction, counts and interval come from the same entered
     prompts as the e-value, and the interval is its dual, so they cannot disagree."""
-    o = s.prompt_outcomes
+    o, tuned, base = s.prompt_outcomes, s.names["tuned_model"], s.names["base_model"]
     if o.total == 0:
         return "No prompt has been rated yet."
-    lead = (f"Of {o.total} prompts, the tuned model was better on {o.wins}, the base model on {o.losses}, "
+    lead = (f"Of {o.total} prompts, {tuned} was better on {o.wins}, {base} on {o.losses}, "
             f"{o.ties} were tied, and on {o.both_bad} neither model got it right (both bad).")
     w, lost = s.entered_wins, s.entered_losses
     if w + lost == 0:
-        return lead + " No decisive prompt has all its planned votes yet, so there is no verdict."
+        return lead + " No decisive prompt has all its planned votes yet, so there is no verdict." + (
+            " Whether the preference round helped is not known yet." if s.round_vs_parent else "")
     cs = report_format.ci(s.win_rate_cs)
     e_text = report_format.e_value(s.log10_e_value)
-    tested = f"on the {w + lost} decisive prompts that entered the test the tuned model won {w}"
+    tested = f"on the {w + lost} decisive prompts that entered the test {tuned} won {w}"
     if s.significant:
         better = "better" if w > lost else "worse"
-        return lead + (f" The tuned model is {better} than the base model: {tested} (win rate {cs}, anytime-valid "
-                       f"95 %; e-value {e_text} ≥ 20, valid however often you look).")
+        helped = ((" The preference round helped." if w > lost else " The preference round made the answers worse.")
+                  if s.round_vs_parent else "")
+        return lead + (f" {tuned[0].upper() + tuned[1:]} is {better} than {base}: {tested} (win rate {cs}, "
+                       f"anytime-valid 95 %; e-value {e_text} ≥ 20, valid however often you look).{helped}")
     more = ("more than " + str(stat_tests.POWER_LIMIT) if s.prompts_more_needed is None
             else str(s.prompts_more_needed))
     return lead + (f" Not conclusive yet: {tested} (win rate {cs}, anytime-valid 95 %, which includes 50 %; "
                    f"e-value {e_text}, needs 20). If the true win rate were 60 %, about {more} more decisive "
-                   "prompts would settle it with 80 % probability.")
+                   "prompts would settle it with 80 % probability." + (
+                       " Whether the preference round helped is not settled yet." if s.round_vs_parent else ""))
 
 
 def per_criterion(ratings: list[sessions.Rating]) -> list[dict[str, Any]]:
@@ -308,8 +344,10 @@ def automatic_checks(db: sqlite_utils.Database, run: training.TrainingRun, pairs
         checks["mean_words_base"] = float(np.mean([len(p.base_text.split()) for p in pairs]))
         checks["mean_words_tuned"] = float(np.mean([len(p.tuned_text.split()) for p in pairs]))
         checks["mean_words_reference"] = float(np.mean([len(p.reference.split()) for p in pairs]))
+    # The losses were measured against the base model: against another adapter they would put the
+    # base model's number under the reference run's name.
     for key in ("heldout_loss_base", "heldout_loss_tuned", "general_loss_base", "general_loss_tuned"):
-        if key in run.metrics:
+        if key in run.metrics and run.reference_run_id is None:
             checks[key] = run.metrics[key]
             checks[key.replace("loss", "perplexity")] = float(np.exp(run.metrics[key]))
     return checks
@@ -324,7 +362,10 @@ def lineage(db: sqlite_utils.Database, run: training.TrainingRun) -> dict[str, A
     return {"dataset": dataset.name, "dataset_version": version.number, "dataset_version_sha256": version.content_hash,
             "adapter_sha256": run.adapter_sha256, "base_model": run.base_model, "preset": run.preset,
             "run_config": json.loads(run.config.to_json()), "raters": raters,
-            "first_rating": dates[0], "last_rating": dates[1], "pii_override": version.pii_override_reason}
+            "first_rating": dates[0], "last_rating": dates[1], "pii_override": version.pii_override_reason,
+            # What the run was rated against, and a preference round's origin (issue 28).
+            "reference_run_id": run.reference_run_id, "kind": run.kind, "parent_run_id": run.parent_run_id,
+            "rating_run_id": run.rating_run_id, "votes_sha256": run.votes_sha256 or None}
 
 
 def run_score(prompt_values: list[float], seed: int = 0) -> dict[str, Any]:
@@ -367,8 +408,9 @@ def scores_against_base(db: sqlite_utils.Database, dataset_id: int, viewer: str)
     return rows
 
 
-def checks_table(checks: dict[str, Any]) -> list[dict[str, str]]:
-    """The automatic checks in plain words: what each measures, base vs tuned."""
+def checks_table(checks: dict[str, Any], names: dict[str, str] = BASE_NAMES) -> list[dict[str, str]]:
+    """The automatic checks in plain words: what each measures, base vs tuned (keys "base" and
+    "tuned"; the meanings name the models by `names`)."""
     n = checks.get("pairs", 0)
     rows: list[dict[str, str]] = []
 
@@ -390,6 +432,6 @@ def checks_table(checks: dict[str, Any]) -> list[dict[str, str]]:
     if "general_loss_base" in checks:
         add("Forgetting probe (general-text loss)", f"{checks['general_loss_base']:.3f}",
             f"{checks['general_loss_tuned']:.3f}",
-            "loss on ordinary English the adapter never saw; much higher for tuned means it damaged general "
-            "language ability (catastrophic forgetting)")
+            f"loss on ordinary English the adapter never saw; much higher for {names['tuned']} means it damaged "
+            "general language ability (catastrophic forgetting)")
     return rows
