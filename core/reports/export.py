@@ -106,16 +106,28 @@ def summary_markdown(summary: stats.Summary) -> str:
                      f"{report_format.pct(r['left_pick_rate'])} | {report_format.p_value(r['position_bias_p'])} | {report_format.seconds(r['median_seconds'])} |")
     lines += ["", "## Agreement (calibration prompts)", "", *agreement_lines(summary.agreement),
               "", "## Example pairs (split votes first)", "", *_example_lines(summary.example_pairs, names),
-              "", "## Automatic checks", "", "```json", json.dumps(summary.checks, indent=2, default=str), "```",
+              "", "## Automatic checks", "", *_checks_lines(summary),
               "", "## Definitions", "", *[f"- **{k}**: {markdown_cell(v)}" for k, v in summary.definitions.items()],
               "", "## Lineage", "", "```json", json.dumps(summary.lineage, indent=2, default=str), "```", ""]
     return "\n".join(lines)
 
 
+def _checks_lines(summary: stats.Summary) -> list[str]:
+    """The automatic checks as a table with the models' names (the raw numbers are in the JSON export)."""
+    rows = stats.checks_table(summary.checks, summary.names)
+    if not rows:
+        return ["No automatic checks: no output convention or glossary, and no losses measured."]
+    header = ["check", summary.names["base"], summary.names["tuned"], "what it tells you"]
+    return ["| " + " | ".join(markdown_cell(h) for h in header) + " |", "|---|---|---|---|",
+            *["| " + " | ".join(markdown_cell(r[k]) for k in ("check", "base", "tuned", "what it tells you")) + " |"
+              for r in rows]]
+
+
 def _example_lines(pairs: list[dict[str, Any]], names: dict[str, str]) -> list[str]:
     lines: list[str] = []
     for ex in pairs:
-        votes = ", ".join(f"{markdown_cell(r)}: {v.replace('_', ' ')}" for r, v in ex["votes"].items())
+        votes = ", ".join(f"{markdown_cell(r)}: {markdown_cell(report_format.vote_name(v, names))}"
+                          for r, v in ex["votes"].items())
         # Model and user text inside fenced blocks: shown as text by any Markdown viewer.
         for title, text in (("Prompt", ex["prompt"]), (report_format.capital(names["base_model"]), ex["base"]),
                             (report_format.capital(names["tuned_model"]), ex["tuned"])):

@@ -143,6 +143,11 @@ def capital(model: str) -> str:
     return model[:1].upper() + model[1:]
 
 
+def vote_name(vote: str, names: dict[str, str]) -> str:
+    """A vote as the reports show it: the preferred model's name, or "tie" / "both bad"."""
+    return names[vote] if vote in ("base", "tuned") else vote.replace("_", " ")
+
+
 def question(names: dict[str, str]) -> str:
     """What the evaluation asks, with the two models' names."""
     if names["base_model"] == "the base model":

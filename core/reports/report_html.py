@@ -101,7 +101,7 @@ def render(summary: Summary) -> str:
     if s.example_pairs:
         parts += ["<h2>Examples</h2>", _note("Prompts where raters split first; every vote shown.")]
         for ex in s.example_pairs:
-            votes = ", ".join(f"{escape(r)}: {escape(v.replace('_', ' '))}" for r, v in ex["votes"].items())
+            votes = ", ".join(f"{escape(r)}: {escape(report_format.vote_name(v, names))}" for r, v in ex["votes"].items())
             parts.append("<div class='example'>" + _table(
                 ["request", names["base_model"].removeprefix("the "), names["tuned_model"].removeprefix("the ")],
                 [[f"<pre>{escape(ex['prompt'])}</pre>", f"<pre>{escape(ex['base'])}</pre>",
