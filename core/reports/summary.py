@@ -23,6 +23,11 @@ from core.training import runs as training
 from core.training import versions
 
 
+# Against the base model the sides keep their familiar names; "short" names head table columns,
+# the "model" names stand in sentences.
+BASE_NAMES = {"tuned": "tuned", "base": "base", "tuned_model": "the tuned model", "base_model": "the base model"}
+
+
 @dataclass(frozen=True)
 class Outcomes:
     """Counts of one unit: votes (every rater's verdict) or prompts (stat_tests.prompt_outcome)."""
@@ -95,11 +100,6 @@ def _finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
     return value
-
-
-# Against the base model the sides keep their familiar names; "short" names head table columns,
-# the "model" names stand in sentences.
-BASE_NAMES = {"tuned": "tuned", "base": "base", "tuned_model": "the tuned model", "base_model": "the base model"}
 
 
 def model_names(db: sqlite_utils.Database, run: training.TrainingRun) -> dict[str, str]:
