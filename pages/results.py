@@ -27,6 +27,12 @@ def strengths_for(dataset_id: int, viewer: str, ranked: tuple, ratings_signature
     return stats.scores_against_base(common.db(), dataset_id, viewer)
 
 
+@st.cache_data(ttl=600, show_spinner="Fitting Bradley–Terry on every pairwise comparison…", max_entries=8)
+def pairwise_for(dataset_id: int, viewer: str, ranked: tuple, ratings_signature: tuple) -> list:
+    del ranked, ratings_signature  # cache keys only
+    return stats.strengths(common.db(), dataset_id, viewer)
+
+
 st.title("Results")
 db = common.db()
 dataset = common.require_dataset()
@@ -96,6 +102,16 @@ if len(strengths) > 1:
     st.caption("Adapters were each compared with the base model, never with each other: scores side by side, "
                "with prompt-bootstrap intervals; log-odds on the same scale.")
     st.dataframe(pd.DataFrame(strengths), hide_index=True)
+pairwise = pairwise_for(dataset.id, viewer, tuple(stats.ranked_runs(db, dataset.id, viewer)), stats.ratings_signature(db))
+if len(pairwise) > 2:
+    st.subheader("Every rated model on one scale (Bradley–Terry)")
+    st.caption("Fitted on the real pairwise comparisons, one per prompt (an adapter against the base or against "
+               "another adapter); strength is the log-odds of beating the base model, with prompt-bootstrap "
+               "95 % intervals.")
+    st.dataframe(pd.DataFrame([{**r, "strength": report_format.number(r["strength"], "+.2f"),
+                                "strength_ci": report_format.number(r["strength_ci"][0], "+.2f") + " to "
+                                + report_format.number(r["strength_ci"][1], "+.2f") if r["strength_ci"] else "–"}
+                               for r in pairwise]), hide_index=True)
 
 st.subheader("Export")
 cols = st.columns(4)

@@ -4,6 +4,9 @@ never as "base" and "tuned" (issue 28)."""
 import csv
 import io
 import json
+import math
+
+import pytest
 
 from core.models import generation
 from core.platform import store
@@ -11,7 +14,7 @@ from core.rating import pairs as answer_pairs
 from core.rating import sessions
 from core.reports import charts, export
 from core.reports import summary as stats
-from core.training import rounds, runs
+from core.training import rounds, runs, versions
 from tests.conftest import publish_generations
 
 
@@ -97,3 +100,27 @@ def test_base_runs_keep_their_familiar_wording(rated_db):
     parent = runs.list_runs(db)[0]
     md = export.render(db, parent.id, "md", "boss")
     assert "does the tuned model answer better?" in md and "| unit | tuned better | base better |" in md
+
+
+def test_bradley_terry_across_base_parent_and_round(rated_db):
+    """Base vs run 1 (3 prompts won, 1 lost, plus the identical pairs as ties) and run 2 vs run 1
+    (10 won, 1 lost): a chain, so the MLE is each link's log win ratio, ties as half a win each."""
+    db = store.connect(rated_db)
+    parent = runs.list_runs(db)[0]
+    pairs = answer_pairs.pairs(db, parent.id)
+    session = sessions.start_session(db, parent.id, "Dana")
+    placed = dict(session.order)
+    rateable = [p.position for p in pairs if not p.identical and "pii" not in p.flags]
+    for position, choice in zip(rateable, ("tuned", "tuned", "tuned", "base")):
+        sessions.record_rating(db, session, position, "A" if placed[position] == choice else "B")
+    sessions.close_rating(db, parent.id, actor="boss")
+    made, _ = round_rated_against_its_parent(db)
+    ties = sum(p.identical for p in pairs)
+    dataset_id = versions.version_by_id(db, parent.dataset_version_id).dataset_id
+    table = {row["model"]: row for row in stats.strengths(db, dataset_id, "boss")}
+    base = f"base model ({parent.base_model})"
+    first = math.log((3 + ties / 2) / (1 + ties / 2))
+    assert table[base]["strength"] == 0.0
+    assert table[f"run {parent.id}"]["strength"] == pytest.approx(first, abs=1e-8)
+    assert table[f"run {made}"]["strength"] == pytest.approx(first + math.log(10), abs=1e-8)
+    assert table[f"run {made}"]["compared_prompts"] == 11

@@ -18,10 +18,9 @@ from core.platform import permissions
 from core.platform.store import change_count
 from core.rating import pairs as answer_pairs
 from core.rating import sessions
-from core.reports import agreement, report_format, stat_tests
+from core.reports import agreement, bradley_terry, report_format, stat_tests
 from core.training import runs as training
 from core.training import versions
-
 
 # Against the base model the sides keep their familiar names; "short" names head table columns,
 # the "model" names stand in sentences.
@@ -406,6 +405,42 @@ def scores_against_base(db: sqlite_utils.Database, dataset_id: int, viewer: str)
                                                    for p, vs in votes.items()}).values())
             rows.append({"run": run.id, **run_score(values)})
     return rows
+
+
+def pairwise_comparisons(db: sqlite_utils.Database, dataset_id: int, viewer: str) -> list[bradley_terry.Comparison]:
+    """Every prompt-level comparison of the dataset's runs that the viewer may see ranked
+    (ranked_runs): the challenger (run N) against its reference, the base model or another run."""
+    comparisons = []
+    visible = set(ranked_runs(db, dataset_id, viewer))
+    for run in training.list_runs(db, dataset_id):
+        if run.id not in visible:
+            continue
+        reference = f"base model ({run.base_model})" if run.reference_run_id is None else f"run {run.reference_run_id}"
+        pairs = {p.position: p for p in answer_pairs.pairs(db, run.id)}
+        votes = prompt_votes(sessions.ratings_for_run(db, run.id), list(pairs.values()))
+        means = stat_tests.prompt_means({p: [stat_tests.outcome_value(v) for v in vs] for p, vs in votes.items()})
+        comparisons += [bradley_terry.Comparison(json.dumps(pairs[p].prompt, sort_keys=True), f"run {run.id}",
+                                                 reference, value) for p, value in means.items() if p in pairs]
+    return comparisons
+
+
+def strengths(db: sqlite_utils.Database, dataset_id: int, viewer: str) -> list[dict[str, Any]]:
+    """Bradley–Terry strength of every model rated on this dataset, from the real pairwise
+    comparisons at the prompt level, with prompt-bootstrap intervals; the base model at 0 (log-odds
+    of beating it). Empty when the fit has no finite solution (docs/statistics.md)."""
+    comparisons = pairwise_comparisons(db, dataset_id, viewer)
+    bases = sorted({c.second for c in comparisons if c.second.startswith("base model")})
+    anchor = bases[0] if bases else None
+    fitted = bradley_terry.fit(comparisons, anchor)
+    if fitted is None:
+        return []
+    intervals = bradley_terry.bootstrap(comparisons, anchor) or {}
+    prompts: dict[str, int] = Counter()
+    for c in comparisons:
+        prompts[c.first] += 1
+        prompts[c.second] += 1
+    return [{"model": model, "strength": value, "strength_ci": intervals.get(model), "compared_prompts": prompts[model]}
+            for model, value in sorted(fitted.items(), key=lambda item: -item[1])]
 
 
 def checks_table(checks: dict[str, Any], names: dict[str, str] = BASE_NAMES) -> list[dict[str, str]]:
