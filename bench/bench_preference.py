@@ -75,6 +75,7 @@ for pair in voted:
     else:
         verdict = "A" if placed[pair.position] == ("tuned" if tuned_ok else "base") else "B"
     sessions.record_rating(db, session, pair.position, verdict)
+sessions.close_rating(db, sft.id, actor="bench")  # the votes are final, as when a team starts a round
 pref = preferences.build(db, sft.id, viewer="bench")
 overrides = {"max_steps": "2", "grad_accumulation": "1"} if quick else {}
 result = {"quick": quick, "sft_preset": sft.preset, "sft_s": sft_s, "sft_steps": sft.metrics.get("steps"),
