@@ -5,6 +5,9 @@ import csv
 import io
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +19,8 @@ from core.reports import charts, export
 from core.reports import summary as stats
 from core.training import rounds, runs, versions
 from tests.conftest import publish_generations
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def round_rated_against_its_parent(db, wins: int = 10) -> tuple[int, int]:
@@ -84,6 +89,11 @@ def test_round_vs_parent_reports_name_both_runs(rated_db):
     assert summary_json["definitions"]["win_rate"] == (f"decisive prompts won by run {made} (the preference round) "
                                                        "/ all decisive prompts")
     assert list(charts.outcome_bars(summary).data[0].x[:2]) == [f"Run {made} better", f"Run {parent} better"]
+    # The CLI summary is the same export.
+    out = subprocess.run([sys.executable, "-m", "core", "--db", str(rated_db), "summary", "--run", str(made), "--format", "md"],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert f"run {made} (the preference round) was better on 10" in out.stdout and "tuned" not in out.stdout
 
 
 def test_a_round_that_won_says_it_helped(rated_db):

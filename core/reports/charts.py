@@ -32,9 +32,11 @@ def training_curves(series: dict[str, list[RunEvent]]) -> Any:
 def outcome_bars(summary: Any) -> Any:
     import plotly.graph_objects as go
 
+    from core.reports.report_format import sentence_start
+
     o, names = summary.outcomes, summary.names
-    labels = [f"{chart_label(names['tuned'])} better", f"{chart_label(names['base'])} better", "Tie", "Both bad"]
-    labels[:2] = [label[:1].upper() + label[1:] for label in labels[:2]]
+    labels = [sentence_start(f"{chart_label(names['tuned'])} better"), sentence_start(f"{chart_label(names['base'])} better"),
+              "Tie", "Both bad"]
     fig = go.Figure(go.Bar(x=labels, y=[o.wins, o.losses, o.ties, o.both_bad],
                            marker_color=["#2a9d8f", "#e76f51", "#8d99ae", "#6c757d"]))
     fig.update_layout(title=f"Votes (N = {o.total})", height=300, margin={"t": 40, "b": 20, "l": 20, "r": 20})

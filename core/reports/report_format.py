@@ -137,6 +137,11 @@ def outcome_header(names: dict[str, str]) -> list[str]:
     return ["unit", f"{names['tuned']} better", f"{names['base']} better", "tied (automatic)", "both bad", "total"]
 
 
+def sentence_start(text: str) -> str:
+    """Text that opens a sentence: its first letter upper case ("the tuned model" reads "The tuned model")."""
+    return text[:1].upper() + text[1:]
+
+
 def capital(model: str) -> str:
     """A model's sentence name as a heading: "the base model" reads "Base model", "run 9" "Run 9"."""
     model = model.removeprefix("the ")

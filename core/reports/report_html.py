@@ -52,9 +52,9 @@ def _finding(s: Summary) -> str:
     who = (f"{len(raters)} rater{'s' if len(raters) != 1 else ''} ({', '.join(raters)})" if raters else "nobody yet")
     first, last = (lin.get("first_rating") or "")[:10], (lin.get("last_rating") or "")[:10]
     when = f" on {first}" if first and first == last else (f" between {first} and {last}" if first else "")
-    return (f"{names['tuned_model'][:1].upper() + names['tuned_model'][1:]}'s answer was preferred on {po.wins} of the {po.total} "
-            f"held-out requests and {names['base_model']}'s on {po.losses}; {po.ties} came out even, and on {po.both_bad} neither model's answer "
-            f"was right. Rated blind by {who}{when}, without knowing "
+    return (f"{report_format.sentence_start(names['tuned_model'])}'s answer was preferred on {po.wins} of the "
+            f"{po.total} held-out requests and {names['base_model']}'s on {po.losses}; {po.ties} came out even, and "
+            f"on {po.both_bad} neither model's answer was right. Rated blind by {who}{when}, without knowing "
             "which model wrote which answer.")
 
 

@@ -257,7 +257,7 @@ def verdict_text(s: Summary) -> str:
         better = "better" if w > lost else "worse"
         helped = ((" The preference round helped." if w > lost else " The preference round made the answers worse.")
                   if s.round_vs_parent else "")
-        return lead + (f" {tuned[0].upper() + tuned[1:]} is {better} than {base}: {tested} (win rate {cs}, "
+        return lead + (f" {report_format.sentence_start(tuned)} is {better} than {base}: {tested} (win rate {cs}, "
                        f"anytime-valid 95 %; e-value {e_text} ≥ 20, valid however often you look).{helped}")
     more = ("more than " + str(stat_tests.POWER_LIMIT) if s.prompts_more_needed is None
             else str(s.prompts_more_needed))
