@@ -6,7 +6,7 @@ import json
 import sys
 import time
 
-from bench import bench_behaviour, bench_data, bench_generation, bench_training
+from bench import bench_behaviour, bench_data, bench_generation, bench_preference, bench_training
 from bench.measure import OUT, REPO, machine
 
 
@@ -17,13 +17,16 @@ def ratio(a: float, b: float) -> str:
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    only = set(sys.argv[1].split(",")) if len(sys.argv) > 1 else {"data", "generation", "training", "behaviour"}
+    only = (set(sys.argv[1].split(",")) if len(sys.argv) > 1
+            else {"data", "generation", "training", "behaviour", "preference"})
     previous = json.loads((OUT / "results.json").read_text()) if (OUT / "results.json").exists() else {}
     data = bench_data.main() if "data" in only else previous["data"]
     generation = bench_generation.main() if "generation" in only else previous["generation"]
     training = bench_training.main() if "training" in only else previous["training"]
     behaviour = bench_behaviour.main() if "behaviour" in only else previous.get("behaviour", {})
+    preference = bench_preference.main() if "preference" in only else previous.get("preference", {})
     results = {"data": data, "generation": generation, "training": training, "behaviour": behaviour,
+               "preference": preference,
                "total_minutes": round((time.time() - started) / 60, 1)}
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
     (REPO / "docs" / "BENCHMARKS.md").write_text(render(results))
@@ -192,6 +195,7 @@ Ratios are pair-wise in the same run; absolute times vary with the machine's loa
 
 {training_section(r["training"])}
 {behaviour_section(r.get("behaviour", {}))}
+{bench_preference.section(r.get("preference", {}))}
 ## 4. A/B generation (20 held-out prompts × base and tuned, 64 new tokens, greedy)
 
 | | ours: one model, adapter toggled, batched | seed: loop, two model copies | ratio | target |

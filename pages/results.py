@@ -27,6 +27,12 @@ def strengths_for(dataset_id: int, viewer: str, ranked: tuple, ratings_signature
     return stats.scores_against_base(common.db(), dataset_id, viewer)
 
 
+@st.cache_data(ttl=600, show_spinner="Fitting Bradley–Terry on every pairwise comparison…", max_entries=8)
+def pairwise_for(dataset_id: int, viewer: str, ranked: tuple, ratings_signature: tuple) -> list:
+    del ranked, ratings_signature  # cache keys only
+    return stats.strengths(common.db(), dataset_id, viewer)
+
+
 st.title("Results")
 db = common.db()
 dataset = common.require_dataset()
@@ -70,7 +76,8 @@ st.plotly_chart(charts.outcome_bars(summary), width="stretch")
 if summary.per_criterion:
     st.plotly_chart(charts.criterion_comparison(summary), width="stretch")
     st.caption(report_format.criterion_note(summary))
-    st.dataframe(pd.DataFrame([dict(zip(report_format.CRITERION_HEADER, [r["criterion"], *report_format.criterion_cells(r)]))
+    st.dataframe(pd.DataFrame([dict(zip(report_format.criterion_header(summary.names),
+                                        [r["criterion"], *report_format.criterion_cells(r)]))
                                for r in summary.per_criterion]), hide_index=True)
 if summary.per_rater:  # no empty section headings (issue 25)
     st.subheader("Per rater (votes)")
@@ -80,10 +87,11 @@ for line in export.agreement_lines(summary.agreement):
     st.markdown(line)  # names inside are escaped by export.agreement_lines
 if summary.agreement.get("pairwise"):
     st.plotly_chart(charts.agreement_heatmap(summary), width="stretch")
-checks = stats.checks_table(summary.checks)
+checks = stats.checks_table(summary.checks, summary.names)
 if checks:
     st.subheader("Automatic checks")
-    st.dataframe(pd.DataFrame(checks), hide_index=True)
+    st.dataframe(pd.DataFrame(checks).rename(columns={"base": summary.names["base"], "tuned": summary.names["tuned"]}),
+                 hide_index=True)
 else:
     st.caption("No automatic checks: the dataset has no output convention or glossary, and no losses were measured.")
 viewer = common.user()
@@ -94,6 +102,16 @@ if len(strengths) > 1:
     st.caption("Adapters were each compared with the base model, never with each other: scores side by side, "
                "with prompt-bootstrap intervals; log-odds on the same scale.")
     st.dataframe(pd.DataFrame(strengths), hide_index=True)
+pairwise = pairwise_for(dataset.id, viewer, tuple(stats.ranked_runs(db, dataset.id, viewer)), stats.ratings_signature(db))
+if len(pairwise) > 2:
+    st.subheader("Every rated model on one scale (Bradley–Terry)")
+    st.caption("Fitted on the real pairwise comparisons, one per prompt (an adapter against the base or against "
+               "another adapter); strength is the log-odds of beating the base model, with prompt-bootstrap "
+               "95 % intervals.")
+    st.dataframe(pd.DataFrame([{**r, "strength": report_format.number(r["strength"], "+.2f"),
+                                "strength_ci": report_format.number(r["strength_ci"][0], "+.2f") + " to "
+                                + report_format.number(r["strength_ci"][1], "+.2f") if r["strength_ci"] else "–"}
+                               for r in pairwise]), hide_index=True)
 
 st.subheader("Export")
 cols = st.columns(4)

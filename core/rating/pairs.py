@@ -213,10 +213,14 @@ def prompts_to_answer(db: sqlite_utils.Database, run: runs.TrainingRun) -> list[
 
 def model_labels(db: sqlite_utils.Database, run_id: int) -> dict[str, str]:
     """What each side is called once identities are revealed: the two models' names."""
-    run = runs.get_run(db, run_id)
+    return labels_of(runs.get_run(db, run_id))
+
+
+def labels_of(run: runs.TrainingRun) -> dict[str, str]:
+    """model_labels of a run already loaded (a report reads the run once)."""
     if run.reference_run_id is None:
-        return {"base": "base model", "tuned": f"run {run_id}"}
-    return {"base": f"run {run.reference_run_id}", "tuned": f"run {run_id}"}
+        return {"base": "base model", "tuned": f"run {run.id}"}
+    return {"base": f"run {run.reference_run_id}", "tuned": f"run {run.id}"}
 
 
 def pairs(db: sqlite_utils.Database, run_id: int) -> list[Pair]:

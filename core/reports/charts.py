@@ -32,8 +32,11 @@ def training_curves(series: dict[str, list[RunEvent]]) -> Any:
 def outcome_bars(summary: Any) -> Any:
     import plotly.graph_objects as go
 
-    o = summary.outcomes
-    labels = ["Tuned better", "Base better", "Tie", "Both bad"]
+    from core.reports.report_format import sentence_start
+
+    o, names = summary.outcomes, summary.names
+    labels = [sentence_start(f"{chart_label(names['tuned'])} better"), sentence_start(f"{chart_label(names['base'])} better"),
+              "Tie", "Both bad"]
     fig = go.Figure(go.Bar(x=labels, y=[o.wins, o.losses, o.ties, o.both_bad],
                            marker_color=["#2a9d8f", "#e76f51", "#8d99ae", "#6c757d"]))
     fig.update_layout(title=f"Votes (N = {o.total})", height=300, margin={"t": 40, "b": 20, "l": 20, "r": 20})
@@ -48,7 +51,7 @@ def criterion_comparison(summary: Any) -> Any:
     for side, colour in (("base", "#e76f51"), ("tuned", "#2a9d8f")):
         means = [r[f"{side}_mean"] or 0 for r in rows]
         errors = [((r[f"{side}_ci"] or (m, m))[1] - m) for r, m in zip(rows, means)]
-        fig.add_trace(go.Bar(name=side, x=[chart_label(r["criterion"]) for r in rows], y=means,
+        fig.add_trace(go.Bar(name=chart_label(summary.names[side]), x=[chart_label(r["criterion"]) for r in rows], y=means,
                              error_y={"type": "data", "array": errors}, marker_color=colour))
     fig.update_layout(title="Mean score per criterion (1–5)", barmode="group", height=320,
                       yaxis={"range": [0, 5.5]}, margin={"t": 40, "b": 20, "l": 20, "r": 20})

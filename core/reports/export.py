@@ -24,7 +24,10 @@ FORMATS = ("json", "csv", "md", "html")
 # from this file alone (bench/recompute_from_csv.py; docs/statistics.md, "How to recompute").
 CSV_COLUMNS = ["run_id", "position", "rater", "shown_as_A", "verdict", "preferred", "scores_json", "comment",
                "seconds_spent", "created_at", "vote_order", "raters_per_pair", "rating_closed", "calibration",
-               "entered_e_value", "entered_value", "adapter_sha256", "generation_settings"]
+               "entered_e_value", "entered_value", "adapter_sha256", "generation_settings",
+               # The sides by name after the reveal: the runs' numbers when an adapter was rated
+               # against another (issue 28); "tuned"/"base" against the base model.
+               "shown_as_A_model", "preferred_model"]
 
 
 def ratings_csv(db: sqlite_utils.Database, run_id: int, viewer: str) -> str:
@@ -33,6 +36,7 @@ def ratings_csv(db: sqlite_utils.Database, run_id: int, viewer: str) -> str:
     and with which value the prompt entered the e-value, and each vote's place in time order."""
     blinding.open_outcome(db, run_id, viewer)
     run = runs.get_run(db, run_id)
+    names = stats.model_names(run)
     settings = db.execute("SELECT settings_json FROM generations WHERE run_id = ? LIMIT 1", [run_id]).fetchone()
     k, closed = sessions.planned_raters_per_pair(db, run_id), sessions.rating_closed(db, run_id)
     calibration, entries = sessions.calibration_positions(db, run_id), sessions.evalue_entries(db, run_id)
@@ -51,11 +55,12 @@ def ratings_csv(db: sqlite_utils.Database, run_id: int, viewer: str) -> str:
         writer.writerow([r.run_id, r.position, r.rater, r.left_side, r.verdict, r.preferred,
                          json.dumps(r.scores, sort_keys=True), r.comment, r.seconds_spent, r.created_at,
                          order[(r.position, r.rater)], *prompt_columns(r.position),
-                         run.adapter_sha256, settings[0] if settings else ""])
+                         run.adapter_sha256, settings[0] if settings else "",
+                         names.get(r.left_side, r.left_side), names.get(r.preferred, r.preferred)])
     for p in answer_pairs.pairs(db, run_id):
         if p.identical:  # counted as ties without asking anyone; in the e-value as a tie from the start
             writer.writerow([run_id, p.position, "(identical answers)", "", "tie", "tie", "{}", "", 0, "", 1,
-                             k, int(closed), 0, 1, 0.5, run.adapter_sha256, settings[0] if settings else ""])
+                             k, int(closed), 0, 1, 0.5, run.adapter_sha256, settings[0] if settings else "", "", "tie"])
     return out.getvalue()
 
 
@@ -80,17 +85,18 @@ agreement_lines = report_format.agreement_lines  # Results shows the same senten
 def summary_markdown(summary: stats.Summary) -> str:
     o, po = summary.outcomes, summary.prompt_outcomes
     dataset = summary.lineage.get("dataset")
-    title = f"{markdown_cell(dataset)}: does the tuned model answer better? (run {summary.run_id})" if dataset else \
+    names = summary.names
+    header, criteria = report_format.outcome_header(names), report_format.criterion_header(names)
+    title = f"{markdown_cell(dataset)}: {report_format.question(names)} (run {summary.run_id})" if dataset else \
         f"Evaluation of run {summary.run_id}"
     lines = [f"# {title}", "", summary.verdict_text, "",
              "## Outcomes", "",
-             "| unit | tuned better | base better | tied (automatic) | both bad | total |",
-             "|---|---|---|---|---|---|",
+             "| " + " | ".join(markdown_cell(h) for h in header) + " |", "|---|---|---|---|---|---|",
              f"| prompts | {po.wins} | {po.losses} | {po.ties} ({po.automatic_ties}) | {po.both_bad} | {po.total} |",
              f"| votes | {o.wins} | {o.losses} | {o.ties} ({o.automatic_ties}) | {o.both_bad} | {o.total} |", "",
              *report_format.statistics_lines(summary), "",
              "## Per criterion (prompts)", "", report_format.criterion_note(summary), "",
-             "| " + " | ".join(report_format.CRITERION_HEADER) + " |", "|" + "---|" * len(report_format.CRITERION_HEADER)]
+             "| " + " | ".join(markdown_cell(h) for h in criteria) + " |", "|" + "---|" * len(criteria)]
     for c in summary.per_criterion:
         lines.append(f"| {markdown_cell(c['criterion'])} | " + " | ".join(report_format.criterion_cells(c)) + " |")
     lines += ["", "## Per rater (votes)", "",
@@ -99,20 +105,33 @@ def summary_markdown(summary: stats.Summary) -> str:
         lines.append(f"| {markdown_cell(r['rater'])} | {r['ratings']} | {report_format.pct(r['win_rate'])} | "
                      f"{report_format.pct(r['left_pick_rate'])} | {report_format.p_value(r['position_bias_p'])} | {report_format.seconds(r['median_seconds'])} |")
     lines += ["", "## Agreement (calibration prompts)", "", *agreement_lines(summary.agreement),
-              "", "## Example pairs (split votes first)", "", *_example_lines(summary.example_pairs),
-              "", "## Automatic checks", "", "```json", json.dumps(summary.checks, indent=2, default=str), "```",
+              "", "## Example pairs (split votes first)", "", *_example_lines(summary.example_pairs, names),
+              "", "## Automatic checks", "", *_checks_lines(summary),
               "", "## Definitions", "", *[f"- **{k}**: {markdown_cell(v)}" for k, v in summary.definitions.items()],
               "", "## Lineage", "", "```json", json.dumps(summary.lineage, indent=2, default=str), "```", ""]
     return "\n".join(lines)
 
 
-def _example_lines(pairs: list[dict[str, Any]]) -> list[str]:
+def _checks_lines(summary: stats.Summary) -> list[str]:
+    """The automatic checks as a table with the models' names (the raw numbers are in the JSON export)."""
+    rows = stats.checks_table(summary.checks, summary.names)
+    if not rows:
+        return ["No automatic checks: no output convention or glossary, and no losses measured."]
+    header = ["check", summary.names["base"], summary.names["tuned"], "what it tells you"]
+    return ["| " + " | ".join(markdown_cell(h) for h in header) + " |", "|---|---|---|---|",
+            *["| " + " | ".join(markdown_cell(r[k]) for k in ("check", "base", "tuned", "what it tells you")) + " |"
+              for r in rows]]
+
+
+def _example_lines(pairs: list[dict[str, Any]], names: dict[str, str]) -> list[str]:
     lines: list[str] = []
     for ex in pairs:
-        votes = ", ".join(f"{markdown_cell(r)}: {v.replace('_', ' ')}" for r, v in ex["votes"].items())
+        votes = ", ".join(f"{markdown_cell(r)}: {markdown_cell(report_format.vote_name(v, names))}"
+                          for r, v in ex["votes"].items())
         # Model and user text inside fenced blocks: shown as text by any Markdown viewer.
-        for title, text in (("Prompt", ex["prompt"]), ("Base model", ex["base"]), ("Tuned model", ex["tuned"])):
-            lines += [f"**{title}**", "", "~~~~text", text.replace("~~~~", "~ ~ ~ ~"), "~~~~", ""]
+        for title, text in (("Prompt", ex["prompt"]), (report_format.capital(names["base_model"]), ex["base"]),
+                            (report_format.capital(names["tuned_model"]), ex["tuned"])):
+            lines += [f"**{markdown_cell(title)}**", "", "~~~~text", text.replace("~~~~", "~ ~ ~ ~"), "~~~~", ""]
         lines += [f"Votes — {votes}", "", "---", ""]
     return lines or ["No rated pairs yet."]
 

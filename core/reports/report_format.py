@@ -126,8 +126,38 @@ def criterion_cells(c: dict[str, Any]) -> list[str]:
             p_value(c["wilcoxon_p"]), p_value(c.get("wilcoxon_p_holm")), str(c["n_prompts"])]
 
 
-CRITERION_HEADER = ["criterion", "base", "tuned", "mean difference (t 95 % CI)", "Wilcoxon p (median)",
-                    "Holm-adjusted p", "n prompts"]
+def criterion_header(names: dict[str, str]) -> list[str]:
+    """The per-criterion table's columns, the two models by their names (summary.model_names)."""
+    return ["criterion", names["base"], names["tuned"], "mean difference (t 95 % CI)", "Wilcoxon p (median)",
+            "Holm-adjusted p", "n prompts"]
+
+
+def outcome_header(names: dict[str, str]) -> list[str]:
+    """The outcome table's columns (prompts and votes), the two models by their names."""
+    return ["unit", f"{names['tuned']} better", f"{names['base']} better", "tied (automatic)", "both bad", "total"]
+
+
+def sentence_start(text: str) -> str:
+    """Text that opens a sentence: its first letter upper case ("the tuned model" reads "The tuned model")."""
+    return text[:1].upper() + text[1:]
+
+
+def capital(model: str) -> str:
+    """A model's sentence name as a heading: "the base model" reads "Base model", "run 9" "Run 9"."""
+    model = model.removeprefix("the ")
+    return model[:1].upper() + model[1:]
+
+
+def vote_name(vote: str, names: dict[str, str]) -> str:
+    """A vote as the reports show it: the preferred model's name, or "tie" / "both bad"."""
+    return names[vote] if vote in ("base", "tuned") else vote.replace("_", " ")
+
+
+def question(names: dict[str, str]) -> str:
+    """What the evaluation asks, with the two models' names."""
+    if names["base_model"] == "the base model":
+        return "does the tuned model answer better?"
+    return f"does {names['tuned_model']} answer better than {names['base_model']}?"
 
 
 def criterion_note(summary: Any) -> str:

@@ -47,21 +47,22 @@ def _note(text: str) -> str:
 
 def _finding(s: Summary) -> str:
     """What changed, on how many held-out requests, who rated, when: in words, before any statistic."""
-    po, lin = s.prompt_outcomes, s.lineage
+    po, lin, names = s.prompt_outcomes, s.lineage, s.names
     raters = lin.get("raters") or []
     who = (f"{len(raters)} rater{'s' if len(raters) != 1 else ''} ({', '.join(raters)})" if raters else "nobody yet")
     first, last = (lin.get("first_rating") or "")[:10], (lin.get("last_rating") or "")[:10]
     when = f" on {first}" if first and first == last else (f" between {first} and {last}" if first else "")
-    return (f"The tuned model's answer was preferred on {po.wins} of the {po.total} held-out requests and the "
-            f"base model's on {po.losses}; {po.ties} came out even, and on {po.both_bad} neither model's answer "
-            f"was right. Rated blind by {who}{when}, without knowing "
+    return (f"{report_format.sentence_start(names['tuned_model'])}'s answer was preferred on {po.wins} of the "
+            f"{po.total} held-out requests and {names['base_model']}'s on {po.losses}; {po.ties} came out even, and "
+            f"on {po.both_bad} neither model's answer was right. Rated blind by {who}{when}, without knowing "
             "which model wrote which answer.")
 
 
 def _outcome_bar(s: Summary) -> str:
     """The prompt outcomes as one stacked bar, in HTML (no charting script in a document)."""
-    po = s.prompt_outcomes
-    parts = [("tuned", "tuned better", po.wins), ("base", "base better", po.losses), ("tie", "even", po.ties)]
+    po, names = s.prompt_outcomes, s.names
+    parts = [("tuned", f"{names['tuned']} better", po.wins), ("base", f"{names['base']} better", po.losses),
+             ("tie", "even", po.ties)]
     total = max(1, sum(n for _c, _l, n in parts))
     bar = "".join(f"<span class='{c}' style='width:{100 * n / total:.1f}%'>{n}</span>" for c, _l, n in parts if n)
     legend = "".join(f"<span><i class='{c}'></i>{escape(label)}: {n}</span>" for c, label, n in parts)
@@ -74,6 +75,10 @@ def _lineage(lin: dict[str, Any]) -> str:
     rows = [["Dataset", escape(f"{lin.get('dataset')}, version {lin.get('dataset_version')}")],
             ["Dataset fingerprint (sha256)", escape(str(lin.get("dataset_version_sha256") or "–"))],
             ["Base model", escape(str(lin.get("base_model")))],
+            *([["Compared with", escape(f"run {lin['reference_run_id']}")]] if lin.get("reference_run_id") else []),
+            *([["Preference round", escape(f"from run {lin.get('parent_run_id')}'s adapter, on the blind votes of run "
+                                           f"{lin.get('rating_run_id')} (votes sha256 {lin.get('votes_sha256')})")]]
+              if lin.get("kind") == "dpo" else []),
             ["Training recipe", escape(f"preset {lin.get('preset')}: " + ", ".join(
                 f"{k} {config[k]}" for k in ("method", "epochs", "learning_rate", "lora_r") if k in config))],
             ["Adapter fingerprint (sha256)", escape(str(lin.get("adapter_sha256") or "–"))],
@@ -87,7 +92,8 @@ def _lineage(lin: dict[str, Any]) -> str:
 def render(summary: Summary) -> str:
     s, o, po = summary, summary.outcomes, summary.prompt_outcomes
     dataset = str(s.lineage.get("dataset") or "")
-    title = f"{dataset}: does the tuned model answer better?" if dataset else f"Evaluation of run {s.run_id}"
+    names = s.names
+    title = f"{dataset}: {report_format.question(names)}" if dataset else f"Evaluation of run {s.run_id}"
     byline = (f"Run {s.run_id} · dataset version {s.lineage.get('dataset_version')} · base model "
               f"{s.lineage.get('base_model')} · last rating {(s.lineage.get('last_rating') or '–')[:10]}")
     parts = [f"<h1>{escape(title)}</h1>", f"<p class='byline'>{escape(byline)}</p>",
@@ -95,23 +101,23 @@ def render(summary: Summary) -> str:
     if s.example_pairs:
         parts += ["<h2>Examples</h2>", _note("Prompts where raters split first; every vote shown.")]
         for ex in s.example_pairs:
-            votes = ", ".join(f"{escape(r)}: {escape(v.replace('_', ' '))}" for r, v in ex["votes"].items())
+            votes = ", ".join(f"{escape(r)}: {escape(report_format.vote_name(v, names))}" for r, v in ex["votes"].items())
             parts.append("<div class='example'>" + _table(
-                ["request", "base model", "tuned model"],
+                ["request", names["base_model"].removeprefix("the "), names["tuned_model"].removeprefix("the ")],
                 [[f"<pre>{escape(ex['prompt'])}</pre>", f"<pre>{escape(ex['base'])}</pre>",
                   f"<pre>{escape(ex['tuned'])}</pre>"]], "pairs") + f"<p class='note'>Votes — {votes}</p></div>")
     parts += ["<h2>The numbers</h2>", _table(
-        ["unit", "tuned better", "base better", "ties (identical answers)", "both bad", "total"],
+        ["unit", f"{names['tuned']} better", f"{names['base']} better", "ties (identical answers)", "both bad", "total"],
         [["prompts", str(po.wins), str(po.losses), f"{po.ties} ({po.automatic_ties})", str(po.both_bad), str(po.total)],
          ["votes", str(o.wins), str(o.losses), f"{o.ties} ({o.automatic_ties})", str(o.both_bad), str(o.total)]])]
     if s.per_criterion:
         parts += ["<h3>Scores per criterion</h3>", _note(report_format.criterion_note(s)),
-                  _table(report_format.CRITERION_HEADER,
+                  _table(report_format.criterion_header(names),
                          [[escape(c["criterion"]), *report_format.criterion_cells(c)] for c in s.per_criterion])]
-    rows = checks_table(s.checks)
+    rows = checks_table(s.checks, names)
     if rows:  # no empty section headings
         parts += ["<h3>Automatic checks</h3>",
-                  _table(["check", "base", "tuned", "what it tells you"],
+                  _table(["check", names["base"], names["tuned"], "what it tells you"],
                          [[escape(r["check"]), escape(r["base"]), escape(r["tuned"]), escape(r["what it tells you"])]
                           for r in rows])]
     # The appendix: statistics, raters, agreement, definitions and lineage, for whoever checks the work.

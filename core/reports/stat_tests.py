@@ -21,8 +21,9 @@ E_VALUE_THRESHOLD = 1 / ALPHA
 LOG_E_VALUE_THRESHOLD = math.log(E_VALUE_THRESHOLD)
 POWER_LIMIT = 3000  # decisive prompts beyond which "prompts needed" says "more than this"
 
-SCORE_DEFINITION = ("the mean over prompts of each prompt's mean vote value, where tuned better counts 1, "
-                    "tie and both-bad ½, base better 0")
+# {tuned}/{base}: the two models' names in the reports (summary.named).
+SCORE_DEFINITION = ("the mean over prompts of each prompt's mean vote value, where {tuned} better counts 1, "
+                    "tie and both-bad ½, {base} better 0")
 
 
 def outcome_value(preferred: str) -> float:

@@ -19,9 +19,13 @@ from core.platform import permissions
 from core.platform.store import change_count
 from core.rating import pairs as answer_pairs
 from core.rating import sessions
-from core.reports import agreement, report_format, stat_tests
+from core.reports import agreement, bradley_terry, report_format, stat_tests
 from core.training import run_records, versions
 from core.training import runs as training
+
+# Against the base model the sides keep their familiar names; "short" names head table columns,
+# the "model" names stand in sentences.
+BASE_NAMES = {"tuned": "tuned", "base": "base", "tuned_model": "the tuned model", "base_model": "the base model"}
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,10 @@ class Summary:
     verdict_text: str = ""
     definitions: dict[str, str] = field(default_factory=dict)
     example_pairs: list[dict[str, Any]] = field(default_factory=list)  # a few rated pairs, for the report
+    # What every report calls the two sides after the reveal (model_names): "tuned"/"base" against
+    # the base model, the two runs' names when an adapter was rated against another (issue 28).
+    names: dict[str, str] = field(default_factory=lambda: dict(BASE_NAMES))
+    round_vs_parent: bool = False         # a preference round rated against the adapter it started from
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for strict JSON: a non-finite number (an e-value past ~10^308) becomes None;
@@ -94,6 +102,26 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def model_names(run: training.TrainingRun) -> dict[str, str]:
+    """The two sides' names for the reports, once identities are revealed: the base model and the
+    tuned model, or, for a run rated against another adapter, both runs by number (a preference
+    round and its parent say so)."""
+    if run.reference_run_id is None:
+        return dict(BASE_NAMES)
+    labels = answer_pairs.labels_of(run)
+    tuned_model, base_model = labels["tuned"], labels["base"]
+    if run.kind == "dpo":
+        tuned_model += " (the preference round)"
+        if run.parent_run_id == run.reference_run_id:
+            base_model += " (its parent)"
+    return {"tuned": labels["tuned"], "base": labels["base"], "tuned_model": tuned_model, "base_model": base_model}
+
+
+def named(text: str, names: dict[str, str]) -> str:
+    """Our own report wording with the sides' names in place of {tuned}/{base}/{tuned_model}/{base_model}."""
+    return text.format(**names)
+
+
 DEFINITIONS = {
     "unit": "the prompt: several raters' votes on one prompt are one observation",
     "prompt outcome": "a prompt is won when its mean vote value is above ½, lost below; at ½ it is both bad "
@@ -101,7 +129,7 @@ DEFINITIONS = {
                       "otherwise tied",
     "score": stat_tests.SCORE_DEFINITION,
     "score_ci": "95 % percentile bootstrap over prompts (none when every prompt has the same value)",
-    "win_rate": "decisive prompts won by the tuned model / all decisive prompts",
+    "win_rate": "decisive prompts won by {tuned_model} / all decisive prompts",
     "e_value": "B(W+1, L+1)·2^(W+L) over the decisive prompts that entered the test; a prompt enters when "
                "its k-th vote arrives (k as set when rating started), with the mean of its first k votes, "
                "and never changes afterwards; at closure the remaining prompts enter with their votes. "
@@ -114,7 +142,7 @@ DEFINITIONS = {
     "prompts_needed": "decisive prompts after which the anytime-valid test declares a true 60 % win rate with "
                       "80 % probability, computed exactly (376 from none); 'more' starts from the entered "
                       "prompts in hand",
-    "per_criterion": "each prompt's mean score difference (tuned − base) first, then over prompts: the mean "
+    "per_criterion": "each prompt's mean score difference ({tuned} − {base}) first, then over prompts: the mean "
                      "with a t interval, and a Wilcoxon signed-rank test (about the median difference); "
                      "p-values Holm-adjusted for the number of criteria tested",
     "outcomes": "vote counts, for description",
@@ -211,7 +239,10 @@ def summarize_record(record: EvaluationRecord) -> Summary:
         prompts_more_needed=stat_tests.prompts_needed(wins=e_wins, losses=e_losses),
         fixed_n_needed_for_60=stat_tests.fixed_n_needed(),
         raters_per_pair=record.planned_raters_per_pair, rating_closed=closed,
-        complete_prompts=len(entered), definitions=dict(DEFINITIONS))
+        complete_prompts=len(entered), names=model_names(run),
+        round_vs_parent=run.kind == "dpo" and run.reference_run_id is not None
+        and run.reference_run_id == run.parent_run_id)
+    summary.definitions = {k: named(v, summary.names) for k, v in DEFINITIONS.items()}
     summary.per_criterion = per_criterion(ratings)
     summary.criteria_tested = sum(c["wilcoxon_p"] is not None for c in summary.per_criterion)
     summary.per_rater = per_rater(ratings)
@@ -243,26 +274,30 @@ def example_pairs(ratings: list[sessions.Rating], pairs: list[answer_pairs.Pair]
 def verdict_text(s: Summary) -> str:
     """Sentences a team lead can repeat. Direction, counts and interval come from the same entered
     prompts as the e-value, and the interval is its dual, so they cannot disagree."""
-    o = s.prompt_outcomes
+    o, tuned, base = s.prompt_outcomes, s.names["tuned_model"], s.names["base_model"]
     if o.total == 0:
         return "No prompt has been rated yet."
-    lead = (f"Of {o.total} prompts, the tuned model was better on {o.wins}, the base model on {o.losses}, "
+    lead = (f"Of {o.total} prompts, {tuned} was better on {o.wins}, {base} on {o.losses}, "
             f"{o.ties} were tied, and on {o.both_bad} neither model got it right (both bad).")
     w, lost = s.entered_wins, s.entered_losses
     if w + lost == 0:
-        return lead + " No decisive prompt has all its planned votes yet, so there is no verdict."
+        return lead + " No decisive prompt has all its planned votes yet, so there is no verdict." + (
+            " Whether the preference round helped is not known yet." if s.round_vs_parent else "")
     cs = report_format.ci(s.win_rate_cs)
     e_text = report_format.e_value(s.log10_e_value)
-    tested = f"on the {w + lost} decisive prompts that entered the test the tuned model won {w}"
+    tested = f"on the {w + lost} decisive prompts that entered the test {tuned} won {w}"
     if s.significant:
         better = "better" if w > lost else "worse"
-        return lead + (f" The tuned model is {better} than the base model: {tested} (win rate {cs}, anytime-valid "
-                       f"95 %; e-value {e_text} ≥ 20, valid however often you look).")
+        helped = ((" The preference round helped." if w > lost else " The preference round made the answers worse.")
+                  if s.round_vs_parent else "")
+        return lead + (f" {report_format.sentence_start(tuned)} is {better} than {base}: {tested} (win rate {cs}, "
+                       f"anytime-valid 95 %; e-value {e_text} ≥ 20, valid however often you look).{helped}")
     more = ("more than " + str(stat_tests.POWER_LIMIT) if s.prompts_more_needed is None
             else str(s.prompts_more_needed))
     return lead + (f" Not conclusive yet: {tested} (win rate {cs}, anytime-valid 95 %, which includes 50 %; "
                    f"e-value {e_text}, needs 20). If the true win rate were 60 %, about {more} more decisive "
-                   "prompts would settle it with 80 % probability.")
+                   "prompts would settle it with 80 % probability." + (
+                       " Whether the preference round helped is not settled yet." if s.round_vs_parent else ""))
 
 
 def per_criterion(ratings: list[sessions.Rating]) -> list[dict[str, Any]]:
@@ -344,8 +379,10 @@ def checks_of(record: EvaluationRecord) -> dict[str, Any]:
         checks["mean_words_base"] = float(np.mean([len(p.base_text.split()) for p in pairs]))
         checks["mean_words_tuned"] = float(np.mean([len(p.tuned_text.split()) for p in pairs]))
         checks["mean_words_reference"] = float(np.mean([len(p.reference.split()) for p in pairs]))
+    # The losses were measured against the base model: against another adapter they would put the
+    # base model's number under the reference run's name.
     for key in ("heldout_loss_base", "heldout_loss_tuned", "general_loss_base", "general_loss_tuned"):
-        if key in run.metrics:
+        if key in run.metrics and run.reference_run_id is None:
             checks[key] = run.metrics[key]
             checks[key.replace("loss", "perplexity")] = float(np.exp(run.metrics[key]))
     return checks
@@ -360,7 +397,10 @@ def lineage_of(record: EvaluationRecord) -> dict[str, Any]:
             "adapter_sha256": run.adapter_sha256, "base_model": run.base_model, "preset": run.preset,
             "run_config": json.loads(run.config.to_json()), "raters": raters,
             "first_rating": stamps[0] if stamps else None, "last_rating": stamps[-1] if stamps else None,
-            "pii_override": version.pii_override_reason}
+            "pii_override": version.pii_override_reason,
+            # What the run was rated against, and a preference round's origin (issue 28).
+            "reference_run_id": run.reference_run_id, "kind": run.kind, "parent_run_id": run.parent_run_id,
+            "rating_run_id": run.rating_run_id, "votes_sha256": run.votes_sha256 or None}
 
 
 def run_score(prompt_values: list[float], seed: int = 0) -> dict[str, Any]:
@@ -403,8 +443,45 @@ def scores_against_base(db: sqlite_utils.Database, dataset_id: int, viewer: str)
     return rows
 
 
-def checks_table(checks: dict[str, Any]) -> list[dict[str, str]]:
-    """The automatic checks in plain words: what each measures, base vs tuned."""
+def pairwise_comparisons(db: sqlite_utils.Database, dataset_id: int, viewer: str) -> list[bradley_terry.Comparison]:
+    """Every prompt-level comparison of the dataset's runs that the viewer may see ranked
+    (ranked_runs): the challenger (run N) against its reference, the base model or another run."""
+    comparisons = []
+    visible = set(ranked_runs(db, dataset_id, viewer))
+    for run in training.list_runs(db, dataset_id):
+        if run.id not in visible:
+            continue
+        reference = f"base model ({run.base_model})" if run.reference_run_id is None else f"run {run.reference_run_id}"
+        pairs = {p.position: p for p in answer_pairs.pairs(db, run.id)}
+        votes = prompt_votes(sessions.ratings_for_run(db, run.id), list(pairs.values()))
+        means = stat_tests.prompt_means({p: [stat_tests.outcome_value(v) for v in vs] for p, vs in votes.items()})
+        comparisons += [bradley_terry.Comparison(json.dumps(pairs[p].prompt, sort_keys=True), f"run {run.id}",
+                                                 reference, value) for p, value in means.items() if p in pairs]
+    return comparisons
+
+
+def strengths(db: sqlite_utils.Database, dataset_id: int, viewer: str) -> list[dict[str, Any]]:
+    """Bradley–Terry strength of every model rated on this dataset, from the real pairwise
+    comparisons at the prompt level, with prompt-bootstrap intervals; the base model at 0 (log-odds
+    of beating it). Empty when the fit has no finite solution (docs/statistics.md)."""
+    comparisons = pairwise_comparisons(db, dataset_id, viewer)
+    bases = sorted({c.second for c in comparisons if c.second.startswith("base model")})
+    anchor = bases[0] if bases else None
+    fitted = bradley_terry.fit(comparisons, anchor)
+    if fitted is None:
+        return []
+    intervals = bradley_terry.bootstrap(comparisons, anchor) or {}
+    prompts: dict[str, int] = Counter()
+    for c in comparisons:
+        prompts[c.first] += 1
+        prompts[c.second] += 1
+    return [{"model": model, "strength": value, "strength_ci": intervals.get(model), "compared_prompts": prompts[model]}
+            for model, value in sorted(fitted.items(), key=lambda item: -item[1])]
+
+
+def checks_table(checks: dict[str, Any], names: dict[str, str] = BASE_NAMES) -> list[dict[str, str]]:
+    """The automatic checks in plain words: what each measures, base vs tuned (keys "base" and
+    "tuned"; the meanings name the models by `names`)."""
     n = checks.get("pairs", 0)
     rows: list[dict[str, str]] = []
 
@@ -426,6 +503,6 @@ def checks_table(checks: dict[str, Any]) -> list[dict[str, str]]:
     if "general_loss_base" in checks:
         add("Forgetting probe (general-text loss)", f"{checks['general_loss_base']:.3f}",
             f"{checks['general_loss_tuned']:.3f}",
-            "loss on ordinary English the adapter never saw; much higher for tuned means it damaged general "
-            "language ability (catastrophic forgetting)")
+            f"loss on ordinary English the adapter never saw; much higher for {names['tuned']} means it damaged "
+            "general language ability (catastrophic forgetting)")
     return rows
