@@ -6,7 +6,7 @@ import json
 import sys
 import time
 
-from bench import bench_behaviour, bench_data, bench_generation, bench_preference, bench_training
+from bench import bench_behaviour, bench_data, bench_estimate, bench_generation, bench_preference, bench_training
 from bench.measure import OUT, REPO, machine
 
 
@@ -18,15 +18,16 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.time()
     only = (set(sys.argv[1].split(",")) if len(sys.argv) > 1
-            else {"data", "generation", "training", "behaviour", "preference"})
+            else {"data", "generation", "training", "behaviour", "preference", "estimate"})
     previous = json.loads((OUT / "results.json").read_text()) if (OUT / "results.json").exists() else {}
     data = bench_data.main() if "data" in only else previous["data"]
     generation = bench_generation.main() if "generation" in only else previous["generation"]
     training = bench_training.main() if "training" in only else previous["training"]
     behaviour = bench_behaviour.main() if "behaviour" in only else previous.get("behaviour", {})
     preference = bench_preference.main() if "preference" in only else previous.get("preference", {})
+    estimate = bench_estimate.main() if "estimate" in only else previous.get("estimate", {})
     results = {"data": data, "generation": generation, "training": training, "behaviour": behaviour,
-               "preference": preference,
+               "preference": preference, "estimate": estimate,
                "total_minutes": round((time.time() - started) / 60, 1)}
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
     (REPO / "docs" / "BENCHMARKS.md").write_text(render(results))
@@ -182,6 +183,19 @@ fp32 step {t['profile']['fp32_step_s']} s, bf16 step {t['profile']['bf16_step_s'
 """
 
 
+def estimate_section(e: dict) -> str:
+    if not e:
+        return ""
+    return f"""## 8. The pre-launch estimate on a quiet and a busy machine (default preset, demo dataset)
+
+Three runs one after the other: the first teaches the studio this machine's speed, the second runs on the quiet
+machine, the third beside a CPU burner on all {e['cores_available']} usable cores (started by the bench, stopped
+after). "Estimate shown" is what the Train page says after looking at the machine (`core/training/eta.py`).
+
+{bench_estimate.table(e)}
+"""
+
+
 def render(r: dict) -> str:
     ours, loop = r["generation"]["ours"], r["generation"]["seed"]
     pages = r["data"]["pages"]
@@ -222,6 +236,7 @@ Ratios are pair-wise in the same run; absolute times vary with the machine's loa
 
 {r['data']['import']['lines']:,} lines in {r['data']['import']['seconds']} s: **{r['data']['import']['examples_per_s']:,} examples/s**.
 
+{estimate_section(r.get("estimate", {}))}
 ## What fell short, and why
 
 {shortfalls(r)}
@@ -229,6 +244,8 @@ Ratios are pair-wise in the same run; absolute times vary with the machine's loa
 ## Reproduce
 
     make bench            # writes this file and bench/out/results.json
+    python -m bench.bench_estimate --quick   # section 8 with 4-step runs (a smoke run)
+    python -m bench.bench_walk               # a new user's walk in headless Chromium, step by step
 """
 
 

@@ -75,6 +75,69 @@ def running_studio(db: Path, extra_env: dict[str, str] | None = None) -> Iterato
         log.close()
 
 
+@contextmanager
+def launch_chromium(path: str) -> Iterator:
+    """Headless Chromium through Playwright; closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=path, headless=True, args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+# Steps a user takes, shared by the browser tests and bench/bench_walk.py.
+def shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(600)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)
+
+
+def settle(page) -> None:
+    """Wait until Streamlit has finished the current script run."""
+    page.wait_for_timeout(400)
+    page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=120_000)
+    page.wait_for_timeout(200)
+
+
+def go(page, url: str, path: str) -> None:
+    page.goto(f"{url}/{path}")
+    page.get_by_role("heading").first.wait_for(timeout=60_000)
+    settle(page)
+
+
+def nav(page, title: str) -> None:
+    """Move between pages with the sidebar, as a user does (the session, and its choices, stay)."""
+    page.get_by_role("link", name=title).click()
+    page.get_by_role("heading", name=title if title != "Home" else "Tuning Studio").first.wait_for()
+    settle(page)
+
+
+def click(page, name: str, *, exact: bool = True) -> None:
+    try:
+        page.get_by_role("button", name=name, exact=exact).filter(visible=True).first.click()
+    except Exception:
+        shot(page, "failed-click")
+        raise
+    settle(page)
+
+
+def tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+    settle(page)
+
+
+def choose(page, label: str, option: str) -> None:
+    box = page.get_by_label(label, exact=True).filter(visible=True).first
+    box.click()
+    box.fill(option)
+    page.get_by_role("option", name=option, exact=True).filter(visible=True).first.click()
+    settle(page)
+
+
+
 class Guard:
     """Records every request that leaves loopback and every script dialog (XSS would raise one)."""
 

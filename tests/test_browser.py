@@ -14,7 +14,19 @@ from core.pii import review
 from core.platform import store
 from core.rating import pairs as answer_pairs
 from core.training import runs
-from tests.browser import SCREENSHOTS, Guard, require_chromium, running_studio
+from tests.browser import (
+    Guard,
+    choose,
+    click,
+    go,
+    launch_chromium,
+    nav,
+    require_chromium,
+    running_studio,
+    settle,
+    shot,
+    tab,
+)
 
 DATA = Path(__file__).resolve().parent / "data"
 EVIL = "<script>alert('xss')</script> <img src=http://203.0.113.9/x.png> ![t](http://203.0.113.9/t.png)"
@@ -29,63 +41,10 @@ def mark(step: str) -> None:
     print(f"[journey] step {step} at {time.time() - _T0[0]:.0f}s", flush=True)
 
 
-def shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.wait_for_timeout(600)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)
-
-
-def settle(page) -> None:
-    """Wait until Streamlit has finished the current script run."""
-    page.wait_for_timeout(400)
-    page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=120_000)
-    page.wait_for_timeout(200)
-
-
-def go(page, url: str, path: str) -> None:
-    page.goto(f"{url}/{path}")
-    page.get_by_role("heading").first.wait_for(timeout=60_000)
-    settle(page)
-
-
-def nav(page, title: str) -> None:
-    """Move between pages with the sidebar, as a user does (the session, and its choices, stay)."""
-    page.get_by_role("link", name=title).click()
-    page.get_by_role("heading", name=title if title != "Home" else "Tuning Studio").first.wait_for()
-    settle(page)
-
-
-def click(page, name: str, *, exact: bool = True) -> None:
-    try:
-        page.get_by_role("button", name=name, exact=exact).filter(visible=True).first.click()
-    except Exception:
-        shot(page, "failed-click")
-        raise
-    settle(page)
-
-
-def tab(page, name: str) -> None:
-    page.get_by_role("tab", name=name).click()
-    settle(page)
-
-
-def choose(page, label: str, option: str) -> None:
-    box = page.get_by_label(label, exact=True).filter(visible=True).first
-    box.click()
-    box.fill(option)
-    page.get_by_role("option", name=option, exact=True).filter(visible=True).first.click()
-    settle(page)
-
-
 @pytest.fixture
 def chromium():
-    path = require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=path, headless=True, args=["--no-sandbox"])
+    with launch_chromium(require_chromium()) as browser:
         yield browser
-        browser.close()
 
 
 def test_whole_journey(tmp_path, model_dir, chromium):

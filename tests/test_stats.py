@@ -266,7 +266,7 @@ def test_the_html_report_is_a_document_with_example_pairs_shown_as_text(rated_db
     # in an appendix that starts a new printed page, lineage in words rather than a JSON dump.
     finding = page.index("The tuned model&#x27;s answer was preferred on")
     assert finding < page.index("<h2>Examples</h2>") < page.index("<h2>The numbers</h2>") < page.index(
-        "<h2>Appendix: how sure we are</h2>") < page.index("Where this result comes from")
+        "<h2>Appendix: how sure we are</h2>") < page.index("Appendix: where this result comes from")
     assert page.index("Anytime-valid test") > page.index("Appendix")
     assert "Rated blind by 1 rater (Dana)" in page and "@media print" in page and "break-before:page" in page
     assert '"run_config"' not in page and "Dataset fingerprint (sha256)" in page

@@ -3,8 +3,10 @@
 Order (issue 25): the plain finding (what changed, on how many held-out requests, who rated, when),
 then examples, then the numbers; statistics, definitions and lineage in an appendix written for
 people. No script: the outcome chart is drawn in HTML, so the file stays a few tens of kilobytes
-(it inlined plotly.js, 4.8 MB). Print CSS starts the appendix on a new page. Every piece of user or
-model text goes through html.escape; a Content-Security-Policy forbids fetching or running anything.
+(it inlined plotly.js, 4.8 MB). Print CSS: readable type, rows never cut, the appendix and the
+lineage each on a new page; a PDF is the browser's "Save as PDF" (no PDF library to ship). Every
+piece of user or model text goes through html.escape; a Content-Security-Policy forbids fetching or
+running anything.
 """
 
 from __future__ import annotations
@@ -28,9 +30,24 @@ table.pairs{width:100%;table-layout:fixed}
 .bar span{display:flex;align-items:center;justify-content:center;white-space:nowrap;overflow:hidden}
 .tuned{background:#2a9d8f}.base{background:#e76f51}.tie{background:#8d99ae}.bothbad{background:#6d597a}
 .legend span{margin-right:1rem}.legend i{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem}
-@page{margin:1.5cm}
-@media print{body{margin:0;max-width:none}.appendix{break-before:page;page-break-before:always}
-table,.example,.headline{break-inside:avoid;page-break-inside:avoid}h2{break-after:avoid;page-break-after:avoid}}
+.screen-only{background:#fff8e1;border:1px solid #f0d78c;padding:.4rem .8rem}
+/* Printing (issue 25): a partner prints this or saves it as PDF from the browser's print dialog.
+   Paper size follows the printer (A4 or Letter); widths are relative so the outcome bar and tables fit
+   either. Rows are never cut; the appendix and the lineage each start a new page. */
+@page{size:auto;margin:1.6cm 1.5cm}
+@media print{
+body{margin:0;max-width:none;padding:0;font:10.5pt/1.4 Georgia,"Times New Roman",serif;color:#000}
+h1{font-size:18pt}h2{font-size:13pt}h3{font-size:11.5pt}.note,.byline{color:#333}
+.screen-only{display:none}
+a{color:inherit;text-decoration:none}
+.appendix,.lineage{break-before:page;page-break-before:always}
+h2,h3{break-after:avoid;page-break-after:avoid}
+tr,.example,.headline,.bar,dt,dd{break-inside:avoid;page-break-inside:avoid}
+thead{display:table-header-group}
+table{width:100%}pre{font-size:8.5pt;overflow-wrap:anywhere}
+.bar{width:100%;-webkit-print-color-adjust:exact;print-color-adjust:exact}
+.legend i,th{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+}
 """
 
 
@@ -97,6 +114,8 @@ def render(summary: Summary) -> str:
     byline = (f"Run {s.run_id} · dataset version {s.lineage.get('dataset_version')} · base model "
               f"{s.lineage.get('base_model')} · last rating {(s.lineage.get('last_rating') or '–')[:10]}")
     parts = [f"<h1>{escape(title)}</h1>", f"<p class='byline'>{escape(byline)}</p>",
+             "<p class='screen-only note'>To keep a PDF, print this page and choose “Save as PDF”: the "
+             "appendix and the lineage start on their own pages.</p>",
              f"<p class='headline'>{escape(_finding(s))}</p>", f"<p>{escape(s.verdict_text)}</p>", _outcome_bar(s)]
     if s.example_pairs:
         parts += ["<h2>Examples</h2>", _note("Prompts where raters split first; every vote shown.")]
@@ -135,7 +154,9 @@ def render(summary: Summary) -> str:
     parts += [f"<p>{escape(line)}</p>" for line in report_format.agreement_lines(a, name=str)]
     parts += ["<h3>Definitions</h3>", "<dl>" + "".join(f"<dt><b>{escape(k)}</b></dt><dd>{escape(v)}</dd>"
                                                        for k, v in s.definitions.items()) + "</dl>",
-              "<h3>Where this result comes from</h3>", _lineage(s.lineage), "</section>"]
+              "</section>",
+              "<section class='lineage'><h2>Appendix: where this result comes from</h2>", _lineage(s.lineage),
+              "</section>"]
     return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
             "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'\">"
             f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
