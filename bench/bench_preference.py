@@ -4,12 +4,12 @@ and its win rate against that parent on held-out prompts it never saw, judged by
 The loop as a team runs it, with the convention check as the rater: SFT run on the demo, answers on
 the held-out prompts (SFT vs base), a simulated rater votes blind on the first half of them through
 the rating screen's core path (the answer that follows the convention is preferred; both: tie;
-neither: both bad, with the reference answer written as the rater's correction), the preference set is built from those votes, the round trains from the SFT
+neither: both bad), the preference set is built from those votes, the round trains from the SFT
 adapter, and both adapters answer the other half. Win = only the round's answer follows the
 convention, loss = only the parent's; the rest are ties.
 
     python -m bench.bench_preference            # the full section, prints its JSON
-    python -m bench.bench_preference --quick    # smoke path: a few steps each, 16 new tokens
+    python -m bench.bench_preference --quick    # smoke path: a few steps each, 4 new tokens
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ db = store.connect(db_path)
 dataset = demo.seed_demo(db)
 scan.scan_dataset(db, dataset.id)
 version = versions.freeze(db, dataset, actor="bench")
-answers = generation.GenerationConfig(max_new_tokens=16 if quick else 64, batch_size=10)
+answers = generation.GenerationConfig(max_new_tokens=4 if quick else 64, batch_size=10)
 
 def train(start):
     began = time.time()
@@ -72,12 +72,9 @@ for pair in voted:
     base_ok, tuned_ok = convention_ok(pattern, pair.base_text), convention_ok(pattern, pair.tuned_text)
     if base_ok == tuned_ok:
         verdict = "tie" if base_ok else "both_bad"
-        if not base_ok:  # as a rater does: writes the better answer (the reference) as a correction
-            sessions.make_training_example(db, sft.id, pair.position, pair.reference, author="bench")
     else:
         verdict = "A" if placed[pair.position] == ("tuned" if tuned_ok else "base") else "B"
     sessions.record_rating(db, session, pair.position, verdict)
-scan.scan_dataset(db, dataset.id)  # a correction enters the preference set once scanned clean
 sessions.close_rating(db, sft.id, actor="bench")  # the votes are final, as when a team starts a round
 pref = preferences.build(db, sft.id, viewer="bench")
 overrides = {"max_steps": "2", "grad_accumulation": "1"} if quick else {}
