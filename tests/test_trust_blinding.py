@@ -14,8 +14,8 @@ from core.pii import scan
 from core.platform import permissions, store
 from core.rating import blinding, playground, sessions
 from core.reports import export
-from core.training import runs, versions
-from tests.conftest import publish_generations
+from core.training import versions
+from tests.conftest import hand_run
 
 PROMPTS = ["Where is my parcel?", "Can I change my delivery address?", "Why was I charged twice?"]
 
@@ -27,21 +27,6 @@ def version_id(db, model_dir) -> int:
     assert dataset is not None
     scan.scan_dataset(db, dataset.id)
     return versions.freeze(db, dataset, actor=permissions.SYSTEM_ACTOR).id
-
-
-def hand_run(db, version: int, adapter: Path, prompts: list[str], *, base_model: str | None = None) -> int:
-    """A finished run whose answers are written by hand (no generation): the base answers are the
-    same text for the same prompt, as the real base model's greedy answers are."""
-    kwargs = {"base_model": base_model} if base_model else {}
-    run = runs.import_adapter(db, adapter, version, actor=permissions.SYSTEM_ACTOR, **kwargs).id
-    with store.transaction(db):
-        for position, prompt in enumerate(prompts):
-            for side, text in (("base", f"Base answer to {prompt}"), ("tuned", f"Run {run} answers {prompt}")):
-                db.table("generations").insert({
-                    "run_id": run, "position": position, "prompt_json": json.dumps([{"role": "user", "content": prompt}]),
-                    "reference": "", "side": side, "text": text, "settings_json": "{}", "created_at": store.now()})
-    publish_generations(db, run)
-    return run
 
 
 def run_in_thread_until_it_waits_for_the_write_lock(db_path: Path, call) -> tuple[threading.Thread, dict, threading.Event]:
