@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -16,7 +17,7 @@ import core  # noqa: E402,F401
 from core.curation import datasets, demo
 from core.models import registry
 from core.pii import scan
-from core.platform import store
+from core.platform import permissions, store
 from core.rating import pairs
 from core.training import runs, versions
 
@@ -140,3 +141,18 @@ def publish_generations(db, run_id: int) -> None:
         db.table("generation_jobs").insert({"run_id": run_id, "status": "succeeded", "total": n, "done": n,
                                             "settings_json": "{}", "created_at": store.now(),
                                             "finished_at": store.now()})
+
+
+def hand_run(db, version: int, adapter: Path, prompts: list[str], *, base_model: str | None = None) -> int:
+    """A finished run whose answers are written by hand (no generation): the base answers are the
+    same text for the same prompt, as the real base model's greedy answers are."""
+    kwargs = {"base_model": base_model} if base_model else {}
+    run = runs.import_adapter(db, adapter, version, actor=permissions.SYSTEM_ACTOR, **kwargs).id
+    with store.transaction(db):
+        for position, prompt in enumerate(prompts):
+            for side, text in (("base", f"Base answer to {prompt}"), ("tuned", f"Run {run} answers {prompt}")):
+                db.table("generations").insert({
+                    "run_id": run, "position": position, "prompt_json": json.dumps([{"role": "user", "content": prompt}]),
+                    "reference": "", "side": side, "text": text, "settings_json": "{}", "created_at": store.now()})
+    publish_generations(db, run)
+    return run

@@ -342,3 +342,83 @@ def test_cancel_on_a_live_refreshing_run_stops_it(tmp_path, model_dir, chromium)
             time.sleep(2)
         stopped = runs.get_run(db, run.id)
         assert stopped.status == "cancelled" and stopped.metrics["steps"] < 400
+
+
+def test_trust_probes_a_signature_erased_and_a_rater_refused_sibling_base_answers(tmp_path, model_dir, chromium,
+                                                                                   users_toml, random_adapter):
+    """Issue 23's "Done when" probes, in the browser with a team: (a) a name at the start of a line
+    (a signature) anonymised on the PII check page is gone from every file of the data folder and
+    every TEXT column; (b) Sam, mid-session on run R, is refused R's base answers through the
+    playground and through the Results and downloads of a closed run sharing R's base model and prompts."""
+    from playwright.sync_api import expect
+
+    from core.pii import erasure
+    from core.platform.permissions import SYSTEM_ACTOR
+    from core.rating import sessions
+    from core.training import versions
+    from tests.conftest import PASSWORD, hand_run
+
+    signature = "Jane Doe"
+    db_file = tmp_path / "studio.db"
+    db = store.connect(db_file)
+    dataset = datasets.create_dataset(db, "signed tickets", actor=SYSTEM_ACTOR)
+    for text, split in ((f"Thanks for the quick help.\n{signature}", "train"), ("Where is my parcel?", "train"),
+                        ("Can I change my delivery address?", "heldout")):
+        examples.save_example(db, dataset, [{"role": "user", "content": text}, {"role": "assistant", "content": "Noted."}],
+                              status="ready", split=split, author=SYSTEM_ACTOR)
+    # Frozen before the scan, so the signature sits in a version's content too.
+    version = versions.freeze(db, dataset, actor=SYSTEM_ACTOR, override_reason="frozen before the scan")
+    prompts = ["Where is my parcel?", "Can I change my delivery address?", "Why was I charged twice?"]
+    rated = hand_run(db, version.id, random_adapter, prompts)
+    closed = hand_run(db, version.id, random_adapter, prompts)
+    sessions.close_rating(db, closed, actor="boss")
+    guard = Guard()
+    with running_studio(db_file, {"STUDIO_USERS_FILE": str(users_toml)}) as url:
+        def sign_in(name: str):
+            page = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            guard.attach(page)
+            page.goto(url)
+            page.get_by_label("User name").fill(name)
+            page.get_by_role("textbox", name="Password").fill(PASSWORD)
+            click(page, "Sign in")
+            page.get_by_text("Signed in as").wait_for()
+            return page
+
+        # (a) The admin scans and anonymises every value the scan lists, the signature among them.
+        page = sign_in("boss")
+        nav(page, "PII check")
+        click(page, "Scan now")
+        page.get_by_text(signature).first.wait_for()
+        for _ in range(20):
+            buttons = page.get_by_role("button", name=re.compile(r"^Anonymise in \d+ example")).filter(visible=True)
+            if not buttons.count():
+                break
+            buttons.first.click()
+            settle(page)
+        page.get_by_text("0 distinct value(s), 0 occurrence(s).").wait_for()
+        left = [f"{t}.{c}" for t, c in erasure.text_columns(db)
+                if db.execute(f"SELECT count(*) FROM [{t}] WHERE [{c}] LIKE ?", [f"%{signature}%"]).fetchone()[0]]
+        assert left == []
+        assert versions.version_by_id(db, version.id).content_hash != version.content_hash
+
+        # (b) Sam votes once on `rated`, then tries the closed sibling's playground and results.
+        session = sessions.start_session(db, rated, "Sam")
+        sessions.record_rating(db, session, session.order[0][0], "A")
+        page = sign_in("Sam")
+        nav(page, "Playground")
+        choose(page, "Run", f"Run {closed}")
+        page.get_by_role("textbox", name="Prompt", exact=True).fill(prompts[0])
+        click(page, "Answer with both models")
+        page.get_by_text(f"You are rating run {rated}, which shares its base model with run {closed}").first.wait_for()
+        assert db.execute("SELECT count(*) FROM playground_requests").fetchone()[0] == 0
+        nav(page, "Results")
+        choose(page, "Run", f"Run {closed}")
+        page.get_by_text(f"You are rating run {rated}, which shares its base model and prompts with run {closed}"
+                         ).first.wait_for()
+        expect(page.get_by_test_id("stDownloadButton")).to_have_count(0)
+        assert page.get_by_text(f"Base answer to {prompts[0]}").count() == 0
+        assert page.get_by_test_id("stMetric").count() == 0
+    db.conn.close()
+    leaks = [str(p) for p in tmp_path.rglob("*") if p.is_file() and signature.encode() in p.read_bytes()]
+    assert leaks == []
+    assert guard.dialogs == [] and guard.outside == []

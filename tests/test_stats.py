@@ -210,7 +210,8 @@ def test_each_adapter_is_scored_against_the_shared_base_on_one_scale(rated_db, r
                "settings_json, created_at FROM generations WHERE run_id = ?", [second.id, first.id])
     publish_generations(db, second.id)
     rate_everything(db, first.id, ["Dana"], lambda r, i, left: "A" if (left == "tuned") == (i % 4 != 0) else "B")
-    rate_everything(db, second.id, ["Dana"], lambda r, i, left: "A" if (left == "tuned") == (i % 4 == 0) else "B")
+    # Another rater: Dana's revealed answers of the first run label the second's base answers (issue 23).
+    rate_everything(db, second.id, ["Riley"], lambda r, i, left: "A" if (left == "tuned") == (i % 4 == 0) else "B")
     dataset_id = versions.version_by_id(db, first.dataset_version_id).dataset_id
     for run_id in (first.id, second.id):  # the multi-run table ranks final votes only
         sessions.close_rating(db, run_id, actor="admin")

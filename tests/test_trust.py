@@ -102,7 +102,9 @@ def test_while_rating_a_run_no_labelled_answer_of_a_run_sharing_its_prompts_is_s
     sessions.close_rating(db, apart, actor="boss")
     asked = playground.ask(db, first, "Where is my parcel?", "Sam", launch=False)  # before rating anything
     assert playground.shown_to(db, asked.id, "Sam").prompt == "Where is my parcel?"
-    assert "**Base model**" in export.render(db, first, "md", "Sam")
+    # A report of a run on other prompts; one of `first` would bar Sam from rating `shared`
+    # (tests/test_trust_blinding.py).
+    assert "**Base model**" in export.render(db, apart, "md", "Sam")
 
     session = sessions.start_session(db, shared, "Sam")
     sessions.record_rating(db, session, session.order[0][0], "A")

@@ -202,8 +202,9 @@ SCHEMA_V7 = """
 ALTER TABLE datasets ADD COLUMN vocabulary_json TEXT NOT NULL DEFAULT ''
 """
 
-# Who saw a run's outcome while its rating was open (issue 23): such a viewer may not then rate
-# that run blind. Written by core.rating.sessions; one row per (run, viewer), the first look.
+# Who saw a run's outcome (issue 23): one row per (run, viewer), the first look, written by
+# core.rating.blinding.open_outcome. A look from before the run's rating closed (seen_at < closed_at)
+# bars that run; any look bars runs on the same base model and prompts (blinding.earlier_look).
 SCHEMA_V8 = """
 CREATE TABLE outcome_views (
     run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,

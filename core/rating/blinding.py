@@ -9,7 +9,7 @@ import sqlite_utils
 
 from core.platform import permissions
 from core.platform.store import audit, now, transaction
-from core.rating.sessions import rating_closed
+from core.rating.sessions import rating_closed, saw_open_outcome
 
 
 def _blinding_sessions(db: sqlite_utils.Database, viewer: str) -> list[tuple[int, str]]:
@@ -77,17 +77,61 @@ def open_outcome(db: sqlite_utils.Database, run_id: int, viewer: str, *, any_pro
     """The door to a run's outcome (Results, exports, the CLI summary, sign-off, the playground).
 
     Raises PermissionDenied with the reason unless `allowed(viewer, "see_outcome", run=...)`.
-    While rating is open, the first look is recorded: whoever saw an open outcome may not then rate
-    the run blind (start_session refuses them).
+    The first look is recorded, open or closed: whoever saw a run's open outcome may not then rate
+    it blind, and whoever saw any outcome of a run may not rate a run on its base model and prompts
+    (start_session asks `earlier_look`). A playground look records its prompts instead (its request).
+    The rule is asked inside the transaction that records the look, so a rating session that starts
+    at the same moment cannot slip in between the check and the record (issue 23).
     """
-    permissions.require(viewer, "see_outcome", run=permissions.Run(db, run_id, any_prompt))
+    run = permissions.Run(db, run_id, any_prompt)
     viewer = (viewer or "").strip()
-    if rating_closed(db, run_id) or db.execute("SELECT 1 FROM outcome_views WHERE run_id = ? AND viewer = ?",
-                                               [run_id, viewer]).fetchone():
+    if any_prompt or db.execute("SELECT 1 FROM outcome_views WHERE run_id = ? AND viewer = ?",
+                                [run_id, viewer]).fetchone():
+        # Nothing to record, or recorded already: from that record on, start_session refuses this
+        # viewer any session the look would unblind, so a read-only check cannot be overtaken.
+        permissions.require(viewer, "see_outcome", run=run)
         return
     with transaction(db):
-        if not rating_closed(db, run_id):  # read again inside the write: a close that just happened wins
-            added = db.execute("INSERT OR IGNORE INTO outcome_views (run_id, viewer, seen_at) VALUES (?, ?, ?)",
-                               [run_id, viewer, now()]).rowcount
-            if added:
-                audit(db, viewer or "anonymous", "see_open_outcome", "run", run_id, {})
+        permissions.require(viewer, "see_outcome", run=run)
+        added = db.execute("INSERT OR IGNORE INTO outcome_views (run_id, viewer, seen_at) VALUES (?, ?, ?)",
+                           [run_id, viewer, now()]).rowcount
+        if added and not rating_closed(db, run_id):
+            audit(db, viewer or "anonymous", "see_open_outcome", "run", run_id, {})
+
+
+def earlier_look(db: sqlite_utils.Database, viewer: str, run_id: int) -> str | None:
+    """Why the viewer may not rate this run blind, or None; asked by start_session inside the
+    transaction that writes the session.
+
+    Base answers are the same text for the same base model, prompt and decoding, so a first look is
+    counted per base-model family, not per run: an outcome the viewer opened (results, exports) of
+    another run on this run's base model that shares a prompt with it, the labelled answers revealed
+    after their own completed session on such a run, or a playground answer to one of this run's
+    prompts on a run of the same base model, each tells which side is the base here.
+    """
+    viewer = (viewer or "").strip()
+    target = db.execute("SELECT base_model FROM runs WHERE id = ?", [run_id]).fetchone()
+    if target is None:
+        return None
+    if saw_open_outcome(db, run_id, viewer):
+        return (f"You saw run {run_id}'s results while its rating was open, so your votes on it would not be "
+                "blind: ask another team member to rate it.")
+    family = [r[0] for r in db.execute("SELECT id FROM runs WHERE base_model = ? AND id != ?", [target[0], run_id])]
+    looked = {r[0] for r in db.execute(
+        f"SELECT run_id FROM outcome_views WHERE viewer = ? AND run_id IN ({', '.join('?' * len(family)) or 'NULL'}) "
+        "UNION SELECT run_id FROM rating_sessions WHERE rater = ? AND completed_at IS NOT NULL",
+        [viewer, *family, viewer])}
+    for other in sorted(looked & set(family)):
+        if _share_prompts(db, other, run_id):
+            return (f"You have seen run {other}'s results or labelled answers, which share run {run_id}'s base model "
+                    f"and prompts: its base answers are the same text, so your votes on run {run_id} would not be "
+                    "blind. Ask another team member to rate it.")
+    prompts = _prompts(db, run_id)
+    for other, prompt_json in db.execute(
+            f"SELECT run_id, prompt_json FROM playground_requests WHERE created_by = ? AND run_id IN "
+            f"({', '.join('?' * len(family)) or 'NULL'}) ORDER BY id", [viewer, *family]).fetchall():
+        if json.dumps(json.loads(prompt_json), sort_keys=True, ensure_ascii=False) in prompts:
+            return (f"You asked the playground of run {other}, on run {run_id}'s base model, one of run {run_id}'s "
+                    f"prompts: its base answer is the same text, so your votes on run {run_id} would not be blind. "
+                    "Ask another team member to rate it.")
+    return None

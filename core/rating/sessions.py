@@ -108,26 +108,31 @@ def start_session(db: sqlite_utils.Database, run_id: int, rater: str) -> RatingS
     existing = list(db.query("SELECT * FROM rating_sessions WHERE run_id = ? AND rater = ?", [run_id, rater]))
     if existing:
         return _session(existing[0])
-    if saw_open_outcome(db, run_id, rater):
-        # Refused rather than counted apart: votes cast knowing the standing are not blind (issue 23).
-        reason = (f"You saw run {run_id}'s results while its rating was open, so your votes on it would not be "
-                  "blind: ask another team member to rate it.")
-        with transaction(db):
-            audit(db, rater, "rating_refused", "run", run_id, {"reason": reason})
-        raise RatingError(reason)
     candidates = [p.position for p in answer_pairs.pairs(db, run_id) if not p.identical]
     if not candidates:
         raise RatingError("No answer pairs to rate yet: generate them first.")
     rng = Random(secrets.randbits(64))  # unpredictable, so nobody can infer the placement
     rng.shuffle(candidates)
     order = [(position, rng.choice(("base", "tuned"))) for position in candidates]
+    from core.rating import blinding  # the rule module imports this one
+
     with transaction(db):
-        db.execute("INSERT OR IGNORE INTO rating_sessions (run_id, rater, order_json, created_at) "
-                   "VALUES (?, ?, ?, ?)", [run_id, rater, json.dumps(order), now()])
-        # The first session fixes k for the e-value's entry rule (planned_raters_per_pair).
-        db.execute("INSERT OR IGNORE INTO rating_plans (run_id, raters_per_pair, created_at) VALUES (?, ?, ?)",
-                   [run_id, raters_per_pair(db), now()])
-        audit(db, rater, "start_rating_session", "run", run_id, {})
+        # The looks are read inside the transaction that writes the session: a look recorded by
+        # open_outcome a moment ago is seen here, and one after waits for this commit and is then
+        # refused by the blinding rule (issue 23). Refused rather than counted apart: votes cast
+        # knowing the standing or the base answers are not blind.
+        reason = blinding.earlier_look(db, rater, run_id)
+        if reason is None:
+            db.execute("INSERT OR IGNORE INTO rating_sessions (run_id, rater, order_json, created_at) "
+                       "VALUES (?, ?, ?, ?)", [run_id, rater, json.dumps(order), now()])
+            # The first session fixes k for the e-value's entry rule (planned_raters_per_pair).
+            db.execute("INSERT OR IGNORE INTO rating_plans (run_id, raters_per_pair, created_at) VALUES (?, ?, ?)",
+                       [run_id, raters_per_pair(db), now()])
+            audit(db, rater, "start_rating_session", "run", run_id, {})
+        else:
+            audit(db, rater, "rating_refused", "run", run_id, {"reason": reason})
+    if reason is not None:
+        raise RatingError(reason)
     row = next(iter(db.query("SELECT * FROM rating_sessions WHERE run_id = ? AND rater = ?", [run_id, rater])))
     return _session(row)
 
@@ -326,8 +331,10 @@ def close_rating(db: sqlite_utils.Database, run_id: int, actor: str = "") -> Non
 
 
 def saw_open_outcome(db: sqlite_utils.Database, run_id: int, viewer: str) -> bool:
-    """Whether the viewer looked at this run's outcome while its rating was open."""
-    return db.execute("SELECT 1 FROM outcome_views WHERE run_id = ? AND viewer = ?",
+    """Whether the viewer looked at this run's outcome while its rating was open (the first look is
+    recorded open or closed; one from before the closure was a look at an open outcome)."""
+    return db.execute("SELECT 1 FROM outcome_views v LEFT JOIN rating_closures c ON c.run_id = v.run_id "
+                      "WHERE v.run_id = ? AND v.viewer = ? AND (c.closed_at IS NULL OR v.seen_at < c.closed_at)",
                       [run_id, (viewer or "").strip()]).fetchone() is not None
 
 
