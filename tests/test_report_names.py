@@ -134,3 +134,16 @@ def test_bradley_terry_across_base_parent_and_round(rated_db):
     assert table[f"run {parent.id}"]["strength"] == pytest.approx(first, abs=1e-8)
     assert table[f"run {made}"]["strength"] == pytest.approx(first + math.log(10), abs=1e-8)
     assert table[f"run {made}"]["compared_prompts"] == 11
+
+
+def test_a_rater_of_the_parent_may_rate_the_round_against_it(rated_db):
+    """The base-model family rule (issue 23) does not reach a round rated against its parent: Sam
+    rated the parent to the end, then rates the round (issue 28's loop, same team)."""
+    db = store.connect(rated_db)
+    parent = runs.list_runs(db)[0]
+    session = sessions.start_session(db, parent.id, "Sam")
+    for position, _left in session.order:
+        sessions.record_rating(db, session, position, "tie")
+    assert sessions.progress(db, session)[0] == sessions.progress(db, session)[1]
+    made, _ = round_rated_against_its_parent(db)
+    assert stats.summarize(db, made).prompt_outcomes.wins == 10

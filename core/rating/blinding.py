@@ -108,15 +108,24 @@ def earlier_look(db: sqlite_utils.Database, viewer: str, run_id: int) -> str | N
     another run on this run's base model that shares a prompt with it, the labelled answers revealed
     after their own completed session on such a run, or a playground answer to one of this run's
     prompts on a run of the same base model, each tells which side is the base here.
+
+    The family is the runs rated against the base model itself: that is where the same base text
+    recurs. A run rated against another adapter (a preference round against its parent) shows no
+    base answer, so only its own first look bars it. Known and accepted: a rater who saw the
+    parent's answers revealed may recognise the parent's side; barring them would bar the very team
+    whose votes trained the round from judging it (issue 28). docs/reliability.md says so.
     """
     viewer = (viewer or "").strip()
-    target = db.execute("SELECT base_model FROM runs WHERE id = ?", [run_id]).fetchone()
+    target = db.execute("SELECT base_model, reference_run_id FROM runs WHERE id = ?", [run_id]).fetchone()
     if target is None:
         return None
     if saw_open_outcome(db, run_id, viewer):
         return (f"You saw run {run_id}'s results while its rating was open, so your votes on it would not be "
                 "blind: ask another team member to rate it.")
-    family = [r[0] for r in db.execute("SELECT id FROM runs WHERE base_model = ? AND id != ?", [target[0], run_id])]
+    if target[1] is not None:
+        return None
+    family = [r[0] for r in db.execute("SELECT id FROM runs WHERE base_model = ? AND id != ? AND reference_run_id IS NULL",
+                                       [target[0], run_id])]
     looked = {r[0] for r in db.execute(
         f"SELECT run_id FROM outcome_views WHERE viewer = ? AND run_id IN ({', '.join('?' * len(family)) or 'NULL'}) "
         "UNION SELECT run_id FROM rating_sessions WHERE rater = ? AND completed_at IS NOT NULL",
