@@ -47,3 +47,15 @@ def test_prompt_bootstrap_interval_covers_the_fit_and_is_none_when_too_thin():
         assert low < theta[model] < high
     # 3 prompts: most resamples lose a side's every loss, so no finite fit and no interval.
     assert bradley_terry.bootstrap(games("A", "B", 2, 1), resamples=200) is None
+
+
+def test_a_resample_without_the_anchor_does_not_widen_the_intervals():
+    """Run 1 ties the base on two prompts; run 2 beats run 1 by 0.75 on eight others. Every resample
+    that keeps all three models gives exactly run 1 = 0 and run 2 = log 3 (each link's win ratio), so
+    the intervals are points; resamples that lost the base are on another scale and must not count."""
+    data = ([Comparison(f"t{i}", "run 1", "base", 0.5) for i in range(2)]
+            + [Comparison(f"w{i}", "run 2", "run 1", 0.75) for i in range(8)])
+    intervals = bradley_terry.bootstrap(data, anchor="base")
+    assert intervals is not None
+    assert intervals["run 1"] == pytest.approx((0.0, 0.0), abs=1e-6)
+    assert intervals["run 2"] == pytest.approx((math.log(3), math.log(3)), abs=1e-6)

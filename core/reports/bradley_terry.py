@@ -100,13 +100,16 @@ def bootstrap(comparisons: Sequence[Comparison], anchor: str | None = None, resa
     prompts = sorted(by_prompt)
     if len(prompts) < 2:
         return None
+    everyone = {m for c in comparisons for m in (c.first, c.second)}
     rng = np.random.default_rng(seed)
     draws: dict[str, list[float]] = defaultdict(list)
     finite = 0
     for _ in range(resamples):
         chosen = rng.integers(0, len(prompts), len(prompts))
         strengths = fit([c for i in chosen for c in by_prompt[prompts[i]]], anchor)
-        if strengths is None:
+        # A resample that lost a model (or the anchor) is on another scale, centred on the mean:
+        # mixing it in would widen the intervals with a different quantity. It counts as no fit.
+        if strengths is None or set(strengths) != everyone:
             continue
         finite += 1
         for model, value in strengths.items():
