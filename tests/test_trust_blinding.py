@@ -125,3 +125,43 @@ def test_a_first_look_counts_for_every_run_on_the_same_base_model_and_prompts(db
     playground.ask(db, apart, PROMPTS[0], "Riley", launch=False)
     assert sessions.start_session(db, shared, "Riley").rater == "Riley"
     assert refusals(db, "Riley") == []
+
+
+def test_using_a_runs_own_playground_bars_rating_it(db, version_id, random_adapter, team_users):
+    """Found in review: the playground of an open run showed its answers by name, and its user could
+    then rate that run blind (a playground look records its request, not an outcome view)."""
+    run = hand_run(db, version_id, random_adapter, PROMPTS)
+    playground.ask(db, run, "Something else entirely?", "boss", launch=False)
+    with pytest.raises(sessions.RatingError, match=f"used run {run}'s playground"):
+        sessions.start_session(db, run, "boss")
+    assert sessions.start_session(db, run, "Sam").rater == "Sam"
+
+
+def test_reading_a_rounds_report_bars_rating_its_parent(db, version_id, random_adapter, team_users):
+    """Found in review: a preference round's report names its parent's answers word for word, so a
+    reader of that report could rate the (still open) parent blind."""
+    from core.rating import pairs as answer_pairs
+    from core.training import rounds, runs
+    from tests.conftest import publish_generations
+
+    prompts = PROMPTS + ["How do I return an item?", "Do you ship abroad?", "Can I pay by invoice?"]
+    parent = hand_run(db, version_id, random_adapter, prompts)
+    learned = [rounds.PreferencePair(p.position, p.prompt, p.tuned_text, p.base_text, "votes")
+               for p in answer_pairs.pairs(db, parent)[:rounds.MINIMUM_PAIRS]]
+    made = rounds.start_round(db, parent, learned, rating_run_id=parent, votes_sha256="ab" * 32, actor="boss",
+                              launch=False)
+    parent_run = runs.get_run(db, parent)
+    runs.finish_run(db, made, {"status": "succeeded", "adapter_path": parent_run.adapter_path,
+                               "adapter_sha256": parent_run.adapter_sha256}, "")
+    with store.transaction(db):
+        for position, prompt in list(enumerate(prompts))[rounds.MINIMUM_PAIRS:]:  # prompts it did not learn from
+            for side, text in (("base", f"Run {parent} answers {prompt}"), ("tuned", f"Round {position}")):
+                db.table("generations").insert({
+                    "run_id": made.id, "position": position,
+                    "prompt_json": json.dumps([{"role": "user", "content": prompt}]),
+                    "reference": "", "side": side, "text": text, "settings_json": "{}", "created_at": store.now()})
+    publish_generations(db, made.id)
+    sessions.close_rating(db, made.id, actor="boss")
+    export.render(db, made.id, "md", "Riley")
+    with pytest.raises(sessions.RatingError, match=f"seen run {made.id}'s results or labelled answers"):
+        sessions.start_session(db, parent, "Riley")

@@ -109,8 +109,9 @@ def earlier_look(db: sqlite_utils.Database, viewer: str, run_id: int) -> str | N
     after their own completed session on such a run, or a playground answer to one of this run's
     prompts on a run of the same base model, each tells which side is the base here.
 
-    The family is the runs rated against the base model itself: that is where the same base text
-    recurs. A run rated against another adapter (a preference round against its parent) shows no
+    The family is the runs rated against the base model itself, where the same base text recurs,
+    and the runs rated against this one (their reports name this run's answers). Using this run's
+    own playground bars rating it too. A run rated against another adapter (a preference round against its parent) shows no
     base answer, so only its own first look bars it. Known and accepted: a rater who saw the
     parent's answers revealed may recognise the parent's side; barring them would bar the very team
     whose votes trained the round from judging it (issue 28). docs/reliability.md says so.
@@ -122,10 +123,17 @@ def earlier_look(db: sqlite_utils.Database, viewer: str, run_id: int) -> str | N
     if saw_open_outcome(db, run_id, viewer):
         return (f"You saw run {run_id}'s results while its rating was open, so your votes on it would not be "
                 "blind: ask another team member to rate it.")
+    if db.execute("SELECT 1 FROM playground_requests WHERE created_by = ? AND run_id = ?", [viewer, run_id]).fetchone():
+        # The playground of this very run shows both its models' answers under their names.
+        return (f"You used run {run_id}'s playground, which shows its models' answers by name, so your votes on it "
+                "would not be blind: ask another team member to rate it.")
     if target[1] is not None:
         return None
-    family = [r[0] for r in db.execute("SELECT id FROM runs WHERE base_model = ? AND id != ? AND reference_run_id IS NULL",
-                                       [target[0], run_id])]
+    # Runs rated against the base, and runs rated against this one (a round's report shows this
+    # run's answers by name, word for word).
+    family = [r[0] for r in db.execute(
+        "SELECT id FROM runs WHERE base_model = ? AND id != ? AND (reference_run_id IS NULL OR reference_run_id = ?)",
+        [target[0], run_id, run_id])]
     looked = {r[0] for r in db.execute(
         f"SELECT run_id FROM outcome_views WHERE viewer = ? AND run_id IN ({', '.join('?' * len(family)) or 'NULL'}) "
         "UNION SELECT run_id FROM rating_sessions WHERE rater = ? AND completed_at IS NOT NULL",
