@@ -6,7 +6,7 @@ import streamlit as st
 from core.platform import permissions
 from core.rating import blinding, preferences, sessions
 from core.rating import pairs as answer_pairs
-from core.reports import charts, export, report_format
+from core.reports import charts, export, report_format, standings
 from core.reports import summary as stats
 from core.training import rounds
 from core.training import runs as runs_module
@@ -24,13 +24,13 @@ def summary_for(run_id: int, ratings_signature: tuple) -> stats.Summary:
 def strengths_for(dataset_id: int, viewer: str, ranked: tuple, ratings_signature: tuple) -> list:
     # `ranked` (the runs this viewer may see ranked) is a key: blinding changes without a rating.
     del ranked, ratings_signature
-    return stats.scores_against_base(common.db(), dataset_id, viewer)
+    return standings.scores_against_base(common.db(), dataset_id, viewer)
 
 
 @st.cache_data(ttl=600, show_spinner="Fitting Bradley–Terry on every pairwise comparison…", max_entries=8)
 def pairwise_for(dataset_id: int, viewer: str, ranked: tuple, ratings_signature: tuple) -> list:
     del ranked, ratings_signature  # cache keys only
-    return stats.strengths(common.db(), dataset_id, viewer)
+    return standings.strengths(common.db(), dataset_id, viewer)
 
 
 st.title("Results")
@@ -87,7 +87,7 @@ for line in export.agreement_lines(summary.agreement):
     st.markdown(line)  # names inside are escaped by export.agreement_lines
 if summary.agreement.get("pairwise"):
     st.plotly_chart(charts.agreement_heatmap(summary), width="stretch")
-checks = stats.checks_table(summary.checks, summary.names)
+checks = report_format.checks_table(summary.checks, summary.names)
 if checks:
     st.subheader("Automatic checks")
     st.dataframe(pd.DataFrame(checks).rename(columns={"base": summary.names["base"], "tuned": summary.names["tuned"]}),
@@ -95,14 +95,14 @@ if checks:
 else:
     st.caption("No automatic checks: the dataset has no output convention or glossary, and no losses were measured.")
 viewer = common.user()
-strengths = strengths_for(dataset.id, viewer, tuple(stats.ranked_runs(db, dataset.id, viewer)),
+strengths = strengths_for(dataset.id, viewer, tuple(standings.ranked_runs(db, dataset.id, viewer)),
                           stats.ratings_signature(db))
 if len(strengths) > 1:
     st.subheader("Each adapter against the shared base (score over prompts, one scale)")
     st.caption("Adapters were each compared with the base model, never with each other: scores side by side, "
                "with prompt-bootstrap intervals; log-odds on the same scale.")
     st.dataframe(pd.DataFrame(strengths), hide_index=True)
-pairwise = pairwise_for(dataset.id, viewer, tuple(stats.ranked_runs(db, dataset.id, viewer)), stats.ratings_signature(db))
+pairwise = pairwise_for(dataset.id, viewer, tuple(standings.ranked_runs(db, dataset.id, viewer)), stats.ratings_signature(db))
 if len(pairwise) > 2:
     st.subheader("Every rated model on one scale (Bradley–Terry)")
     st.caption("Fitted on the real pairwise comparisons, one per prompt (an adapter against the base or against "

@@ -15,7 +15,7 @@ from core.models import generation
 from core.platform import store
 from core.rating import pairs as answer_pairs
 from core.rating import sessions
-from core.reports import charts, export
+from core.reports import charts, export, standings
 from core.reports import summary as stats
 from core.training import rounds, runs, versions
 from tests.conftest import publish_generations
@@ -127,7 +127,7 @@ def test_bradley_terry_across_base_parent_and_round(rated_db):
     made, _ = round_rated_against_its_parent(db)
     ties = sum(p.identical for p in pairs)
     dataset_id = versions.version_by_id(db, parent.dataset_version_id).dataset_id
-    table = {row["model"]: row for row in stats.strengths(db, dataset_id, "boss")}
+    table = {row["model"]: row for row in standings.strengths(db, dataset_id, "boss")}
     base = f"base model ({parent.base_model})"
     first = math.log((3 + ties / 2) / (1 + ties / 2))
     assert table[base]["strength"] == 0.0

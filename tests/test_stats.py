@@ -13,7 +13,7 @@ import pytest
 
 from core.platform import store
 from core.rating import sessions
-from core.reports import export, stat_tests
+from core.reports import export, report_format, standings, stat_tests
 from core.reports import summary as stats
 from core.training import runs, versions
 from tests.conftest import publish_generations
@@ -215,14 +215,14 @@ def test_each_adapter_is_scored_against_the_shared_base_on_one_scale(rated_db, r
     dataset_id = versions.version_by_id(db, first.dataset_version_id).dataset_id
     for run_id in (first.id, second.id):  # the multi-run table ranks final votes only
         sessions.close_rating(db, run_id, actor="admin")
-    scores = {s["run"]: s for s in stats.scores_against_base(db, dataset_id, "admin")}
+    scores = {s["run"]: s for s in standings.scores_against_base(db, dataset_id, "admin")}
     # The score is the run's own summary score (prompt level, identical pairs as ties).
     assert scores[first.id]["score"] == pytest.approx(stats.summarize(db, first.id).score)
     assert scores[first.id]["log_odds"] > 0 > scores[second.id]["log_odds"]
     low, high = scores[first.id]["score_ci"]
     assert low <= scores[first.id]["score"] <= high
     # Reusable on any list of per-prompt outcomes: 3 of 4 prompts won -> 0.75, log((3.5)/(1.5)).
-    row = stats.run_score([1.0, 1.0, 1.0, 0.0])
+    row = standings.run_score([1.0, 1.0, 1.0, 0.0])
     assert row["score"] == 0.75 and row["log_odds"] == pytest.approx(math.log(3.5 / 1.5))
 
 
@@ -277,7 +277,7 @@ def test_the_html_report_is_a_document_with_example_pairs_shown_as_text(rated_db
 
 
 def test_automatic_checks_are_explained_in_plain_words():
-    rows = stats.checks_table({"pairs": 20, "convention_base": 0, "convention_tuned": 20, "mean_words_base": 51.2,
+    rows = report_format.checks_table({"pairs": 20, "convention_base": 0, "convention_tuned": 20, "mean_words_base": 51.2,
                                "mean_words_tuned": 30.9, "mean_words_reference": 31.0, "general_loss_base": 3.1,
                                "general_loss_tuned": 3.4})
     by_check = {r["check"]: r for r in rows}

@@ -18,7 +18,7 @@ from core.curation import datasets, examples, importing
 from core.pii import review, scan
 from core.platform import auth, permissions, processes, store, text_safety
 from core.rating import sessions
-from core.reports import charts, export
+from core.reports import charts, export, standings
 from core.reports import summary as stats
 from core.training import runs, versions
 from tests.conftest import PASSWORD, publish_generations
@@ -137,13 +137,13 @@ def test_the_multi_run_table_ranks_only_closed_runs_the_viewer_may_see(rated_db,
         sessions.close_rating(db, run, actor="boss")
     finish_session(db, shared, "Dana", "B")  # still being rated: open
     dataset_id = versions.version_by_id(db, runs.get_run(db, first).dataset_version_id).dataset_id
-    assert set(stats.ranked_runs(db, dataset_id, "boss")) == {first, apart}  # open runs wait for closing
+    assert set(standings.ranked_runs(db, dataset_id, "boss")) == {first, apart}  # open runs wait for closing
     session = sessions.start_session(db, shared, "Sam")
     sessions.record_rating(db, session, session.order[0][0], "A")
     # Sam rates `shared`: its standing (open) and the closed run on the same prompts are hidden.
-    assert set(stats.ranked_runs(db, dataset_id, "Sam")) == {apart}
-    assert {row["run"] for row in stats.scores_against_base(db, dataset_id, "Sam")} == {apart}
-    assert {row["run"] for row in stats.scores_against_base(db, dataset_id, "Riley")} == {first, apart}
+    assert set(standings.ranked_runs(db, dataset_id, "Sam")) == {apart}
+    assert {row["run"] for row in standings.scores_against_base(db, dataset_id, "Sam")} == {apart}
+    assert {row["run"] for row in standings.scores_against_base(db, dataset_id, "Riley")} == {first, apart}
 
 
 def test_an_admin_who_saw_open_results_may_not_then_rate_that_run(rated_db, team_users):

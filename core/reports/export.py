@@ -114,7 +114,7 @@ def summary_markdown(summary: stats.Summary) -> str:
 
 def _checks_lines(summary: stats.Summary) -> list[str]:
     """The automatic checks as a table with the models' names (the raw numbers are in the JSON export)."""
-    rows = stats.checks_table(summary.checks, summary.names)
+    rows = report_format.checks_table(summary.checks, summary.names)
     if not rows:
         return ["No automatic checks: no output convention or glossary, and no losses measured."]
     header = ["check", summary.names["base"], summary.names["tuned"], "what it tells you"]

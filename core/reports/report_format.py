@@ -164,3 +164,37 @@ def criterion_note(summary: Any) -> str:
     return (f"Each prompt's scores averaged over its raters first. Criteria tested: {summary.criteria_tested}; "
             "Holm-adjusted p-values allow for that number. The t interval is about the mean difference, the "
             "Wilcoxon test about the median: they can disagree.")
+
+
+# Against the base model the sides keep their familiar names; "short" names head table columns,
+# the "model" names stand in sentences.
+BASE_NAMES = {"tuned": "tuned", "base": "base", "tuned_model": "the tuned model", "base_model": "the base model"}
+
+
+def checks_table(checks: dict[str, Any], names: dict[str, str] = BASE_NAMES) -> list[dict[str, str]]:
+    """The automatic checks in plain words: what each measures, base vs tuned (keys "base" and
+    "tuned"; the meanings name the models by `names`)."""
+    n = checks.get("pairs", 0)
+    rows: list[dict[str, str]] = []
+
+    def add(check: str, base: Any, tuned: Any, meaning: str) -> None:
+        rows.append({"check": check, "base": str(base), "tuned": str(tuned), "what it tells you": meaning})
+
+    if "convention_base" in checks:
+        add("Follows the output convention", f"{checks['convention_base']}/{n}", f"{checks['convention_tuned']}/{n}",
+            "answers following the dataset's convention: " + checks.get("convention_described", "its output pattern"))
+    if "glossary_terms_base" in checks:
+        add("Glossary terms used", checks["glossary_terms_base"], checks["glossary_terms_tuned"],
+            "how often the dataset's own terms appear in the answers")
+    if "mean_words_base" in checks:
+        add("Mean length (words)", f"{checks['mean_words_base']:.0f}", f"{checks['mean_words_tuned']:.0f}",
+            f"the reference answers average {checks['mean_words_reference']:.0f} words")
+    if "heldout_loss_base" in checks:
+        add("Held-out loss", f"{checks['heldout_loss_base']:.3f}", f"{checks['heldout_loss_tuned']:.3f}",
+            "lower: the model finds your reference answers more likely (it learned your style)")
+    if "general_loss_base" in checks:
+        add("Forgetting probe (general-text loss)", f"{checks['general_loss_base']:.3f}",
+            f"{checks['general_loss_tuned']:.3f}",
+            f"loss on ordinary English the adapter never saw; much higher for {names['tuned']} means it damaged "
+            "general language ability (catastrophic forgetting)")
+    return rows

@@ -15,7 +15,8 @@ from html import escape
 from typing import Any
 
 from core.reports import report_format
-from core.reports.summary import Summary, checks_table
+from core.reports.report_format import checks_table
+from core.reports.summary import Summary
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:62rem;margin:2rem auto;padding:0 1rem;color:#222;line-height:1.45}
