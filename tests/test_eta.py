@@ -83,6 +83,8 @@ def test_a_busy_machine_says_so_and_scales_the_estimate():
     assert busy.slowdown == 3.0 and busy.busy
     assert busy.sentence().startswith("This machine is busy: expect about 3× longer (4.0 of its 2 cores")
     assert "python3 (1.9 cores)" in busy.sentence()
+    slightly = eta.MachineLoad(cores=2, busy_cores=0.7)  # 1.35×: busy, and never "about 1× longer"
+    assert slightly.busy and slightly.sentence().startswith("This machine is busy: expect about 1.4× longer")
     quiet = eta.MachineLoad(cores=2, busy_cores=0.2)
     assert not quiet.busy and quiet.sentence().startswith("This machine is quiet")
     base = Estimate(1000, 30, 1500.0, 150, True, 8000.0, {}, 80.0, "measured here")

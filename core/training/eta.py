@@ -50,7 +50,9 @@ class MachineLoad:
         if not self.busy:
             return f"This machine is quiet ({cores} for training, {self.busy_cores:.1f} busy with other work)."
         heavy = ", ".join(f"{name} ({share:.1f} cores)" for name, share in self.heavy[:3])
-        return (f"This machine is busy: expect about {self.slowdown:.0f}× longer "
+        # One decimal below 2×: "about 1× longer" beside "busy" read as a contradiction (bench walk).
+        factor = f"{self.slowdown:.1f}".removesuffix(".0") if self.slowdown < 2 else f"{self.slowdown:.0f}"
+        return (f"This machine is busy: expect about {factor}× longer "
                 f"({self.busy_cores:.1f} of its {cores} are busy with other work"
                 + (f": {heavy}" if heavy else "") + ").")
 
