@@ -57,7 +57,7 @@ class MachineLoad:
                 + (f": {heavy}" if heavy else "") + ").")
 
 
-def machine_load(sample_s: float = 0.3, heavy_from: float = HEAVY_PROCESS_CORES) -> MachineLoad:
+def machine_load(sample_s: float = 1.0, heavy_from: float = HEAVY_PROCESS_CORES) -> MachineLoad:
     """Measure the machine now (psutil): usable cores, load, and the other processes using CPU."""
     import psutil
 
@@ -85,10 +85,10 @@ def machine_load(sample_s: float = 0.3, heavy_from: float = HEAVY_PROCESS_CORES)
         used += share
         if share >= heavy_from:
             heavy.append((str(p.info.get("name") or p.pid), round(share, 1)))
-    load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    # The load average lags a minute behind; measured CPU use sees a job that just started.
-    busy = max(load1 * min(1.0, cores / (os.cpu_count() or cores)), used)
-    return MachineLoad(cores, round(busy, 1), tuple(sorted(heavy, key=lambda h: -h[1])))
+    # Measured CPU use only, never the load average: it lags a minute both ways, and right after a
+    # run ends it still counts that run (bench section 8: a quiet machine read as 1.9× busy and the
+    # estimate came out twice the measured time).
+    return MachineLoad(cores, round(used, 1), tuple(sorted(heavy, key=lambda h: -h[1])))
 
 
 def on_this_machine(estimate: Estimate, load: MachineLoad) -> Estimate:
