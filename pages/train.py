@@ -35,7 +35,7 @@ def cached_estimate(version_id: int, config_json: str, base_model: str, throughp
 
 @st.cache_data(ttl=20, show_spinner=False)
 def machine_now() -> eta.MachineLoad:
-    """What else this machine is doing; re-measured at most every 20 s (it samples for 0.3 s)."""
+    """What else this machine is doing; re-measured at most every 20 s (it samples CPU use for 1 s)."""
     return eta.machine_load()
 
 
