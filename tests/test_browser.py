@@ -16,6 +16,7 @@ from core.rating import pairs as answer_pairs
 from core.training import runs
 from tests.browser import (
     Guard,
+    anonymise_every_value,
     choose,
     click,
     go,
@@ -125,13 +126,7 @@ def test_whole_journey(tmp_path, model_dir, chromium):
             raise
         shot(page, "04-pii-review")
         # Review by value: one decision per distinct value covers all of its occurrences.
-        for _ in range(10):
-            buttons = page.get_by_role("button", name=re.compile(r"^Anonymise in \d+ example")).filter(visible=True)
-            if not buttons.count():
-                break
-            buttons.first.click()
-            settle(page)
-        page.get_by_text("0 distinct value(s), 0 occurrence(s).").wait_for()
+        anonymise_every_value(page, 10)
         assert "dana.rivera" not in db.execute("SELECT group_concat(messages_json) FROM examples").fetchone()[0]
 
         mark("4")
@@ -389,13 +384,7 @@ def test_trust_probes_a_signature_erased_and_a_rater_refused_sibling_base_answer
         nav(page, "PII check")
         click(page, "Scan now")
         page.get_by_text(signature).first.wait_for()
-        for _ in range(20):
-            buttons = page.get_by_role("button", name=re.compile(r"^Anonymise in \d+ example")).filter(visible=True)
-            if not buttons.count():
-                break
-            buttons.first.click()
-            settle(page)
-        page.get_by_text("0 distinct value(s), 0 occurrence(s).").wait_for()
+        anonymise_every_value(page, 20)
         left = [f"{t}.{c}" for t, c in erasure.text_columns(db)
                 if db.execute(f"SELECT count(*) FROM [{t}] WHERE [{c}] LIKE ?", [f"%{signature}%"]).fetchone()[0]]
         assert left == []

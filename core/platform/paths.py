@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -36,3 +40,19 @@ def safe_name(name: str, fallback: str = "item") -> str:
     """A user-given name made safe to use as one path component (no separators, no '..')."""
     cleaned = _SAFE.sub("-", name).strip("-.")[:80]
     return cleaned or fallback
+
+
+@contextmanager
+def published_folder(out: Path) -> Iterator[Path]:
+    """A folder that appears whole or not at all: yields a staging folder beside `out`, renamed to
+    `out` when the block ends without error and removed otherwise. `out` must be absent or empty."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        yield staging
+        if out.exists():
+            out.rmdir()
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -9,11 +9,10 @@ folder that looks complete.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 from core.models import registry
+from core.platform.paths import published_folder
 
 MERGED_DTYPE = "float32"  # the dtype adapter-on-base answers are computed in on CPU (generation.load_base)
 
@@ -35,17 +34,9 @@ def merge_adapter(base_model: str, adapter_dir: Path, out: Path, card: str) -> P
     tokenizer = AutoTokenizer.from_pretrained(location)
     if merged.generation_config is None:
         merged.generation_config = GenerationConfig.from_model_config(merged.config)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with published_folder(out) as staging:
         merged.save_pretrained(str(staging), safe_serialization=True)
         tokenizer.save_pretrained(str(staging))  # tokenizer_config.json / chat_template.jinja carry the template
         merged.generation_config.save_pretrained(str(staging))
         (staging / "README.md").write_text(card, encoding="utf-8")
-        if out.exists():
-            out.rmdir()
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out

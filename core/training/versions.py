@@ -17,6 +17,7 @@ from core.curation.examples import leakage
 from core.curation.validation import Messages
 from core.pii import review
 from core.platform import permissions
+from core.platform.paths import published_folder
 from core.platform.store import audit, insert_row, now, transaction
 
 
@@ -169,9 +170,6 @@ def export_hf(db: sqlite_utils.Database, dataset: Dataset, out: Path, *, version
     `messages` column, and a dataset card (README.md) with the version hash, the PII gate decision
     and the counts, whose `configs` block lets `datasets.load_dataset(folder)` find the splits.
     Written to a temporary folder beside `out` and renamed, so a half-written folder never appears."""
-    import shutil
-    import tempfile
-
     import datasets as hf
     import yaml
 
@@ -181,9 +179,7 @@ def export_hf(db: sqlite_utils.Database, dataset: Dataset, out: Path, *, version
                                  f"export version {frozen.number}")
     if out.exists() and any(out.iterdir()):
         raise DatasetError(f"{out} already exists and is not empty; choose a new folder.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with published_folder(out) as staging:
         (staging / "data").mkdir()
         files = []
         for split in HF_SPLITS:
@@ -194,12 +190,6 @@ def export_hf(db: sqlite_utils.Database, dataset: Dataset, out: Path, *, version
         front = yaml.safe_dump({"configs": [{"config_name": "default", "data_files": files}],
                                 "tags": ["tuning-studio", "chat"]}, sort_keys=False)
         (staging / "README.md").write_text(f"---\n{front}---\n{_dataset_card(dataset, frozen)}", encoding="utf-8")
-        if out.exists():
-            out.rmdir()
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     with transaction(db):
         audit(db, actor, "export_hf_dataset", "dataset_version", frozen.id, {"number": frozen.number})
     return out
