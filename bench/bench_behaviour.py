@@ -5,6 +5,8 @@ the full-precision base (plain PeftModel.from_pretrained, as raters see it) and 
 convention the studio inferred. One child process per (set, preset), one after the other.
 
     python -m bench.bench_behaviour vet-clinic small-data      # one run, prints its JSON
+    python -m bench.bench_behaviour vet-clinic small-data batch_size=2   # ... with a knob changed
+    python -m bench.bench_behaviour demo small-data                # the demo as the studio seeds it
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from bench.measure import REPO
 CHILD = r"""
 import json, os, subprocess, sys, tempfile, time
 from pathlib import Path
-repo, db_path, name, preset = sys.argv[1:5]
+repo, db_path, name, preset, overrides = sys.argv[1:6]
 sys.path.insert(0, repo)
 env = dict(os.environ, STUDIO_DB=db_path, PYTHONPATH=repo)
 
@@ -32,11 +34,19 @@ def cli(*args):
     return json.loads(done.stdout)
 
 from tests.data import behaviour_sets
-train, heldout = behaviour_sets.SETS[name]()
-folder = Path(tempfile.mkdtemp())
-for split, rows in (("train", train), ("heldout", heldout)):
-    (folder / f"{split}.jsonl").write_bytes(behaviour_sets.jsonl(rows))
-    cli("import", str(folder / f"{split}.jsonl"), "--dataset", name, "--split", split)
+if name == "demo":
+    # The demo as the studio seeds it on first start (its system prompt and its expert regex included).
+    from core.curation import demo
+    from core.platform import store as demo_store
+    demo_db = demo_store.connect(db_path)
+    name = demo.seed_demo(demo_db).name
+    train, heldout = ([None] * demo_db.table("examples").count_where("split = ?", [split]) for split in ("train", "heldout"))
+else:
+    train, heldout = behaviour_sets.SETS[name]()
+    folder = Path(tempfile.mkdtemp())
+    for split, rows in (("train", train), ("heldout", heldout)):
+        (folder / f"{split}.jsonl").write_bytes(behaviour_sets.jsonl(rows))
+        cli("import", str(folder / f"{split}.jsonl"), "--dataset", name, "--split", split)
 cli("pii-scan", "--dataset", name)
 try:
     cli("freeze", "--dataset", name)
@@ -53,7 +63,7 @@ from core.training import config as training_config, runs as training, versions
 db = store.connect(db_path)
 dataset = datasets.get_dataset(db, name)
 version = versions.list_versions(db, dataset.id)[-1]
-config = training_config.PRESETS[preset]
+config = training_config.PRESETS[preset].with_overrides(json.loads(overrides))
 estimate = training_config.estimate(db, version, config)
 load = os.getloadavg()
 run = training.start_run(db, version, preset=preset, config=config, actor="bench", allow_duplicate=True)
@@ -67,24 +77,28 @@ run = training.get_run(db, run.id)
 pairs = answer_pairs.pairs(db, run.id)
 checks = stats.automatic_checks(db, run, pairs)
 curve = run.metrics.get("behaviour_curve", [])
-print(json.dumps({"set": name, "preset": preset, "train": len(train), "heldout": len(heldout),
+print(json.dumps({"set": name, "preset": preset, "overrides": json.loads(overrides), "train": len(train), "heldout": len(heldout),
                   **{k: v for k, v in run.metrics.items() if k != "behaviour_curve"}, "behaviour_curve": curve,
                   "estimate_s": round(estimate.duration_s, 1), "estimate_basis": estimate.basis,
                   "load_before": [round(x, 2) for x in load], "load_after": [round(x, 2) for x in os.getloadavg()],
                   "convention_tuned": checks.get("convention_tuned"), "convention_base": checks.get("convention_base"),
                   "pairs": checks["pairs"], "convention_described": checks.get("convention_described"),
-                  "last_probe": curve[-1] if curve else None}))
+                  "last_probe": curve[-1] if curve else None,
+                  # What the judged model wrote where it missed the format: what to fix next.
+                  "off_format": [p.tuned_text for p in pairs
+                                 if checks.get("convention") and not convention.convention_ok(checks["convention"], p.tuned_text)]}))
 """
 
 SETS = ("helpdesk", "vet-clinic")
 
 
-def run_one(name: str, preset: str = "small-data") -> dict:
+def run_one(name: str, preset: str = "small-data", overrides: dict[str, str] | None = None) -> dict:
+    """One (set, preset) run in a child process; `overrides` are `--set key=value` pairs on the preset."""
     from bench.measure import run_child
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.time()
-        result = run_child(CHILD, str(REPO), str(Path(tmp) / "bench.db"), name, preset)
+        result = run_child(CHILD, str(REPO), str(Path(tmp) / "bench.db"), name, preset, json.dumps(overrides or {}))
         result["total_wall_s"] = round(time.time() - started, 1)
         return result
 
@@ -100,6 +114,7 @@ def main() -> dict:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1:
-        print(json.dumps(run_one(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "small-data"), indent=2))
+        extra = dict(pair.split("=", 1) for pair in sys.argv[3:])
+        print(json.dumps(run_one(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "small-data", extra), indent=2))
     else:
         print(json.dumps(main(), indent=2))

@@ -112,6 +112,7 @@ def section(p: dict) -> str:
     if "round_s" not in p:
         return f"## Preference round on the demo\n\n{p.get('round')}\n"
     rate = "–" if p["win_rate"] is None else f"{p['win_rate']:.0%}"
+    convention = p["convention"].replace("|", "\\|")  # a regex's alternatives would split the table's cells
     return f"""## Preference round on the demo
 
 The SFT run ({p['sft_preset']}), rated by the convention check on {p['voted_prompts']} held-out prompts
@@ -121,7 +122,8 @@ then a preference round from its adapter, rated against it on the {p['ab_prompts
 | | SFT run | preference round |
 |---|---|---|
 | training time | {p['sft_s']} s ({p['sft_steps']} steps) | {p['round_s']} s ({p['round_steps']} steps) |
-| held-out answers following the convention ({p['convention']}) | {p['parent_convention']}/{p['ab_prompts']} | {p['round_convention']}/{p['ab_prompts']} |
+| held-out answers following the convention ({convention}) | {p['parent_convention']}/{p['ab_prompts']} | {p['round_convention']}/{p['ab_prompts']} |
+| round / SFT training time | | {p['round_s'] / p['sft_s']:.2f}× |
 
 Round vs parent, judged by the convention check: won {p['wins']}, lost {p['losses']}, tied {p['ties']}; win rate {rate}.
 Why it may not help here: on this 135M model the SFT adapter already follows the demo's convention on

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from core.curation.demo import DEMO_DIR
+from core.platform import store
 from core.training import rounds, runs
 from tests.test_training import small_version, wait_for
 
@@ -74,3 +75,14 @@ def test_a_preference_round_raises_the_margin_of_chosen_over_rejected(db, db_pat
     print(f"mean margin chosen - rejected: parent {sum(before) / 6:.3f}, round {sum(after) / 6:.3f}, rise {rise:.3f}")
     assert rise > 0.5, (before, after)
     assert sum(a > b for a, b in zip(after, before)) >= 5, (before, after)
+
+
+def test_a_preference_round_is_refused_with_a_message_when_runs_go_to_ray(db, model_dir, random_adapter):
+    version = small_version(db, model_dir, train_n=8, heldout_n=8)
+    parent = runs.import_adapter(db, random_adapter, version.id, actor="test")
+    # The saved target as the Settings page writes it (saving through set_run_target needs Ray installed).
+    store.set_setting(db, "run_target", json.dumps({"kind": "ray", "address": "ray://head:10001"}))
+    with pytest.raises(runs.RunError, match="this machine only .* set the run target to this machine in Settings"):
+        rounds.start_round(db, parent.id, hand_made_pairs(), rating_run_id=parent.id, votes_sha256="ab" * 32,
+                           actor="test", launch=False)
+    assert runs.list_runs(db) == [runs.get_run(db, parent.id)]  # nothing was queued

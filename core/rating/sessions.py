@@ -130,7 +130,14 @@ def start_session(db: sqlite_utils.Database, run_id: int, rater: str) -> RatingS
                        [run_id, raters_per_pair(db), now()])
             audit(db, rater, "start_rating_session", "run", run_id, {})
         else:
-            audit(db, rater, "rating_refused", "run", run_id, {"reason": reason})
+            detail = {"reason": reason}
+            # Once per rater, run and reason: the Rate page asks on every load, and a log that
+            # repeats one refusal a hundred times hides the refusals that differ.
+            logged = db.execute("SELECT 1 FROM audit_log WHERE actor = ? AND action = 'rating_refused' AND "
+                                "object_type = 'run' AND object_id = ? AND detail_json = ?",
+                                [rater, str(run_id), json.dumps(detail, sort_keys=True)]).fetchone()
+            if logged is None:
+                audit(db, rater, "rating_refused", "run", run_id, detail)
     if reason is not None:
         raise RatingError(reason)
     row = next(iter(db.query("SELECT * FROM rating_sessions WHERE run_id = ? AND rater = ?", [run_id, rater])))
