@@ -93,7 +93,7 @@ SETS = ("helpdesk", "vet-clinic")
 
 
 def run_one(name: str, preset: str = "small-data", overrides: dict[str, str] | None = None) -> dict:
-    """One (set, preset) run in a child process; `overrides` are `--set key=value` pairs on the preset."""
+    """One (set, preset) run in a child process; `overrides` are key=value settings on the preset (as `--set`)."""
     from bench.measure import run_child
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,7 +114,14 @@ def main() -> dict:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1:
+        from core.training.config import PRESETS
+
+        preset = sys.argv[2] if len(sys.argv) > 2 else "small-data"
+        if preset not in PRESETS:
+            raise SystemExit(f"Unknown preset {preset!r}: name one of {', '.join(PRESETS)} before any key=value.")
+        if bad := [arg for arg in sys.argv[3:] if "=" not in arg]:
+            raise SystemExit(f"Not key=value: {' '.join(bad)} (e.g. batch_size=2 learning_rate=1e-3).")
         extra = dict(pair.split("=", 1) for pair in sys.argv[3:])
-        print(json.dumps(run_one(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "small-data", extra), indent=2))
+        print(json.dumps(run_one(sys.argv[1], preset, extra), indent=2))
     else:
         print(json.dumps(main(), indent=2))

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from bench.measure import REPO
 
-# 0.2.0's default: the same preset before this release's levers (fp32 compute on CPUs, lr 1e-3, an
-# eval per epoch, no behaviour checks, no early stopping), with the gradient fix of this release.
+# 0.2.0's default: the same preset before 0.3's levers (fp32 compute on CPUs, batch 4, lr 1e-3, an
+# eval per epoch, no behaviour checks, no early stopping), with the gradient fix of 0.3.
 VARIANTS = {
     "small-data": ("small-data", {}),
     "small-data-0.2.0": ("small-data", {"precision": "fp32", "behaviour_checks": "false", "early_stopping": "false",
-                                        "learning_rate": "0.001"}),
+                                        "learning_rate": "0.001", "batch_size": "4"}),
     "seed-article": ("seed-article", {}),
 }
 
@@ -66,8 +66,8 @@ def peak(dtype, n=1024, reps=20):
 print(json.dumps({"fp32_flops": peak(torch.float32), "bf16_flops": peak(torch.bfloat16)}))
 """
 
-# One optimizer step of the default preset's model (QLoRA NF4, LoRA r16 on all linear layers, a batch of
-# 4 demo-length sequences), timed for fp32 and bf16 compute, then profiled in bf16.
+# One optimizer step of the default preset's model (QLoRA NF4, LoRA r16 on all linear layers; a batch of
+# 4 demo-length sequences, as 0.3's default trained), timed for fp32 and bf16 compute, then profiled in bf16.
 PROFILE = r"""
 import json, sys, time, torch
 sys.path.insert(0, sys.argv[1])

@@ -12,7 +12,7 @@ def test_migrations_apply_once_and_twice_changes_nothing(db_path):
     schema = db.execute("SELECT group_concat(sql, ';') FROM sqlite_master").fetchone()[0]
     applied = [m.name for m in store.migrations.applied(db)]
     db2 = store.connect(db_path)
-    assert [m.name for m in store.migrations.applied(db2)] == applied == ["m001_initial_schema", "m002_trust", "m003_pii_values", "m004_queue_and_targets", "m005_evalue_entries", "m007_confirmed_vocabulary", "m008_outcome_views", "m009_process_identity", "m011_dataset_convention", "m012_preference_rounds"]
+    assert [m.name for m in store.migrations.applied(db2)] == applied == ["m001_initial_schema", "m002_trust", "m003_pii_values", "m004_queue_and_targets", "m005_evalue_entries", "m007_confirmed_vocabulary", "m008_outcome_views", "m009_process_identity", "m011_dataset_convention", "m012_preference_rounds", "m013_audit_lookup"]
     assert store.store_id(db2) == store.store_id(db) != "legacy"
     assert db2.execute("SELECT group_concat(sql, ';') FROM sqlite_master").fetchone()[0] == schema
 

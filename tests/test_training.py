@@ -199,6 +199,10 @@ def test_the_estimate_states_its_speed_basis(db, demo_dataset):
     runs.record_throughput(db, registry.DEFAULT_MODEL, "qlora", 40.0, "fp32")
     after = training_config.estimate(db, version, fp32)
     assert after.tokens_per_s == 40.0 and "measured on this machine" in after.basis
+    # A speed measured at another batch size is no basis: batch 4 runs faster per token than batch 2.
+    runs.record_throughput(db, registry.DEFAULT_MODEL, "qlora", 90.0, "fp32", batch_size=4)
+    assert training_config.estimate(db, version, fp32).tokens_per_s == 40.0
+    assert training_config.estimate(db, version, fp32.with_overrides({"batch_size": "4"})).tokens_per_s == 90.0
     assert after.duration_s == pytest.approx(2 * before.duration_s, abs=1)
     # Early-stopped runs that used half their schedule: the next estimate expects half the time.
     runs.record_throughput(db, registry.DEFAULT_MODEL, "qlora", 40.0, "fp32", schedule_used=0.5)

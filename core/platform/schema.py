@@ -244,3 +244,9 @@ CREATE TABLE preference_pairs (
     source TEXT NOT NULL CHECK (source IN ('votes', 'correction')));
 CREATE INDEX idx_preference_pairs_run ON preference_pairs(run_id)
 """
+
+# A refused rater is audited once per run and reason (the Rate page asks on every load): the lookup
+# must not scan the whole log inside the rating transaction.
+SCHEMA_V13 = """
+CREATE INDEX idx_audit_log_action_object ON audit_log(action, object_type, object_id)
+"""

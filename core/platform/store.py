@@ -26,6 +26,7 @@ from core.platform.schema import (
     SCHEMA_V9,
     SCHEMA_V11,
     SCHEMA_V12,
+    SCHEMA_V13,
 )
 
 BUSY_TIMEOUT_MS = 10_000
@@ -200,6 +201,12 @@ def m012_preference_rounds(db: sqlite_utils.Database) -> None:
     _run_statements(db, SCHEMA_V12)
     for statement in change_triggers(["preference_pairs"]):
         db.execute(statement)
+
+
+@migrations()
+def m013_audit_lookup(db: sqlite_utils.Database) -> None:
+    """An index for finding a run's audit rows of one kind (the once-only refusal, issue 23)."""
+    _run_statements(db, SCHEMA_V13)
 
 
 def _run_statements(db: sqlite_utils.Database, script: str) -> None:

@@ -133,9 +133,11 @@ def start_session(db: sqlite_utils.Database, run_id: int, rater: str) -> RatingS
             detail = {"reason": reason}
             # Once per rater, run and reason: the Rate page asks on every load, and a log that
             # repeats one refusal a hundred times hides the refusals that differ.
-            logged = db.execute("SELECT 1 FROM audit_log WHERE actor = ? AND action = 'rating_refused' AND "
-                                "object_type = 'run' AND object_id = ? AND detail_json = ?",
-                                [rater, str(run_id), json.dumps(detail, sort_keys=True)]).fetchone()
+            # Since the run was queued: a deleted run's id can be reused, and its refusals are not this run's.
+            logged = db.execute("SELECT 1 FROM audit_log WHERE action = 'rating_refused' AND object_type = 'run' "
+                                "AND object_id = ? AND actor = ? AND detail_json = ? AND created_at >= "
+                                "(SELECT queued_at FROM runs WHERE id = ?)",
+                                [str(run_id), rater, json.dumps(detail, sort_keys=True), run_id]).fetchone()
             if logged is None:
                 audit(db, rater, "rating_refused", "run", run_id, detail)
     if reason is not None:

@@ -20,8 +20,9 @@ if TYPE_CHECKING:  # read lazily: reading a run's config must not import the PII
 # on a quiet 2-core machine: 79–89 in 0.1.0's benchmarks. Used until this machine has measured
 # its own runs (see `throughput`), scaled by parameter count for other models.
 PRIOR_TOKENS_PER_S = 80.0
-# The default preset with bf16 compute, behaviour checks included, on a 2-core AVX512-BF16 machine.
-PRIOR_TOKENS_PER_S_BF16 = 110.0
+# The default preset (batch 2, 0.4.0) with bf16 compute, behaviour checks included, on a quiet 2-core
+# AVX512-BF16 machine: 51.6-64.1 on three datasets (docs/BENCHMARKS.md section 0; 0.3's batch 4: 105).
+PRIOR_TOKENS_PER_S_BF16 = 58.0
 PRIOR_PARAMETERS = 134_515_008
 
 
@@ -218,8 +219,10 @@ def compute_dtype(config: TrainingConfig, cuda: bool = False) -> str:
     return "bf16" if config.precision != "fp32" and (cuda or cpu_has_bf16()) else "fp32"
 
 
-def throughput_key(base_model: str, method: str, dtype: str) -> str:
-    return f"measured_tokens_per_s:{base_model}:{method}:{dtype}"
+def throughput_key(base_model: str, method: str, dtype: str, batch_size: int) -> str:
+    # The batch size is part of it: on 2 cores batch 2 runs ~40 % fewer tokens/s than batch 4, so a
+    # speed measured at one batch size is no basis for the other.
+    return f"measured_tokens_per_s:{base_model}:{method}:{dtype}:batch{batch_size}"
 
 
 EARLY_STOP_KEY = "early_stop_fractions"
@@ -233,12 +236,13 @@ def early_stop_fraction(db: sqlite_utils.Database) -> float | None:
 
 
 def throughput(db: sqlite_utils.Database, base_model: str, method: str,
-               parameters: int, dtype: str = "fp32") -> tuple[float, str]:
-    """Tokens/s to expect and its basis: this machine's last run of this model, method and compute
-    precision, else the shipped model's measured speed scaled by parameter count."""
-    value = get_setting(db, throughput_key(base_model, method, dtype))
+               parameters: int, dtype: str = "fp32", batch_size: int = 2) -> tuple[float, str]:
+    """Tokens/s to expect and its basis: this machine's last run of this model, method, compute
+    precision and batch size, else the shipped model's measured speed scaled by parameter count."""
+    value = get_setting(db, throughput_key(base_model, method, dtype, batch_size))
     if value:
-        return float(value), f"measured on this machine in the last {method} ({dtype}) run of {base_model}"
+        return float(value), (f"measured on this machine in the last {method} ({dtype}, batch {batch_size}) "
+                              f"run of {base_model}")
     prior = PRIOR_TOKENS_PER_S_BF16 if dtype == "bf16" else PRIOR_TOKENS_PER_S
     scaled = prior * PRIOR_PARAMETERS / max(parameters, 1)
     if base_model == registry.DEFAULT_MODEL:
@@ -283,7 +287,7 @@ def estimate(db: sqlite_utils.Database, version: versions.DatasetVersion, config
     activation_bytes = config.batch_size * longest * per_token + config.batch_size * longest * vocab * 4
     peak_mb = (weight_bytes + lora_bytes + activation_bytes) / 2**20 + 900  # torch + libraries, measured idle
     available = _available_memory_mb()
-    speed, basis = throughput(db, base_model, config.method, parameters, compute_dtype(config))
+    speed, basis = throughput(db, base_model, config.method, parameters, compute_dtype(config), config.batch_size)
     duration = train_tokens / speed
     fraction = early_stop_fraction(db) if config.early_stopping and config.behaviour_checks else None
     if fraction is not None:

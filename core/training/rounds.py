@@ -13,7 +13,6 @@ from typing import Any
 
 import sqlite_utils
 
-from core.platform import studio_settings
 from core.training import runs, versions
 from core.training.config import PREFERENCE_PRESET, PREFERENCE_PRESETS, TrainingConfig
 
@@ -55,9 +54,6 @@ def start_round(db: sqlite_utils.Database, parent_run_id: int, pairs: list[Prefe
     if len(pairs) < MINIMUM_PAIRS:
         raise runs.RunError(f"The preference set has {len(pairs)} pair(s); a round needs at least {MINIMUM_PAIRS}. "
                             "Rate more prompts, or correct the answers that were both bad.")
-    if studio_settings.run_target(db).kind != "local":
-        raise runs.RunError("Preference rounds train on this machine only (not yet on a Ray cluster): "
-                            "set the run target to this machine in Settings to start one.")
     version = versions.version_by_id(db, parent.dataset_version_id)
     lineage = {"kind": "dpo", "parent_run_id": parent.id, "rating_run_id": rating_run_id,
                "votes_sha256": votes_sha256, "reference_run_id": parent.id}

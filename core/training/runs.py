@@ -67,10 +67,15 @@ def start_run(db: sqlite_utils.Database, version: versions.DatasetVersion, *,
         if twin:
             raise DuplicateRun(f"Run {twin[0]} with exactly this version, model and configuration is already "
                                f"{twin[1]}. Start another only if you mean to (confirm to do so).")
+        target = studio_settings.run_target(db).kind
+        # Read in the transaction that records it: a switch to Ray a moment ago cannot slip a round through.
+        if (lineage or {}).get("kind") == "dpo" and target != "local":
+            raise RunError("Preference rounds train on this machine only (not yet on a Ray cluster): "
+                           "set the run target to this machine in Settings to start one.")
         run_id = insert_row(db, "runs", {
             "dataset_version_id": version.id, "base_model": base_model, "preset": preset,
             "config_json": config.to_json(), "status": "queued", "created_by": actor,
-            "queued_at": now(), "estimated_s": estimated_s, "target": studio_settings.run_target(db).kind,
+            "queued_at": now(), "estimated_s": estimated_s, "target": target,
             **(lineage or {})})
         for row in preference_rows or []:
             db.table("preference_pairs").insert({**row, "run_id": run_id})
@@ -174,11 +179,11 @@ def cancel_requested(db: sqlite_utils.Database, run_id: int) -> bool:
 
 
 def record_throughput(db: sqlite_utils.Database, base_model: str, method: str, tokens_per_s: float,
-                      dtype: str = "fp32", schedule_used: float | None = None) -> None:
-    """A CPU run's measured speed (the basis of the next estimate for this model, method and
-    precision) and, for an early-stopped run, the share of its schedule it used."""
+                      dtype: str = "fp32", schedule_used: float | None = None, batch_size: int = 2) -> None:
+    """A CPU run's measured speed (the basis of the next estimate for this model, method, precision
+    and batch size) and, for an early-stopped run, the share of its schedule it used."""
     with transaction(db):
-        set_setting(db, throughput_key(base_model, method, dtype), str(tokens_per_s))
+        set_setting(db, throughput_key(base_model, method, dtype, batch_size), str(tokens_per_s))
         if schedule_used is not None:
             raw = get_setting(db, EARLY_STOP_KEY)
             recent = (json.loads(raw) if raw else [])[-4:] + [round(schedule_used, 3)]

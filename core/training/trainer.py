@@ -168,7 +168,7 @@ def train_adapter(db: Any, run: runs.TrainingRun, directory: Path, log_path: Pat
         used = (trainer.state.global_step / trainer.state.max_steps
                 if probe is not None and probe.stopped_early and trainer.state.max_steps else None)
         runs.record_throughput(db, run.base_model, config.method, float(metrics["tokens_per_s"]),
-                                   metrics["compute_dtype"], used)
+                                   metrics["compute_dtype"], used, config.batch_size)
     sha = generation.adapter_sha256(adapter_dir)
     version = versions.version_by_id(db, run.dataset_version_id)
     processes.write_model_card(adapter_dir, run, version, metrics, sha)
