@@ -44,11 +44,14 @@ db = common.db()
 dataset = common.require_dataset()
 frozen = versions.list_versions(db, dataset.id)
 
-# Only the open tab runs, so the live panels poll only while "Runs" is shown. The tab lives in the URL
-# (?tab=Runs&run=3), so a reload keeps it; without one, a live run opens first.
-live_run = any(not r.finished for r in training.list_runs(db, dataset.id))
-tab_new, tab_runs, tab_compare = st.tabs(TABS, key="tab", bind="query-params",
-                                         default="Runs" if live_run else "New run")
+# Only the open tab runs, so the live panels poll only while "Runs" is shown. The tab a user picks lives
+# in the URL (?tab=Runs&run=3), so a reload keeps it; without one, a live run opens first. The default stays
+# fixed: the tabs' identity includes it, so a default that followed the live run reset the tabs to
+# "New run" the moment a watched run finished (issue 28's browser journey).
+if "tab" not in st.session_state and "tab" not in st.query_params \
+        and any(not r.finished for r in training.list_runs(db, dataset.id)):
+    st.session_state["tab"] = "Runs"
+tab_new, tab_runs, tab_compare = st.tabs(TABS, key="tab", bind="query-params", default="New run")
 with tab_new:
     if not frozen:
         st.info("Freeze a PII-clean version on the Author page first.")

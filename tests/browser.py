@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -157,11 +158,29 @@ class Guard:
             self.outside.append(request.url)
 
 
+def vote(page, verdict: str) -> None:
+    """Cast one blind verdict on the Rate page ("A is better", "Tie", ...) and wait until it is in:
+    the "N of M rated by you" counter moves mid-run and the run then goes on (the next pair, or the
+    reveal); clicking before it ends could hit a stale button that vanishes (CI, stop 29)."""
+    before = page.get_by_text(re.compile(r"\d+ of \d+ rated by you")).first.inner_text()
+    click(page, verdict, exact=False)
+    page.wait_for_function(
+        "before => ![...document.querySelectorAll('p, div')].some(e => e.innerText === before)",
+        arg=before, timeout=60_000)
+    settle(page)
+
+
+def next_pair_or_done(page) -> bool:
+    """Wait for the next blind pair or the end of the rater's session; True when the session is complete.
+    Under load a rerun can lag behind the settle check, so wait for either state."""
+    done = page.get_by_text("Your session is complete")
+    done.or_(page.get_by_role("button", name=re.compile("A is better"))).first.wait_for()
+    return bool(done.count())
+
+
 def anonymise_every_value(page, rounds: int) -> None:
     """On the PII check page's review by value: anonymise value after value (each click reruns the
     page) until none is left, then wait for the empty list."""
-    import re
-
     for _ in range(rounds):
         buttons = page.get_by_role("button", name=re.compile(r"^Anonymise in \d+ example")).filter(visible=True)
         if not buttons.count():

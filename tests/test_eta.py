@@ -130,3 +130,25 @@ def test_the_run_card_speaks_in_words_and_the_log_drops_bars_and_warnings():
            " 40%|████      | 12/30 [00:10<00:15,  1.2it/s]\r 43%|████▎     | 13/30 [00:11<00:14,  1.2it/s]\n"
            "step 13 loss 0.91\n")
     assert run_card.readable_log(log) == "Loading model\nstep 13 loss 0.91"
+
+
+def test_a_preference_rounds_card_names_its_votes_and_parent_and_counts_pairs():
+    """Issue 28: a round's metrics hold preference pairs, not training examples; its card said
+    "3 steps over ? examples" and never named the votes or the adapter it learnt from."""
+    from dataclasses import replace
+
+    run = a_run(metrics={"train_loss": 0.43, "duration_s": 11.2, "steps": 3, "preference_pairs": 4,
+                         "corrections": 1, "reward_margin_last": 1.42},
+                kind="dpo", parent_run_id=7, rating_run_id=7, votes_sha256="0123456789abcdef" * 4, reference_run_id=7)
+    card = run_card.describe(replace(run, status="succeeded"),
+                             [runs.RunEvent(s, None, loss, None, 5e-5, None, None, stamp(s)) for s, loss in
+                              ((1, 0.69), (3, 0.31))])
+    assert card.duration == "11 s of training, 3 steps over 4 preference pairs."
+    assert card.learnt == ("A preference round: it continues run 7's adapter on 4 preference pairs (1 with a rater's "
+                           "correction as the chosen answer) from the blind votes of run 7 (votes sha256 "
+                           "0123456789ab); its preference loss fell from 0.69 to 0.31 (lower means it prefers the "
+                           "chosen answers over the rejected ones more surely than its parent did).")
+    assert "?" not in " ".join(text for _t, text in card.lines())
+    # An SFT run without a recorded example count leaves the count out instead of a "?".
+    sft = run_card.describe(replace(a_run(metrics={"duration_s": 60.0, "steps": 5}), status="succeeded"), [])
+    assert sft.duration == "1 min 0 s of training, 5 steps."

@@ -376,6 +376,22 @@ def test_train_reload_during_a_run_opens_the_run_and_cancel_takes_effect_and_sta
     assert at.button(key=f"train.cancel.{running.id}").disabled
 
 
+def test_train_stays_on_the_run_when_it_finishes(db_path, model_dir):
+    """A run watched on the Runs tab finishes: the page keeps showing it (its card), instead of jumping to
+    "New run" because the tabs' default (Runs while a run is live) changed (found by the issue 28 journey)."""
+    db, _version, running = live_run(db_path)
+    at = app("pages/train.py")
+    assert at.session_state["tab"] == "Runs"
+    runs.finish_run(db, runs.get_run(db, running.id), {"status": "succeeded", "metrics_json": json.dumps(
+        {"duration_s": 30.0, "steps": 1, "train_examples": 8})}, "")
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.session_state["tab"] == "Runs"
+    assert any(m.label == "Status" and m.value == "succeeded" for m in at.metric)
+    card = " ".join(m.value for m in at.markdown).replace("\\", "")  # text arrives Markdown-escaped
+    assert "**Why it stopped:** It completed its planned steps." in card
+
+
 def test_train_url_tab_and_run_are_kept(db_path, model_dir):
     db, version, running = live_run(db_path)
     other = runs.start_run(db, version, preset="smoke-test", launch=False, allow_duplicate=True)

@@ -51,14 +51,31 @@ def _loss_words(events: list[RunEvent], metrics: dict) -> str:
     return ("; ".join(parts) + ".") if parts else "Nothing measured yet."
 
 
+def _round_words(run: TrainingRun, events: list[RunEvent]) -> str:
+    """A preference round learns from votes, not examples: its lineage, then its DPO loss."""
+    m = run.metrics
+    pairs = "the" if m.get("preference_pairs") is None else str(m["preference_pairs"])
+    corrections = f" ({m['corrections']} with a rater's correction as the chosen answer)" if m.get("corrections") else ""
+    parts = [f"A preference round: it continues run {run.parent_run_id}'s adapter on {pairs} preference pairs"
+             f"{corrections} from the blind votes of run {run.rating_run_id} (votes sha256 {run.votes_sha256[:12]})"]
+    losses = [e.loss for e in events if e.loss is not None]
+    if len(losses) >= 2:
+        change = "fell" if losses[-1] < losses[0] else "did not fall"
+        parts.append(f"its preference loss {change} from {losses[0]:.2f} to {losses[-1]:.2f} (lower means it "
+                     "prefers the chosen answers over the rejected ones more surely than its parent did)")
+    return "; ".join(parts) + "."
+
+
 def describe(run: TrainingRun, events: list[RunEvent]) -> RunCard:
     """The card for a finished run. Sentences only say what the record holds; missing numbers are
     left out rather than shown as null."""
     m = run.metrics
     if m.get("duration_s") is not None:
         speed = f" at {m['tokens_per_s']:.0f} training tokens a second" if m.get("tokens_per_s") else ""
-        duration = (f"{duration_words(m['duration_s'])} of training, {m.get('steps', '?')} steps over "
-                    f"{m.get('train_examples', '?')} examples{speed}.")
+        # A preference round records the pairs it learnt from, an SFT run its examples (issue 28).
+        over = (f" over {m['preference_pairs']} preference pairs" if m.get("preference_pairs") is not None
+                else f" over {m['train_examples']} examples" if m.get("train_examples") is not None else "")
+        duration = f"{duration_words(m['duration_s'])} of training, {m.get('steps', '?')} steps{over}{speed}."
         if run.estimated_s:
             duration += f" Estimated before launch: {duration_words(run.estimated_s)}."
     else:
@@ -76,7 +93,8 @@ def describe(run: TrainingRun, events: list[RunEvent]) -> RunCard:
         "failed": "Read the technical details below, fix the cause, then resume or start a new run.",
         "interrupted": "Resume it: it continues from its last checkpoint.",
     }.get(run.status, "Wait for it to finish.")
-    return RunCard(_loss_words(events, m), duration, stopped, next_step)
+    learnt = _round_words(run, events) if run.kind == "dpo" else _loss_words(events, m)
+    return RunCard(learnt, duration, stopped, next_step)
 
 
 def readable_log(text: str) -> str:
