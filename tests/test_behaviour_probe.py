@@ -26,6 +26,21 @@ def test_stops_when_format_held_twice_and_loss_stopped_improving(points, stops):
     assert bool(probe(points=points)._converged()) is stops
 
 
+def test_stop_on_format_alone_does_not_wait_for_the_loss_but_still_needs_the_margin():
+    falling = [(5, 10, 1, 1, 2.0), (10, 20, 1, 1, 1.5)]  # format held twice, loss still falling 25 %
+    fast = probe(points=falling)
+    fast.stop_on_format_alone = True
+    assert "set to stop on the format alone (step 10)" in fast._converged()
+    assert probe(points=falling)._converged() == ""  # the default waits for the loss
+    once = probe(points=[(5, 10, 0, 1, 2.0), (10, 20, 1, 1, 1.5)])
+    once.stop_on_format_alone = True
+    assert once._converged() == ""  # held once is not enough either way
+    narrow = BehaviourProbe(None, [[{"role": "user", "content": "x"}]] * 4, PATTERN, heldout=20, every=5,
+                            early_stopping=True, patience=2, max_new_tokens=32, stop_on_format_alone=True)
+    narrow.curve = [CurvePoint(*p) for p in [(5, 10, 4, 4, 2.0), (10, 20, 4, 4, 1.5)]]
+    assert narrow._converged() == ""  # 4/4 of 20 held-out prompts shows too little: the margin still rules
+
+
 def test_without_a_convention_patience_counts_checks_without_improvement():
     flat = [(5, 10, None, 0, 2.0), (10, 20, None, 0, 1.999), (15, 30, None, 0, 1.998)]
     assert probe("", flat[:2])._converged() == ""

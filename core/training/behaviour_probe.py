@@ -147,7 +147,8 @@ def chrf(answers: list[str], references: list[str]) -> float:
 class BehaviourProbe(TrainerCallback):
     def __init__(self, tokenizer: Any, prompts: list[list[dict[str, str]]], pattern: str, *, every: int,
                  early_stopping: bool, patience: int, max_new_tokens: int, references: list[str] | None = None,
-                 heldout: int = 0, judge: JudgedModel | None = None, on_point: Any = None) -> None:
+                 heldout: int = 0, judge: JudgedModel | None = None, on_point: Any = None,
+                 stop_on_format_alone: bool = False) -> None:
         self.tokenizer = tokenizer
         self.prompts = prompts
         self.pattern = pattern
@@ -156,6 +157,7 @@ class BehaviourProbe(TrainerCallback):
         self.judge = judge
         self.every = max(1, every)
         self.early_stopping = early_stopping
+        self.stop_on_format_alone = stop_on_format_alone  # the user chose speed over learned content
         self.patience = max(1, patience)
         self.max_new_tokens = max_new_tokens
         self.on_point = on_point or (lambda point: None)
@@ -255,11 +257,12 @@ class BehaviourProbe(TrainerCallback):
             last_two = self.curve[-2:]
             bounds = [heldout_lower_bound(p.compliant or 0, p.probed, self.heldout) for p in last_two]
             held = len(last_two) == 2 and all(b >= TARGET for b in bounds)
-            if held and not improving:
+            if held and (self.stop_on_format_alone or not improving):
                 last = last_two[-1]
                 return (f"held-out format held with margin at two checks in a row ({last.compliant}/{last.probed} "
                         f"probe answers: at least {bounds[-1] * 100:.0f} % of the {self.heldout} held-out answers) and "
-                        f"held-out loss stopped improving (step {last.step})")
+                        + ("the run was set to stop on the format alone" if improving else "held-out loss stopped improving")
+                        + f" (step {last.step})")
             if last_two and last_two[-1].compliant == last_two[-1].probed and bounds[-1] < TARGET:
                 self.refused = (f"all {last_two[-1].probed} probe answers followed the format, but that shows only "
                                 f"{bounds[-1] * 100:.0f} % of the {self.heldout} held-out answers with 95 % confidence "

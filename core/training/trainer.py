@@ -224,7 +224,8 @@ def _behaviour_probe(db: Any, run: runs.TrainingRun, location: str, train_exampl
                            heldout=len(all_heldout), judge=JudgedModel(run.base_model),
                            every=config.check_every_steps or max(2, per_epoch // 3),
                            early_stopping=config.early_stopping, patience=config.patience,
-                           max_new_tokens=min(256, longest + 16), on_point=announce)
+                           max_new_tokens=min(256, longest + 16), on_point=announce,
+                           stop_on_format_alone=config.stop_on_format_alone)
     return probe, check
 
 
