@@ -539,7 +539,9 @@ def test_close_the_loop_rate_a_preference_round_then_its_blind_ab_and_report(rat
 
         mark("loop 6")
         # 6. Sam rates the round blind against its parent (the team that rated the parent rates the round):
-        #    nothing on the page says which answer is the round's.
+        #    nothing on the page says which answer is the round's. Sam's page learns that the job ended
+        #    from its polling fragment (backing off to 16 s) and then a rerun: give the first pair time.
+        sam.get_by_role("button", name=re.compile("A is better")).first.wait_for(timeout=120_000)
         for _ in range(4):
             assert not next_pair_or_done(sam)
             body, html = blind_view(sam)

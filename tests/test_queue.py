@@ -75,6 +75,8 @@ def test_a_pid_that_started_at_another_time_is_not_the_jobs_process(db):
     me = processes.ProcessId.current()
     assert processes.alive(me.pid, me.started) and processes.alive(me.pid, None)
     assert not processes.alive(me.pid, me.started - 3600)  # the pid came back after a reboot: someone else
+    # The boot time psutil adds is whole seconds and moves by 1 s when the clock crosses a second: alive.
+    assert processes.alive(me.pid, me.started - 1.0) and processes.alive(me.pid, me.started + 1.0)
     run = runs.start_run(db, quick_version(db), launch=False)
     assert runs.claim_run(db, run.id, processes.ProcessId(os.getpid(), me.started - 3600))
     # Reading shows what the run is (nothing written yet); the lifecycle read records it.

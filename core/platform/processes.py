@@ -67,7 +67,12 @@ def log_tail(path: Path, chars: int = 4000) -> str:
 
 GONE = 0.0  # the start time recorded for a process that ended before it could be looked at
 WAKE_JOB = "start-waiting"  # the worker command that starts waiting work and exits
-START_TOLERANCE_S = 0.5  # create_time() is stable to clock ticks; a reused pid starts seconds later at least
+# psutil's create_time() is the boot time plus the process's start ticks, and Linux gives the boot
+# time (/proc/stat btime) in whole seconds, recomputed from the wall clock: when the clock is slewed or
+# stepped across a second boundary every create_time() moves by 1 s at once. With 0.5 s, such a tick
+# made every live worker look dead (a run 4 s old marked interrupted while it trained on). A pid
+# reused after a reboot started minutes or hours apart, so 2 s still tells them apart.
+START_TOLERANCE_S = 2.0
 
 
 @dataclass(frozen=True)
