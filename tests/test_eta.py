@@ -108,7 +108,7 @@ def test_machine_load_sees_another_heavy_process():
 
 def test_a_run_that_just_ended_does_not_make_a_quiet_machine_busy(monkeypatch):
     """The load average still counts a run for a minute after it ended; the estimate must not (bench
-    section 8 read a quiet machine as 1.9x busy right after the previous run)."""
+    section 0c read a quiet machine as 1.9x busy right after the previous run)."""
     monkeypatch.setattr(os, "getloadavg", lambda: (8.0, 8.0, 8.0))
     load = eta.machine_load(sample_s=0.5)
     assert load.busy_cores < 1.0, load

@@ -88,14 +88,31 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
         raise
 
 
+def _audit_row(actor: str, action: str, object_type: str, object_id: int | str | None,
+               detail: dict[str, Any] | None) -> dict[str, Any]:
+    return {"actor": actor or "anonymous", "action": action, "object_type": object_type,
+            "object_id": None if object_id is None else str(object_id),
+            "detail_json": json.dumps(detail or {}, sort_keys=True)}
+
+
 def audit(db: sqlite_utils.Database, actor: str, action: str, object_type: str,
           object_id: int | str | None, detail: dict[str, Any] | None = None) -> None:
     """Append to the audit log. Callers pass descriptions, never raw PII values."""
-    db.table("audit_log").insert({
-        "actor": actor or "anonymous", "action": action, "object_type": object_type,
-        "object_id": None if object_id is None else str(object_id),
-        "detail_json": json.dumps(detail or {}, sort_keys=True), "created_at": now(),
-    })
+    db.table("audit_log").insert({**_audit_row(actor, action, object_type, object_id, detail), "created_at": now()})
+
+
+def audit_once(db: sqlite_utils.Database, actor: str, action: str, object_type: str,
+               object_id: int | str | None, detail: dict[str, Any] | None = None, *, since: str = "") -> bool:
+    """Append unless the same entry (actor, action, object, detail) was logged at or after `since`;
+    True when it appended. For events a page repeats on every load (call inside the transaction)."""
+    row = _audit_row(actor, action, object_type, object_id, detail)
+    if db.execute("SELECT 1 FROM audit_log WHERE action = ? AND object_type = ? AND object_id IS ? AND actor = ? "
+                  "AND detail_json = ? AND created_at >= ?",
+                  [row["action"], row["object_type"], row["object_id"], row["actor"], row["detail_json"],
+                   since]).fetchone():
+        return False
+    db.table("audit_log").insert({**row, "created_at": now()})
+    return True
 
 
 def get_setting(db: sqlite_utils.Database, key: str, default: str | None = None) -> str | None:

@@ -13,7 +13,7 @@ import sqlite_utils
 
 from core.curation import datasets, examples
 from core.platform import permissions
-from core.platform.store import audit, get_setting, now, transaction
+from core.platform.store import audit, audit_once, get_setting, now, transaction
 from core.rating import pairs as answer_pairs
 from core.training import runs, versions
 
@@ -130,16 +130,11 @@ def start_session(db: sqlite_utils.Database, run_id: int, rater: str) -> RatingS
                        [run_id, raters_per_pair(db), now()])
             audit(db, rater, "start_rating_session", "run", run_id, {})
         else:
-            detail = {"reason": reason}
             # Once per rater, run and reason: the Rate page asks on every load, and a log that
-            # repeats one refusal a hundred times hides the refusals that differ.
-            # Since the run was queued: a deleted run's id can be reused, and its refusals are not this run's.
-            logged = db.execute("SELECT 1 FROM audit_log WHERE action = 'rating_refused' AND object_type = 'run' "
-                                "AND object_id = ? AND actor = ? AND detail_json = ? AND created_at >= "
-                                "(SELECT queued_at FROM runs WHERE id = ?)",
-                                [str(run_id), rater, json.dumps(detail, sort_keys=True), run_id]).fetchone()
-            if logged is None:
-                audit(db, rater, "rating_refused", "run", run_id, detail)
+            # repeats one refusal a hundred times hides the refusals that differ. Since the run was
+            # queued: a deleted run's id can be reused, and its refusals are not this run's.
+            queued = db.execute("SELECT queued_at FROM runs WHERE id = ?", [run_id]).fetchone()
+            audit_once(db, rater, "rating_refused", "run", run_id, {"reason": reason}, since=queued[0] if queued else "")
     if reason is not None:
         raise RatingError(reason)
     row = next(iter(db.query("SELECT * FROM rating_sessions WHERE run_id = ? AND rater = ?", [run_id, rater])))

@@ -237,7 +237,7 @@ def early_stop_fraction(db: sqlite_utils.Database) -> float | None:
 
 
 def throughput(db: sqlite_utils.Database, base_model: str, method: str,
-               parameters: int, dtype: str = "fp32", batch_size: int = 2) -> tuple[float, str]:
+               parameters: int, dtype: str = "fp32", *, batch_size: int) -> tuple[float, str]:
     """Tokens/s to expect and its basis: this machine's last run of this model, method, compute
     precision and batch size, else the shipped model's measured speed scaled by parameter count."""
     value = get_setting(db, throughput_key(base_model, method, dtype, batch_size))
@@ -288,7 +288,8 @@ def estimate(db: sqlite_utils.Database, version: versions.DatasetVersion, config
     activation_bytes = config.batch_size * longest * per_token + config.batch_size * longest * vocab * 4
     peak_mb = (weight_bytes + lora_bytes + activation_bytes) / 2**20 + 900  # torch + libraries, measured idle
     available = _available_memory_mb()
-    speed, basis = throughput(db, base_model, config.method, parameters, compute_dtype(config), config.batch_size)
+    speed, basis = throughput(db, base_model, config.method, parameters, compute_dtype(config),
+                              batch_size=config.batch_size)
     duration = train_tokens / speed
     fraction = early_stop_fraction(db) if config.early_stopping and config.behaviour_checks else None
     if fraction is not None:

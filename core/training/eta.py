@@ -86,7 +86,7 @@ def machine_load(sample_s: float = 1.0, heavy_from: float = HEAVY_PROCESS_CORES)
         if share >= heavy_from:
             heavy.append((str(p.info.get("name") or p.pid), round(share, 1)))
     # Measured CPU use only, never the load average: it lags a minute both ways, and right after a
-    # run ends it still counts that run (bench section 8: a quiet machine read as 1.9× busy and the
+    # run ends it still counts that run (docs/BENCHMARKS.md section 0c: a quiet machine read as 1.9× busy and the
     # estimate came out twice the measured time).
     return MachineLoad(cores, round(used, 1), tuple(sorted(heavy, key=lambda h: -h[1])))
 

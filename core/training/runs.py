@@ -179,7 +179,8 @@ def cancel_requested(db: sqlite_utils.Database, run_id: int) -> bool:
 
 
 def record_throughput(db: sqlite_utils.Database, base_model: str, method: str, tokens_per_s: float,
-                      dtype: str = "fp32", schedule_used: float | None = None, batch_size: int = 2) -> None:
+                      dtype: str = "fp32", schedule_used: float | None = None,
+                      batch_size: int = TrainingConfig.batch_size) -> None:
     """A CPU run's measured speed (the basis of the next estimate for this model, method, precision
     and batch size) and, for an early-stopped run, the share of its schedule it used."""
     with transaction(db):
