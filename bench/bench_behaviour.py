@@ -6,6 +6,7 @@ convention the studio inferred. One child process per (set, preset), one after t
 
     python -m bench.bench_behaviour vet-clinic small-data      # one run, prints its JSON
     python -m bench.bench_behaviour vet-clinic small-data batch_size=2   # ... with a knob changed
+    python -m bench.bench_behaviour insurance-claims small-data  # the set the defaults were not tuned on
     python -m bench.bench_behaviour demo small-data                # the demo as the studio seeds it
 """
 
@@ -83,6 +84,7 @@ print(json.dumps({"set": name, "preset": preset, "overrides": json.loads(overrid
                   "load_before": [round(x, 2) for x in load], "load_after": [round(x, 2) for x in os.getloadavg()],
                   "convention_tuned": checks.get("convention_tuned"), "convention_base": checks.get("convention_base"),
                   "pairs": checks["pairs"], "convention_described": checks.get("convention_described"),
+                  "labels_agree": checks.get("labels_agree"),
                   "last_probe": curve[-1] if curve else None,
                   # What the judged model wrote where it missed the format: what to fix next.
                   "off_format": [p.tuned_text for p in pairs

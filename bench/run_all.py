@@ -30,7 +30,8 @@ def main() -> int:
                "preference": preference, "estimate": estimate,
                "total_minutes": round((time.time() - started) / 60, 1)}
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
-    (REPO / "docs" / "BENCHMARKS.md").write_text(render(results))
+    report = REPO / "docs" / "BENCHMARKS.md"
+    report.write_text(with_hand_sections(report.read_text() if report.exists() else "", render(results)))
     print(json.dumps(results, indent=2))
     return 0
 
@@ -196,15 +197,27 @@ after). "Estimate shown" is what the Train page says after looking at the machin
 """
 
 
+# Everything above this line in docs/BENCHMARKS.md was measured by hand (a run on a quiet machine, a
+# browser walk) and is kept as it is; everything below it is rewritten from bench/out/results.json.
+GENERATED_BELOW = ("<!-- Below: written by `make bench` (bench/run_all.py) from bench/out/results.json. "
+                   "Above: measured by hand, kept by make bench. -->")
+
+
+def with_hand_sections(existing: str, generated: str) -> str:
+    """The report with its hand-measured part kept and the generated part replaced."""
+    head = existing.split(GENERATED_BELOW, 1)[0] if GENERATED_BELOW in existing else "# Benchmarks\n\n"
+    return head.rstrip("\n") + "\n\n" + GENERATED_BELOW + "\n\n" + generated
+
+
 def render(r: dict) -> str:
     ours, loop = r["generation"]["ours"], r["generation"]["seed"]
     pages = r["data"]["pages"]
     page_rows = "\n".join(f"| {p} | {t} s | {'meets' if isinstance(t, float) and t < 1 else 'misses'} < 1 s |"
                           for p, t in pages.items() if not p.endswith("error"))
     pii = r["data"]["pii"]
-    return f"""# Benchmarks
+    return f"""## Measured by `make bench`
 
-Measured by `make bench` in one run ({r['total_minutes']} minutes) on: {machine()}.
+In one run ({r['total_minutes']} minutes) on: {machine()}.
 Ratios are pair-wise in the same run; absolute times vary with the machine's load.
 
 {training_section(r["training"])}

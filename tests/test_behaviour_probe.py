@@ -154,3 +154,26 @@ def test_probe_and_rating_give_the_same_answers_token_for_token(model_dir, rando
     assert ids(probe.answers(*judge.sync(training_form))) == ids(rated)   # later checks: PEFT's state-dict loader
     assert probe.answers(training_form, tokenizer) != rated                # on the NF4 base: not what raters see
     judge.close()
+
+
+def test_agreement_with_the_references_on_the_real_model(model_dir):
+    """The check's content signal: closed-set values equal to the reference's, on what the model wrote."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    prompts = [[{"role": "user", "content": "Write a long poem about the sea."}]] * 2
+    p = BehaviourProbe(tokenizer, prompts, PATTERN, every=1, early_stopping=False, patience=1, max_new_tokens=16,
+                       references=["Category: Billing\nPriority: P1"] * 2, labels=("Category", "Priority"))
+    p.judge = None
+
+    class State:
+        global_step, max_steps = 1, 10
+
+    class Control:
+        should_evaluate = False
+
+    p.on_step_end(None, State(), Control(), model=model)
+    point = p._pending
+    assert point.compliant == 0 and point.agreement == 0.0  # the base model writes no Category line
+    assert point.similarity is not None and point.similarity < 30

@@ -129,3 +129,23 @@ def test_an_accepted_convention_is_stored_on_the_dataset_and_checked(db):
     with pytest.raises(datasets.DatasetError, match="could not be read"):
         datasets.update_dataset(db, dataset.id, convention_json="[")
     assert datasets.get_dataset(db, dataset.id).convention_json == stored.convention_json  # nothing lost
+
+
+def test_label_agreement_counts_closed_values_that_equal_the_reference_on_hand_values():
+    labels = convention.closed_labels(convention.check_for("", "", TICKETS), TICKETS)
+    assert labels == ("Category", "Priority")  # Summary and Next step are free text
+    references = TICKETS[:3]
+    answers = [
+        TICKETS[0],                                                   # both right
+        "category: technical\nPriority: P3\nSummary: other words",   # Category right (case), Priority wrong
+        "Category: Billing",                                          # cut short: Category wrong, Priority missing
+    ]
+    agreement = convention.label_agreement(labels, answers, references)
+    assert agreement == {"Category": (2, 3), "Priority": (1, 3)}
+    assert convention.agreement_share(agreement) == 3 / 6
+    assert convention.agreement_share(convention.label_agreement(labels, PROSE, PROSE)) is None  # nothing to compare
+
+
+def test_an_expert_regex_still_gets_its_closed_labels_from_the_training_answers():
+    check = convention.check_for(r"^Category: \w+\nPriority: P\d(?s:.*)$", "", TICKETS)
+    assert check.convention is None and convention.closed_labels(check, TICKETS) == ("Category", "Priority")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from core.platform import store
+from core.rating import pairs as answer_pairs
 from core.rating import sessions
 from core.reports import export, report_format, standings, stat_tests
 from core.reports import summary as stats
@@ -284,6 +285,24 @@ def test_automatic_checks_are_explained_in_plain_words():
     assert by_check["Follows the output convention"]["tuned"] == "20/20"
     assert "forgetting" in by_check["Forgetting probe (general-text loss)"]["what it tells you"]
     assert by_check["Mean length (words)"]["what it tells you"] == "the reference answers average 31 words"
+
+
+
+def test_closed_labels_are_checked_against_the_reference_answers(rated_db):
+    """Content, not only shape: per closed-set label, answers whose value is the reference's."""
+    db = store.connect(rated_db)
+    run = runs.list_runs(db)[0]
+    pairs = answer_pairs.pairs(db, run.id)
+    checks = stats.automatic_checks(db, run, pairs)
+    agree = checks["labels_agree"]
+    assert set(agree) == {"Category", "Priority"}  # the demo's closed sets; Summary and Reply are free text
+    assert all(c["of"] == len(pairs) and 0 <= c["tuned"] <= c["of"] and 0 <= c["base"] <= c["of"] for c in agree.values())
+    # The reference agrees with itself on every label: a pair whose answers are the references.
+    mirrored = [dataclasses.replace(p, tuned_text=p.reference) for p in pairs]
+    assert all(c["tuned"] == c["of"] for c in stats.automatic_checks(db, run, mirrored)["labels_agree"].values())
+    rows = {r["check"]: r for r in report_format.checks_table(
+        {"pairs": 4, "labels_agree": {"Category": {"base": 0, "tuned": 3, "of": 4}}})}
+    assert rows["Category matches the reference"]["tuned"] == "3/4"
 
 
 def test_a_summary_reads_each_table_once_and_is_a_pure_function_of_its_record(rated_db):

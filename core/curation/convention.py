@@ -218,6 +218,33 @@ def check_for(convention_regex: str, convention_json: str, train_answers: list[s
     return ConventionCheck(inferred.regex(), inferred.describe(), "inferred from the training answers", inferred)
 
 
+def closed_labels(check: ConventionCheck, train_answers: list[str]) -> tuple[str, ...]:
+    """The labels with a closed value set (Category, Priority, ...): the ones an answer can get right
+    or wrong against its reference answer. An expert regex says nothing about them, so they are read
+    from the convention inferred from the training answers."""
+    shape = check.convention if check.convention is not None else infer(train_answers)
+    return tuple(line.label for line in shape.lines if line.values)
+
+
+def label_agreement(labels: tuple[str, ...], answers: list[str], references: list[str]) -> dict[str, tuple[int, int]]:
+    """Per closed-set label: (answers whose value equals their reference's, references with the label).
+    Values compare case-insensitively; an answer without the label (or cut short) disagrees."""
+    counts = {label: [0, 0] for label in labels}
+    for answer, reference in zip(answers, references):
+        given = {label.casefold(): value.casefold() for label, value in _parse(answer)[0]}
+        for label, value in _parse(reference)[0]:
+            if label in counts:
+                counts[label][1] += 1
+                counts[label][0] += given.get(label.casefold()) == value.casefold()
+    return {label: (agree, total) for label, (agree, total) in counts.items() if total}
+
+
+def agreement_share(agreement: dict[str, tuple[int, int]]) -> float | None:
+    """All closed-set values that equal the reference's, as one share (None: nothing to compare)."""
+    total = sum(t for _, t in agreement.values())
+    return sum(a for a, _ in agreement.values()) / total if total else None
+
+
 def answers_of(conversations: list[list[dict[str, Any]]]) -> list[str]:
     """The last assistant answer of each conversation (what the convention describes)."""
     out = []

@@ -183,6 +183,9 @@ def checks_table(checks: dict[str, Any], names: dict[str, str] = BASE_NAMES) -> 
     if "convention_base" in checks:
         add("Follows the output convention", f"{checks['convention_base']}/{n}", f"{checks['convention_tuned']}/{n}",
             "answers following the dataset's convention: " + checks.get("convention_described", "its output pattern"))
+    for label, counts in checks.get("labels_agree", {}).items():
+        add(f"{label} matches the reference", f"{counts['base']}/{counts['of']}", f"{counts['tuned']}/{counts['of']}",
+            f"answers whose {label} is the one in the held-out reference answer (its closed set of values)")
     if "glossary_terms_base" in checks:
         add("Glossary terms used", checks["glossary_terms_base"], checks["glossary_terms_tuned"],
             "how often the dataset's own terms appear in the answers")

@@ -367,6 +367,14 @@ def checks_of(record: EvaluationRecord) -> dict[str, Any]:
         checks["convention_source"] = check.source
         checks["convention_base"] = sum(convention_ok(check.pattern, p.base_text) for p in pairs)
         checks["convention_tuned"] = sum(convention_ok(check.pattern, p.tuned_text) for p in pairs)
+        # Content, not only shape: each closed-set label's value against the reference answer's.
+        labels = convention.closed_labels(check, record.train_answers)
+        references = [p.reference for p in pairs]
+        tuned = convention.label_agreement(labels, [p.tuned_text for p in pairs], references)
+        base = convention.label_agreement(labels, [p.base_text for p in pairs], references)
+        if tuned:
+            checks["labels_agree"] = {label: {"base": base[label][0], "tuned": agree, "of": of}
+                                      for label, (agree, of) in tuned.items()}
     if dataset.glossary and pairs:
         terms = [t.lower() for t in dataset.glossary]
         checks["glossary_terms_base"] = sum(sum(t in p.base_text.lower() for t in terms) for p in pairs)

@@ -26,7 +26,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from core.curation.convention import convention_ok
+from core.curation.convention import agreement_share, convention_ok, label_agreement
 
 MIN_IMPROVEMENT = 0.01  # held-out loss must fall by 1 % to count as still improving
 MIN_SIMILARITY_GAIN = 1.0  # chrF points; less is a plateau
@@ -70,6 +70,10 @@ class CurvePoint:
     eval_loss: float | None = None
     similarity: float | None = None  # mean chrF of the probe answers against their references
     bound: float | None = None  # heldout_lower_bound of this check
+    # Share of the closed-set label values (Category, Priority, ...) equal to the reference answer's:
+    # what the answers say, not only their shape. An off-format answer is cut where it left the format,
+    # so for it this is a lower bound.
+    agreement: float | None = None
 
 
 def dequantise_base(model: Any) -> Callable[[], None]:
@@ -148,8 +152,9 @@ class BehaviourProbe(TrainerCallback):
     def __init__(self, tokenizer: Any, prompts: list[list[dict[str, str]]], pattern: str, *, every: int,
                  early_stopping: bool, patience: int, max_new_tokens: int, references: list[str] | None = None,
                  heldout: int = 0, judge: JudgedModel | None = None, on_point: Any = None,
-                 stop_on_format_alone: bool = False) -> None:
+                 stop_on_format_alone: bool = False, labels: tuple[str, ...] = ()) -> None:
         self.tokenizer = tokenizer
+        self.labels = labels  # the convention's closed-set labels, compared with the references
         self.prompts = prompts
         self.pattern = pattern
         self.references = list(references or [])
@@ -190,8 +195,11 @@ class BehaviourProbe(TrainerCallback):
                 point.compliant = sum(convention_ok(self.pattern, a) for a in answers)
                 point.probed = len(answers)
                 point.bound = round(heldout_lower_bound(point.compliant, point.probed, self.heldout), 3)
-            else:
-                point.similarity = round(chrf(answers, self.references[:len(answers)]), 2)
+            if self.references:
+                references = self.references[:len(answers)]
+                point.similarity = round(chrf(answers, references), 2)
+                share = agreement_share(label_agreement(self.labels, answers, references)) if self.labels else None
+                point.agreement = None if share is None else round(share, 3)
         if model is not None:
             self._undo = dequantise_base(model)  # until the held-out loss is in (on_evaluate)
         self._pending = point

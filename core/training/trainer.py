@@ -198,8 +198,8 @@ def _behaviour_probe(db: Any, run: runs.TrainingRun, location: str, train_exampl
     config = run.config
     version = versions.version_by_id(db, run.dataset_version_id)
     dataset = datasets.get_dataset(db, version.dataset_id)
-    check = convention.check_for(dataset.convention_regex, dataset.convention_json,
-                                 convention.answers_of(versions.version_messages(db, run.dataset_version_id, "train")))
+    train_answers = convention.answers_of(versions.version_messages(db, run.dataset_version_id, "train"))
+    check = convention.check_for(dataset.convention_regex, dataset.convention_json, train_answers)
     all_heldout = versions.version_messages(db, run.dataset_version_id, "heldout")
     # The first prompts of the split, in the order rating answers them: same batches, same tokens.
     heldout = all_heldout[:config.probe_prompts or default_probe_prompts(len(all_heldout))]
@@ -225,7 +225,8 @@ def _behaviour_probe(db: Any, run: runs.TrainingRun, location: str, train_exampl
                            every=config.check_every_steps or max(2, per_epoch // 3),
                            early_stopping=config.early_stopping, patience=config.patience,
                            max_new_tokens=min(256, longest + 16), on_point=announce,
-                           stop_on_format_alone=config.stop_on_format_alone)
+                           stop_on_format_alone=config.stop_on_format_alone,
+                           labels=convention.closed_labels(check, train_answers) if check.pattern else ())
     return probe, check
 
 
