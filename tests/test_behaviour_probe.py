@@ -177,3 +177,5 @@ def test_agreement_with_the_references_on_the_real_model(model_dir):
     point = p._pending
     assert point.compliant == 0 and point.agreement == 0.0  # the base model writes no Category line
     assert point.similarity is not None and point.similarity < 30
+    p.on_evaluate(None, State(), Control(), metrics={"eval_loss": 2.5})
+    assert p.curve == [point] and point.eval_loss == 2.5 and point.check_s is not None and point.check_s > 0

@@ -74,6 +74,7 @@ class CurvePoint:
     # what the answers say, not only their shape. An off-format answer is cut where it left the format,
     # so for it this is a lower bound.
     agreement: float | None = None
+    check_s: float | None = None  # seconds this check took (answers and held-out loss): what checks cost
 
 
 def dequantise_base(model: Any) -> Callable[[], None]:
@@ -173,6 +174,7 @@ class BehaviourProbe(TrainerCallback):
         self.started = time.time()
         self._pending: CurvePoint | None = None
         self._undo: Callable[[], None] | None = None
+        self._check_started: float | None = None
 
     @property
     def margin_reachable(self) -> bool:
@@ -187,6 +189,7 @@ class BehaviourProbe(TrainerCallback):
         if state.global_step % self.every and state.global_step != state.max_steps:
             return control
         point = CurvePoint(state.global_step, 0.0, None, 0)
+        self._check_started = time.time()
         if model is not None and self.prompts and (self.pattern or self.references):
             judged, tokenizer = self.judge.sync(model) if self.judge is not None else (model, self.tokenizer)
             answers = self.answers(judged, tokenizer)
@@ -238,6 +241,9 @@ class BehaviourProbe(TrainerCallback):
         self._pending = None
         point.eval_loss = (metrics or {}).get("eval_loss")
         point.seconds = round(time.time() - self.started, 1)
+        if self._check_started is not None:
+            point.check_s = round(time.time() - self._check_started, 1)
+            self._check_started = None
         self.curve.append(point)
         self.on_point(point)
         reason = self._converged()
