@@ -130,6 +130,10 @@ def test_the_run_card_speaks_in_words_and_the_log_drops_bars_and_warnings():
            " 40%|████      | 12/30 [00:10<00:15,  1.2it/s]\r 43%|████▎     | 13/30 [00:11<00:14,  1.2it/s]\n"
            "step 13 loss 0.91\n")
     assert run_card.readable_log(log) == "Loading model\nstep 13 loss 0.91"
+    checked = run_card.describe(replace(run, status="succeeded", metrics={**run.metrics, "behaviour_curve": [
+        {"step": 15, "compliant": 28, "probed": 30, "agreement": 0.8333}]}), [])
+    assert ("at the last check 28 of 30 held-out answers kept the dataset's output format, and 83% of their "
+            "closed-set values (such as a category) were the reference answer's") in checked.learnt
 
 
 def test_a_preference_rounds_card_names_its_votes_and_parent_and_counts_pairs():

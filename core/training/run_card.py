@@ -45,7 +45,9 @@ def _loss_words(events: list[RunEvent], metrics: dict) -> str:
     last = next((c for c in reversed(curve) if c.get("compliant") is not None), None)
     if last:
         parts.append(f"at the last check {last['compliant']} of {last['probed']} held-out answers kept the "
-                     "dataset's output format")
+                     "dataset's output format" + (
+                         f", and {last['agreement']:.0%} of their closed-set values (such as a category) were the "
+                         "reference answer's" if last.get("agreement") is not None else ""))
     if metrics.get("time_to_format_s") is not None:
         parts.append(f"it first kept the format after {duration_words(metrics['time_to_format_s'])}")
     return ("; ".join(parts) + ".") if parts else "Nothing measured yet."
