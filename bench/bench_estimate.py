@@ -9,6 +9,7 @@ their ratio, and the load the studio saw.
 
     python -m bench.bench_estimate           # the default preset's full schedule (the lead's run)
     python -m bench.bench_estimate --quick   # 4 steps, no behaviour checks: a smoke run of the bench
+    python -m bench.bench_estimate --quiet-only   # the first and the second run, without the busy one
 """
 
 from __future__ import annotations
@@ -83,14 +84,14 @@ def stop_burner(burner: subprocess.Popen) -> None:
         burner.wait()
 
 
-def main(quick: bool = False) -> dict:
+def main(quick: bool = False, conditions: tuple[str, ...] = ("first run", "quiet", "busy")) -> dict:
     from bench.measure import run_child
 
     overrides = QUICK if quick else {}
     results: dict = {"mode": "quick" if quick else "full", "cores_available": len(os.sched_getaffinity(0))}
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "bench.db")
-        for condition in ("first run", "quiet", "busy"):
+        for condition in conditions:
             burner = start_burner() if condition == "busy" else None
             try:
                 result = run_child(CHILD, str(REPO), db, json.dumps(overrides))
@@ -117,6 +118,7 @@ def table(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    out = main(quick="--quick" in sys.argv[1:])
+    out = main(quick="--quick" in sys.argv[1:],
+               conditions=("first run", "quiet") if "--quiet-only" in sys.argv[1:] else ("first run", "quiet", "busy"))
     print(json.dumps(out, indent=2))
     print(table(out))
