@@ -41,6 +41,35 @@ def test_stop_on_format_alone_does_not_wait_for_the_loss_but_still_needs_the_mar
     assert narrow._converged() == ""  # 4/4 of 20 held-out prompts shows too little: the margin still rules
 
 
+def content_probe(points, patience=2):
+    """A probe whose checks carry chrF and closed-set agreement: (step, compliant, loss, chrF, agreement)."""
+    p = BehaviourProbe(None, [[{"role": "user", "content": "x"}]] * 30, PATTERN, heldout=30, every=15,
+                       early_stopping=True, patience=patience, max_new_tokens=32, references=["r"] * 30)
+    p.curve = [CurvePoint(step, step * 3.0, compliant, 30, loss, similarity=chrf, agreement=agreement)
+               for step, compliant, loss, chrf, agreement in points]
+    return p
+
+
+def test_the_stop_waits_for_what_the_answers_say_not_for_the_heldout_loss():
+    """Issue 24, on the shape of the helpdesk bench run: the format held from the first check and the
+    held-out loss was lowest at step 45, but the categories raters read went on improving."""
+    climbing = [(15, 30, 1.59, 54.7, 0.37), (30, 30, 1.47, 52.3, 0.30), (45, 30, 1.34, 50.9, 0.40),
+                (60, 30, 1.69, 59.3, 0.55), (75, 30, 1.54, 61.2, 0.52)]
+    assert content_probe(climbing)._converged() == ""  # the loss rule stopped here (loss flat, format held)
+    flat = climbing + [(90, 30, 1.53, 62.4, 0.65), (105, 30, 1.54, 62.3, 0.65)]
+    assert content_probe(flat)._converged() == ""  # one check without a gain is not a plateau
+    plateau = flat + [(120, 30, 1.55, 62.9, 0.667)]  # +0.6 chrF, +0.017 agreement: under both gains
+    reason = content_probe(plateau)._converged()
+    assert "stopped improving for 2 checks" in reason and "closed-set values right 67%" in reason and "step 120" in reason
+    assert content_probe(plateau, patience=3)._converged() == ""
+    # Agreement alone still climbing keeps the run going, however flat chrF is.
+    labels_climb = flat + [(120, 30, 1.55, 62.4, 0.70)]
+    assert content_probe(labels_climb)._converged() == ""
+    # And what the answers say never overrides the margin: 26/30 at the last check, no stop.
+    below = plateau[:-1] + [(120, 26, 1.55, 62.9, 0.667)]
+    assert content_probe(below)._converged() == ""
+
+
 def test_without_a_convention_patience_counts_checks_without_improvement():
     flat = [(5, 10, None, 0, 2.0), (10, 20, None, 0, 1.999), (15, 30, None, 0, 1.998)]
     assert probe("", flat[:2])._converged() == ""

@@ -26,7 +26,11 @@ class GenerationConfig:
     temperature: float = 0.7
     top_p: float = 0.95
     seed: int = 0
-    batch_size: int = 8
+    # 16 answers a forward pass: on 2 cores a small model's generation step costs about the same for 8
+    # or 16 sequences (per-operation overhead, not arithmetic), so 16 halves the time of 8 — 30 held-out
+    # answers 33.4 s -> 17.1 s (32: 14.4 s, with twice the cache memory of 16 for big models).
+    # The answers were the same at 8, 16 and 32. The behaviour checks use this same value (issue 24).
+    batch_size: int = 16
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_new_tokens <= 4096:

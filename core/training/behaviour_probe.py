@@ -8,9 +8,12 @@ probe can never see 8/8 while raters see 14/20. With an output convention the an
 against it; without one they are compared with their reference answers (chrF, sacrebleu).
 
 Stop only with margin: the run ends once, at two checks in a row, the format held well enough that a
-one-sided 95 % lower bound on the held-out pass rate is at least 90 % (`heldout_lower_bound`) and the
-held-out loss stopped improving; without a convention, once chrF stopped improving for `patience`
-checks. The run card says which.
+one-sided 95 % lower bound on the held-out pass rate is at least 90 % (`heldout_lower_bound`), and what
+the answers say stopped improving for `patience` checks: their chrF against the reference answers and
+the share of closed-set values (Category, Priority, ...) equal to the reference's. Not the held-out
+loss: on the helpdesk bench set it was lowest at step 45 while the categories and priorities raters
+read went on improving from 40 % to 67 % right until step 120 (docs/BENCHMARKS.md section 0). Without
+a convention, once chrF stopped improving for `patience` checks. The run card says which.
 
 Runs inside the worker only (imports transformers).
 """
@@ -30,6 +33,7 @@ from core.curation.convention import agreement_share, convention_ok, label_agree
 
 MIN_IMPROVEMENT = 0.01  # held-out loss must fall by 1 % to count as still improving
 MIN_SIMILARITY_GAIN = 1.0  # chrF points; less is a plateau
+MIN_AGREEMENT_GAIN = 0.02  # share of closed-set values right; less is a plateau (about one value in 50)
 TARGET = 0.9            # a stop must imply at least this share of held-out answers in the format
 CONFIDENCE = 0.95       # one-sided, for the held-out prompts the probe did not answer
 # With every probe answer passing, n answers bound the pass rate below by (1 - CONFIDENCE)^(1/n):
@@ -271,12 +275,21 @@ class BehaviourProbe(TrainerCallback):
             last_two = self.curve[-2:]
             bounds = [heldout_lower_bound(p.compliant or 0, p.probed, self.heldout) for p in last_two]
             held = len(last_two) == 2 and all(b >= TARGET for b in bounds)
-            if held and (self.stop_on_format_alone or not improving):
+            if held:
                 last = last_two[-1]
-                return (f"held-out format held with margin at two checks in a row ({last.compliant}/{last.probed} "
-                        f"probe answers: at least {bounds[-1] * 100:.0f} % of the {self.heldout} held-out answers) and "
-                        + ("the run was set to stop on the format alone" if improving else "held-out loss stopped improving")
-                        + f" (step {last.step})")
+                shown = (f"held-out format held with margin at two checks in a row ({last.compliant}/{last.probed} "
+                         f"probe answers: at least {bounds[-1] * 100:.0f} % of the {self.heldout} held-out answers)")
+                if self.stop_on_format_alone:
+                    return shown + f" and the run was set to stop on the format alone (step {last.step})"
+                if any(p.similarity is not None for p in self.curve):
+                    stale = self._content_stale()
+                    if stale >= self.patience:
+                        return (shown + f" and what the answers say stopped improving for {stale} checks (chrF "
+                                f"against the reference answers {last.similarity:.1f}"
+                                + (f", closed-set values right {last.agreement:.0%}" if last.agreement is not None else "")
+                                + f"; step {last.step})")
+                elif not improving:  # no reference answers to compare with: the held-out loss decides
+                    return shown + f" and held-out loss stopped improving (step {last.step})"
             if last_two and last_two[-1].compliant == last_two[-1].probed and bounds[-1] < TARGET:
                 self.refused = (f"all {last_two[-1].probed} probe answers followed the format, but that shows only "
                                 f"{bounds[-1] * 100:.0f} % of the {self.heldout} held-out answers with 95 % confidence "
@@ -293,6 +306,19 @@ class BehaviourProbe(TrainerCallback):
         if stale >= self.patience:
             return f"held-out loss did not improve for {stale} checks (step {self.curve[-1].step})"
         return ""
+
+    def _content_stale(self) -> int:
+        """Checks since what the answers say last improved: chrF by MIN_SIMILARITY_GAIN or the closed-set
+        values right by MIN_AGREEMENT_GAIN, each over its value at its own last improvement."""
+        stale, best_similarity, best_agreement = 0, None, None
+        for p in self.curve:
+            better = False
+            if p.similarity is not None and (best_similarity is None or p.similarity >= best_similarity + MIN_SIMILARITY_GAIN):
+                better, best_similarity = True, p.similarity
+            if p.agreement is not None and (best_agreement is None or p.agreement >= best_agreement + MIN_AGREEMENT_GAIN):
+                better, best_agreement = True, p.agreement
+            stale = 0 if better else stale + 1
+        return stale
 
     @staticmethod
     def _stale(values: list[Any], better: Callable[[float, float], bool]) -> tuple[int, float]:
