@@ -96,7 +96,12 @@ def behaviour_section(b: dict) -> str:
         return (f"| {key} | {run['train']}/{run['heldout']} | {run['duration_s']} s ({run['steps']} steps) | {time_ratio} | "
                 f"{run.get('stopped_early') or 'no'} | {run.get('time_to_format_s', '–')} | "
                 f"**{run['convention_tuned']}/{run['pairs']}** (base {run['convention_base']}/{run['pairs']}) | "
-                f"{err:+.0%} | {run['load_before'][0]} → {run['load_after'][0]} |")
+                f"{labels_right(run)} | {err:+.0%} | {run['load_before'][0]} → {run['load_after'][0]} |")
+
+    def labels_right(run: dict) -> str:
+        """Closed-set values equal to the reference answer's, per label: what the answers say."""
+        agree = run.get("labels_agree") or {}
+        return ", ".join(f"{label} {c['tuned']}/{c['of']}" for label, c in agree.items()) or "–"
 
     rows = "\n".join(row(k, v) for k, v in runs.items())
     conventions = "\n".join(f"- {k.split(':')[0]}: {v.get('convention_described')}"
@@ -110,8 +115,8 @@ Held-out format: every held-out prompt answered greedily by the adapter on the f
 `PeftModel.from_pretrained`, as raters and users get it), matched against the inferred convention (values from
 its closed sets). Load: 1-minute load average before → after each run.
 
-| set:preset | train/held-out | training time | / seed | stopped early | format first held on the probe (s) | held-out format (full precision) | estimate error | load |
-|---|---|---|---|---|---|---|---|---|
+| set:preset | train/held-out | training time | / seed | stopped early | format first held on the probe (s) | held-out format (full precision) | closed-set values as the reference | estimate error | load |
+|---|---|---|---|---|---|---|---|---|---|
 {rows}
 
 """
