@@ -134,6 +134,16 @@ def test_the_run_card_speaks_in_words_and_the_log_drops_bars_and_warnings():
         {"step": 15, "compliant": 28, "probed": 30, "agreement": 0.8333}]}), [])
     assert ("at the last check 28 of 30 held-out answers kept the dataset's output format, and 83% of their "
             "closed-set values (such as a category) were the reference answer's") in checked.learnt
+    # A run whose schedule ended before the format held with margin says so, and what to do (issue 24's
+    # insurance set: 15 of 20 after 3 epochs, still rising).
+    curve = [{"step": s, "compliant": c, "probed": 20, "bound": c / 20} for s, c in ((30, 12), (60, 9), (90, 15))]
+    short = run_card.describe(replace(run, status="succeeded", metrics={**run.metrics, "behaviour_curve": curve}), [])
+    assert short.stopped == ("It completed its planned steps. Its schedule ended before the output format held with "
+                             "margin: 15 of 20 held-out answers kept it at the last check, up from 9 of 20 at step 60.")
+    assert short.next_step.startswith("Train longer (a new run with more epochs)")
+    held = [{"step": 90, "compliant": 19, "probed": 20, "bound": 0.95}]
+    assert "Train longer" not in run_card.describe(replace(run, status="succeeded", metrics={
+        **run.metrics, "behaviour_curve": held}), []).next_step
 
 
 def test_a_preference_rounds_card_names_its_votes_and_parent_and_counts_pairs():

@@ -30,11 +30,12 @@ from typing import Any
 from transformers import TrainerCallback
 
 from core.curation.convention import agreement_share, convention_ok, label_agreement
+from core.training.config import FORMAT_TARGET
 
 MIN_IMPROVEMENT = 0.01  # held-out loss must fall by 1 % to count as still improving
 MIN_SIMILARITY_GAIN = 1.0  # chrF points; less is a plateau
 MIN_AGREEMENT_GAIN = 0.02  # share of closed-set values right; less is a plateau (about one value in 50)
-TARGET = 0.9            # a stop must imply at least this share of held-out answers in the format
+TARGET = FORMAT_TARGET  # a stop must imply at least this share of held-out answers in the format
 CONFIDENCE = 0.95       # one-sided, for the held-out prompts the probe did not answer
 # With every probe answer passing, n answers bound the pass rate below by (1 - CONFIDENCE)^(1/n):
 # 29 is the smallest n for which that reaches TARGET, so probing min(held-out, 32) prompts can

@@ -26,6 +26,10 @@ PRIOR_TOKENS_PER_S_BF16 = 58.0
 PRIOR_PARAMETERS = 134_515_008
 
 
+# An early stop must imply at least this share of held-out answers in the format (one-sided 95 %
+# confidence; core.training.behaviour_probe applies it, the run card reads it).
+FORMAT_TARGET = 0.9
+
 HOSTED_RATES_PER_MILLION = {"Hosted small model (article)": 3.0, "Hosted large model (article)": 25.0}
 
 
