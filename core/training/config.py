@@ -21,8 +21,9 @@ if TYPE_CHECKING:  # read lazily: reading a run's config must not import the PII
 # its own runs (see `throughput`), scaled by parameter count for other models.
 PRIOR_TOKENS_PER_S = 80.0
 # The default preset (batch 2, 0.4.0) with bf16 compute, behaviour checks included, on a quiet 2-core
-# AVX512-BF16 machine: 51.6-64.1 on three datasets (docs/BENCHMARKS.md section 0; 0.3's batch 4: 105).
-PRIOR_TOKENS_PER_S_BF16 = 58.0
+# AVX512-BF16 machine: 61.6-78.3 on three datasets with 0.4.1's cheaper checks, median 61.8 (docs/BENCHMARKS.md
+# section 0; 0.4.0: 51.6-64.1; 0.3's batch 4: 105).
+PRIOR_TOKENS_PER_S_BF16 = 62.0
 PRIOR_PARAMETERS = 134_515_008
 
 
