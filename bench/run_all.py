@@ -210,8 +210,14 @@ GENERATED_BELOW = ("<!-- Below: written by `make bench` (bench/run_all.py) from 
 
 def with_hand_sections(existing: str, generated: str) -> str:
     """The report with its hand-measured part kept and the generated part replaced."""
-    head = existing.split(GENERATED_BELOW, 1)[0] if GENERATED_BELOW in existing else "# Benchmarks\n\n"
-    return head.rstrip("\n") + "\n\n" + GENERATED_BELOW + "\n\n" + generated
+    if GENERATED_BELOW in existing:
+        head = existing.split(GENERATED_BELOW, 1)[0].rstrip("\n")
+    elif not existing.strip():
+        head = "# Benchmarks"
+    else:  # the marker was edited away: writing now would drop the hand-measured sections
+        raise SystemExit(f"docs/BENCHMARKS.md has no line {GENERATED_BELOW!r}: put it back where the "
+                         "hand-measured sections end, then run make bench again.")
+    return (head or "# Benchmarks") + "\n\n" + GENERATED_BELOW + "\n\n" + generated
 
 
 def render(r: dict) -> str:

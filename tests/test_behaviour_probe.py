@@ -208,3 +208,50 @@ def test_agreement_with_the_references_on_the_real_model(model_dir):
     assert point.similarity is not None and point.similarity < 30
     p.on_evaluate(None, State(), Control(), metrics={"eval_loss": 2.5})
     assert p.curve == [point] and point.eval_loss == 2.5 and point.check_s is not None and point.check_s > 0
+
+
+def test_the_best_check_is_kept_when_the_last_is_worse_and_not_when_cancelled(model_dir, tmp_path):
+    """Issue 24's insurance set, 5 epochs: 17/20 in the format at step 60, 5/20 at step 150. The
+    adapter the run ends with is the best check's, weight for weight; a cancelled run keeps its state."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from peft.utils import get_peft_model_state_dict
+    from transformers import AutoModelForCausalLM
+
+    from core.training.behaviour_probe import rank
+
+    class SavedByTheJudge:  # JudgedModel's directory, where each check saves the adapter
+        directory = tmp_path
+
+        def close(self):
+            pass
+
+    def trained(cancelled=False):
+        model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir), LoraConfig(
+            r=4, target_modules=["q_proj"], task_type="CAUSAL_LM", init_lora_weights=False))
+        p = BehaviourProbe(None, [[{"role": "user", "content": "x"}]] * 20, PATTERN, heldout=20, every=10,
+                           early_stopping=False, patience=2, max_new_tokens=8, judge=SavedByTheJudge(), keep_best=True,
+                           cancelled=lambda: cancelled)
+        best = CurvePoint(60, 240.0, 17, 20, bound=0.85, agreement=0.75)
+        model.save_pretrained(str(tmp_path))
+        p._consider_best(best)
+        p.curve.append(best)
+        at_best = {k: v.clone() for k, v in get_peft_model_state_dict(model).items()}
+        with torch.no_grad():
+            for name, weight in model.named_parameters():
+                if "lora_" in name:
+                    weight.add_(1.0)  # training goes on and gets worse
+        worse = CurvePoint(150, 660.0, 5, 20, bound=0.25, agreement=0.633)
+        model.save_pretrained(str(tmp_path))
+        p._consider_best(worse)
+        p.curve.append(worse)
+        p.on_train_end(None, None, None, model=model)
+        ended = get_peft_model_state_dict(model)
+        return p, all(torch.equal(ended[k], at_best[k]) for k in at_best)
+
+    probe, restored = trained()
+    assert restored and probe.kept is probe.curve[0] and probe.best is probe.curve[0]
+    cancelled, restored = trained(cancelled=True)
+    assert not restored and cancelled.kept is None
+    # A later check as good as the best is the one kept (it learnt more); the format ranks first.
+    assert rank(CurvePoint(1, 0, 20, 20, bound=1.0, agreement=0.3)) > rank(CurvePoint(2, 0, 19, 20, bound=0.95, agreement=0.9))

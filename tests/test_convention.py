@@ -149,3 +149,17 @@ def test_label_agreement_counts_closed_values_that_equal_the_reference_on_hand_v
 def test_an_expert_regex_still_gets_its_closed_labels_from_the_training_answers():
     check = convention.check_for(r"^Category: \w+\nPriority: P\d(?s:.*)$", "", TICKETS)
     assert check.convention is None and convention.closed_labels(check, TICKETS) == ("Category", "Priority")
+
+
+def test_label_agreement_reads_the_conventions_own_labels_first_occurrence_and_any_case():
+    """A hostile review's cases: a label the generic parser would not take ('Refund due?', a long one)
+    and the lines after it still count; a repeated label counts its first value on both sides; a
+    reference written in lower case still counts."""
+    labels = ("Category", "Refund due?", "Escalated to the second-line team", "Priority")
+    text = "Category: Billing\nRefund due?: Yes\nEscalated to the second-line team: No\nPriority: P1"
+    assert convention.label_agreement(labels, [text], [text]) == {label: (1, 1) for label in labels}
+    repeated = "Category: Billing\nPriority: P1\nCategory: Technical\nPriority: P3"
+    assert convention.label_agreement(("Category", "Priority"), [repeated], ["Category: Billing\nCategory: Billing\nPriority: P1"]) \
+        == {"Category": (1, 1), "Priority": (1, 1)}
+    assert convention.label_agreement(("Category",), ["Category: billing"], ["category: Billing"]) == {"Category": (1, 1)}
+    assert convention.label_agreement(("Priority",), ["Priority level: P1"], ["Priority: P1"]) == {"Priority": (0, 1)}

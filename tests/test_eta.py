@@ -140,7 +140,25 @@ def test_the_run_card_speaks_in_words_and_the_log_drops_bars_and_warnings():
     short = run_card.describe(replace(run, status="succeeded", metrics={**run.metrics, "behaviour_curve": curve}), [])
     assert short.stopped == ("It completed its planned steps. Its schedule ended before the output format held with "
                              "margin: 15 of 20 held-out answers kept it at the last check, up from 9 of 20 at step 60.")
-    assert short.next_step.startswith("Train longer (a new run with more epochs)")
+    assert short.next_step.startswith("Add training examples that show what the answers miss, or train longer")
+    # Five epochs on the same set: the best check (step 60, 17 of 20) was kept, and the card judges that one.
+    five = [{"step": 30, "compliant": 12, "probed": 20, "bound": 0.6}, {"step": 60, "compliant": 17, "probed": 20, "bound": 0.85},
+            {"step": 150, "compliant": 5, "probed": 20, "bound": 0.25}]
+    kept = run_card.describe(replace(run, status="succeeded", metrics={**run.metrics, "behaviour_curve": five,
+                                                                         "kept_check": {**five[1], "agreement": 0.75}}), [])
+    assert ("It kept the adapter of its best check, step 60 (17 of 20 held-out answers in the format, 75% of "
+            "closed-set values right): the last step's was worse.") in kept.stopped
+    assert "17 of 20 held-out answers kept it at the kept check, up from 12 of 20 at step 30" in kept.stopped
+    # A hostile review's cases: held earlier then dipped (keep_best_check off), margin out of reach with every
+    # probe answer right, and an old curve without bounds: none of them is told to train longer.
+    def card(curve):
+        return run_card.describe(replace(run, status="succeeded", metrics={**run.metrics, "behaviour_curve": curve}), [])
+    dipped = card([{"step": s, "compliant": c, "probed": 30, "bound": b} for s, c, b in ((15, 30, 1.0), (30, 26, 0.867))])
+    assert "held with margin at step 15 but not at the last check (26 of 30" in dipped.stopped
+    assert dipped.next_step.startswith("Train again with keep_best_check on")
+    narrow = card([{"step": 10, "compliant": 10, "probed": 10, "bound": 0.806}])
+    assert narrow.next_step.startswith("Probe more held-out prompts") and "Train longer" not in narrow.next_step
+    assert card([{"step": 10, "compliant": 8, "probed": 8}]).stopped == "It completed its planned steps."
     held = [{"step": 90, "compliant": 19, "probed": 20, "bound": 0.95}]
     assert "Train longer" not in run_card.describe(replace(run, status="succeeded", metrics={
         **run.metrics, "behaviour_curve": held}), []).next_step

@@ -210,6 +210,12 @@ def test_the_estimate_states_its_speed_basis(db, demo_dataset):
     assert halved.duration_s == pytest.approx(after.duration_s / 2, abs=1) and "50% of the schedule" in halved.basis
     no_stop = training_config.estimate(db, version, fp32.with_overrides({"early_stopping": "false"}))
     assert no_stop.duration_s == after.duration_s
+    # A rule's fractions serve only that rule: format-alone runs that used a quarter say nothing of the default.
+    alone = fp32.with_overrides({"stop_on_format_alone": "true"})
+    assert training_config.estimate(db, version, alone).duration_s == after.duration_s  # none recorded yet
+    runs.record_throughput(db, registry.DEFAULT_MODEL, "qlora", 40.0, "fp32", schedule_used=0.25, config=alone)
+    assert training_config.estimate(db, version, alone).duration_s == pytest.approx(after.duration_s / 4, abs=1)
+    assert training_config.estimate(db, version, fp32).duration_s == halved.duration_s
 
 
 # ----------------------------------------------------------------------------- lifecycle races (issue 23)

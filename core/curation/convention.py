@@ -226,16 +226,32 @@ def closed_labels(check: ConventionCheck, train_answers: list[str]) -> tuple[str
     return tuple(line.label for line in shape.lines if line.values)
 
 
+def labelled_values(text: str, labels: tuple[str, ...]) -> dict[str, str]:
+    """The first value of each of `labels` on a line of its own ("Label: value"), labels compared
+    case-insensitively. Read against the convention's own labels, so a label the generic parser
+    would not take ("Refund due?", a long one) still counts, and the lines after it too."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        stripped = line.strip()
+        for label in labels:
+            if label not in found and stripped[:len(label)].casefold() == label.casefold():
+                rest = stripped[len(label):].lstrip(" \t")
+                if rest.startswith(":"):
+                    found[label] = rest[1:].strip()
+                    break
+    return found
+
+
 def label_agreement(labels: tuple[str, ...], answers: list[str], references: list[str]) -> dict[str, tuple[int, int]]:
     """Per closed-set label: (answers whose value equals their reference's, references with the label).
-    Values compare case-insensitively; an answer without the label (or cut short) disagrees."""
+    The first occurrence of a label counts on both sides; values compare case-insensitively; an answer
+    without the label (or cut short) disagrees."""
     counts = {label: [0, 0] for label in labels}
     for answer, reference in zip(answers, references):
-        given = {label.casefold(): value.casefold() for label, value in _parse(answer)[0]}
-        for label, value in _parse(reference)[0]:
-            if label in counts:
-                counts[label][1] += 1
-                counts[label][0] += given.get(label.casefold()) == value.casefold()
+        given = labelled_values(answer, labels)
+        for label, value in labelled_values(reference, labels).items():
+            counts[label][1] += 1
+            counts[label][0] += label in given and given[label].casefold() == value.casefold()
     return {label: (agree, total) for label, (agree, total) in counts.items() if total}
 
 

@@ -96,26 +96,49 @@ def describe(run: TrainingRun, events: list[RunEvent]) -> RunCard:
         "failed": "Read the technical details below, fix the cause, then resume or start a new run.",
         "interrupted": "Resume it: it continues from its last checkpoint.",
     }.get(run.status, "Wait for it to finish.")
-    short = _format_short(m) if run.status == "succeeded" and not m.get("stopped_early") else ""
+    kept = m.get("kept_check") if run.status == "succeeded" else None
+    if kept:
+        stopped += (f" It kept the adapter of its best check, step {kept['step']} ({kept['compliant']} of "
+                    f"{kept['probed']} held-out answers in the format"
+                    + (f", {kept['agreement']:.0%} of closed-set values right" if kept.get("agreement") is not None else "")
+                    + "): the last step's was worse.")
+    short, advice = _format_short(m) if run.status == "succeeded" and not m.get("stopped_early") else ("", "")
     if short:
         stopped += " " + short
-        next_step = ("Train longer (a new run with more epochs), or rate this one knowing that part of its answers "
-                     "will not be in the format. " + next_step)
+        next_step = advice + " " + next_step
     learnt = _round_words(run, events) if run.kind == "dpo" else _loss_words(events, m)
     return RunCard(learnt, duration, stopped, next_step)
 
 
-def _format_short(metrics: dict) -> str:
-    """A run that ended by its schedule before the format held with margin says so, with the trend:
-    the insurance bench set (issue 24) ended 3 epochs at 15 of 20, still rising."""
-    checked = [c for c in metrics.get("behaviour_curve") or [] if c.get("compliant") is not None and c.get("probed")]
-    if not checked or (checked[-1].get("bound") or 0) >= FORMAT_TARGET:
-        return ""
-    last, first = checked[-1], checked[len(checked) // 2]
+def _format_short(metrics: dict) -> tuple[str, str]:
+    """For a run that ended by its schedule with the format short of the margin at the check whose
+    adapter it kept (the last one unless keep_best_check kept another): what happened, and what to do.
+    The insurance bench set (issue 24) ended 3 epochs at 15 of 20, still rising."""
+    checked = [c for c in metrics.get("behaviour_curve") or []
+               if c.get("compliant") is not None and c.get("probed") and c.get("bound") is not None]
+    which = "last"
+    if metrics.get("kept_check"):
+        checked, which = [c for c in checked if c["step"] <= metrics["kept_check"]["step"]], "kept"
+    if not checked or checked[-1]["bound"] >= FORMAT_TARGET:
+        return "", ""
+    ended = checked[-1]
+    held = next((c for c in checked if c["bound"] >= FORMAT_TARGET), None)
+    if held is not None:
+        return (f"The output format held with margin at step {held['step']} but not at the {which} check "
+                f"({ended['compliant']} of {ended['probed']} held-out answers kept it).",
+                "Train again with keep_best_check on (the default) to end with the best check's adapter, or rate "
+                "this one knowing that part of its answers will not be in the format.")
+    if ended["compliant"] == ended["probed"]:
+        return (f"All {ended['probed']} probe answers kept the output format, but that many do not show it holds "
+                "with margin for the whole held-out split.",
+                "Probe more held-out prompts (probe_prompts; 0 answers all of them, up to 32).")
+    first = checked[(len(checked) - 1) // 2]
     trend = (f", up from {first['compliant']} of {first['probed']} at step {first['step']}"
-             if last["compliant"] > first["compliant"] else "")
-    return (f"Its schedule ended before the output format held with margin: {last['compliant']} of "
-            f"{last['probed']} held-out answers kept it at the last check{trend}.")
+             if ended["compliant"] > first["compliant"] else "")
+    return (f"Its schedule ended before the output format held with margin: {ended['compliant']} of "
+            f"{ended['probed']} held-out answers kept it at the {which} check{trend}.",
+            "Add training examples that show what the answers miss, or train longer (a new run with more epochs; "
+            "the best check is kept), or rate this one knowing that part of its answers will not be in the format.")
 
 
 def readable_log(text: str) -> str:

@@ -18,7 +18,7 @@ from core.platform import permissions, processes, slots, studio_settings
 from core.platform.processes import ProcessId, run_dir
 from core.platform.store import audit, get_setting, insert_row, now, set_setting, transaction
 from core.training import run_records, versions
-from core.training.config import DEFAULT_PRESET, EARLY_STOP_KEY, PRESETS, TrainingConfig, throughput_key
+from core.training.config import DEFAULT_PRESET, PRESETS, TrainingConfig, early_stop_key, throughput_key
 from core.training.run_records import (
     TERMINAL,
     RunError,
@@ -180,15 +180,17 @@ def cancel_requested(db: sqlite_utils.Database, run_id: int) -> bool:
 
 def record_throughput(db: sqlite_utils.Database, base_model: str, method: str, tokens_per_s: float,
                       dtype: str = "fp32", schedule_used: float | None = None,
-                      batch_size: int = TrainingConfig.batch_size) -> None:
+                      batch_size: int = TrainingConfig.batch_size, config: TrainingConfig | None = None) -> None:
     """A CPU run's measured speed (the basis of the next estimate for this model, method, precision
-    and batch size) and, for an early-stopped run, the share of its schedule it used."""
+    and batch size) and, for a run with early stopping, the share of its schedule it used (1.0 when it
+    never stopped), under its stop rule's key."""
     with transaction(db):
         set_setting(db, throughput_key(base_model, method, dtype, batch_size), str(tokens_per_s))
         if schedule_used is not None:
-            raw = get_setting(db, EARLY_STOP_KEY)
+            key = early_stop_key(config or TrainingConfig())
+            raw = get_setting(db, key)
             recent = (json.loads(raw) if raw else [])[-4:] + [round(schedule_used, 3)]
-            set_setting(db, EARLY_STOP_KEY, json.dumps(recent))
+            set_setting(db, key, json.dumps(recent))
 
 
 def finish_run(db: sqlite_utils.Database, run: TrainingRun, result: dict[str, Any], log_tail_text: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +159,8 @@ def train_adapter(db: Any, run: runs.TrainingRun, directory: Path, log_path: Pat
 
         metrics["behaviour_curve"] = probe.curve_dicts()
         metrics["stopped_early"] = probe.stopped_early
+        # The adapter saved below is this check's when it beat the last one (keep_best_check).
+        metrics["kept_check"] = asdict(probe.kept) if probe.kept is not None else None
         # Time to behaviour: the first check whose format held with margin (behaviour_probe.TARGET).
         first = next((p for p in probe.curve if p.bound is not None and p.bound >= TARGET), None)
         metrics["time_to_format_s"] = first.seconds if first else None
@@ -165,10 +168,12 @@ def train_adapter(db: Any, run: runs.TrainingRun, directory: Path, log_path: Pat
     if eval_set is not None and not cancelled:
         metrics["eval_loss"] = round(float(trainer.evaluate()["eval_loss"]), 4)
     if metrics["tokens_per_s"] and not cuda and not cancelled:
-        used = (trainer.state.global_step / trainer.state.max_steps
-                if probe is not None and probe.stopped_early and trainer.state.max_steps else None)
+        # Every run with early stopping counts, also one that used its whole schedule (1.0): counting only
+        # the runs that stopped made the next estimate expect a stop that small sets often never reach.
+        used = (min(1.0, trainer.state.global_step / trainer.state.max_steps)
+                if probe is not None and config.early_stopping and trainer.state.max_steps else None)
         runs.record_throughput(db, run.base_model, config.method, float(metrics["tokens_per_s"]),
-                                   metrics["compute_dtype"], used, config.batch_size)
+                               metrics["compute_dtype"], used, config.batch_size, config)
     sha = generation.adapter_sha256(adapter_dir)
     version = versions.version_by_id(db, run.dataset_version_id)
     processes.write_model_card(adapter_dir, run, version, metrics, sha)
@@ -226,7 +231,8 @@ def _behaviour_probe(db: Any, run: runs.TrainingRun, location: str, train_exampl
                            early_stopping=config.early_stopping, patience=config.patience,
                            max_new_tokens=min(256, longest + 16), on_point=announce,
                            stop_on_format_alone=config.stop_on_format_alone,
-                           labels=convention.closed_labels(check, train_answers) if check.pattern else ())
+                           labels=convention.closed_labels(check, train_answers) if check.pattern else (),
+                           keep_best=config.keep_best_check, cancelled=lambda: progress.cancelled)
     return probe, check
 
 
